@@ -1,0 +1,56 @@
+# Churn platform: `make demo` and `make test` are the two commands a new user needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-fast test-slow lint format bench airflow-ui mlflow-ui clean
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	# constraints.txt pins every package (torch==2.13.0 included, so pip never pulls a newer CUDA build).
+	# For a CUDA build: PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cu126 make venv
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	@touch $@
+
+venv: $(VENV)/.installed ## create .venv and install pinned dependencies
+
+demo: venv ## run the main job end to end on embedded defaults (DuckDB, SQLite MLflow/Airflow, sample data)
+	@bash scripts/demo.sh
+
+test: venv ## run the whole test suite (DuckDB and PostgreSQL)
+	$(BIN)/python -m pytest -q
+
+test-fast: venv ## skip slow tests (training, whole-DAG runs)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+
+format: venv ## ruff format + autofix
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+bench: venv ## benchmarks at SCALE (default 10k): make bench SCALE=100k
+	$(BIN)/python -m benchmarks --scale $(or $(SCALE),10k)
+
+airflow-ui: venv ## start Airflow (api-server, scheduler, dag-processor, triggerer) with these DAGs on :8080
+	$(BIN)/airflow standalone
+
+mlflow-ui: venv ## open the MLflow UI on :5000 over the local store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow/mlflow.db --port 5000
+
+clean: ## remove local state (warehouse, MLflow store, reports, Airflow home); keeps .venv
+	rm -rf data/*.duckdb data/datasets data/models reports/* mlflow/mlflow.db mlflow/artifacts .airflow gx/uncommitted

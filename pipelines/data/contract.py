@@ -1,0 +1,234 @@
+"""The data contract: every warehouse table, its columns, types and keys, in one place.
+
+Why here and not in SQL files: DDL for DuckDB and Postgres, the Great Expectations suites, the
+importers and the README's schema reference are all derived from these definitions, so they cannot
+disagree. Every timestamp is ``TIMESTAMPTZ`` and holds UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Logical type -> SQL type. Both DuckDB and Postgres accept these spellings.
+SQL_TYPES = {
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "double": "DOUBLE PRECISION",
+    "text": "TEXT",
+    "timestamptz": "TIMESTAMPTZ",
+    "date": "DATE",
+    "boolean": "BOOLEAN",
+}
+
+ORDER_STATUSES = ("completed", "cancelled", "returned")
+EVENT_TYPES = ("view", "search", "add_to_cart", "checkout", "support_contact")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = False
+    description: str = ""
+    allowed_values: tuple[str, ...] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in SQL_TYPES:
+            raise ValueError(f"column {self.name}: unknown type {self.type}")
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    column: str
+    ref_table: str
+    ref_column: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    time_column: str | None = None  # the column freshness and "not after as-of" rules look at
+    raw: bool = True  # raw input (validated by GX) vs. written by the platform
+    partition_column: str | None = None  # outputs replaced one partition at a time
+    indexes: tuple[tuple[str, ...], ...] = field(default=())
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(f"table {self.name} has no column {name}")
+
+
+CUSTOMERS = Table(
+    name="customers",
+    description="One row per customer: who they are and how they came.",
+    columns=(
+        Column("customer_id", "bigint", description="Customer key."),
+        Column("signup_at", "timestamptz", description="When the account was created (UTC)."),
+        Column("country", "text", description="ISO 3166-1 alpha-2 country code."),
+        Column("acquisition_channel", "text", description="organic, paid_search, social, referral, email, affiliate, unknown."),
+        Column("birth_year", "integer", nullable=True, description="Optional demographic.", min_value=1900, max_value=2020),
+        Column("gender", "text", nullable=True, description="Optional demographic (f, m, x)."),
+    ),
+    primary_key=("customer_id",),
+    time_column="signup_at",
+    indexes=(("signup_at",),),
+)
+
+PRODUCTS = Table(
+    name="products",
+    description="Product catalogue.",
+    columns=(
+        Column("product_id", "bigint", description="Product key."),
+        Column("title", "text", description="Product title."),
+        Column("category", "text", description="Top-level category."),
+        Column("price", "double", description="List price.", min_value=0),
+        Column("description", "text", nullable=True, description="Free-text description."),
+    ),
+    primary_key=("product_id",),
+)
+
+ORDERS = Table(
+    name="orders",
+    description="One row per order; status says whether it was kept.",
+    columns=(
+        Column("order_id", "bigint", description="Order key."),
+        Column("customer_id", "bigint", description="Who ordered."),
+        Column("ordered_at", "timestamptz", description="When the order was placed (UTC)."),
+        Column("status", "text", description="completed, cancelled or returned.", allowed_values=ORDER_STATUSES),
+        Column("total_amount", "double", description="Order value in the shop currency.", min_value=0),
+    ),
+    primary_key=("order_id",),
+    foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
+    time_column="ordered_at",
+    indexes=(("customer_id", "ordered_at"),),
+)
+
+ORDER_ITEMS = Table(
+    name="order_items",
+    description="Lines of an order.",
+    columns=(
+        Column("order_id", "bigint", description="Order the line belongs to."),
+        Column("line_number", "integer", description="1-based line within the order.", min_value=1),
+        Column("product_id", "bigint", nullable=True, description="Product, when known."),
+        Column("category", "text", nullable=True, description="Product category at order time."),
+        Column("quantity", "integer", description="Units.", min_value=1),
+        Column("unit_price", "double", description="Price paid per unit.", min_value=0),
+    ),
+    primary_key=("order_id", "line_number"),
+    foreign_keys=(ForeignKey("order_id", "orders", "order_id"), ForeignKey("product_id", "products", "product_id")),
+)
+
+EVENTS = Table(
+    name="events",
+    description="Clickstream: what customers did on the site.",
+    columns=(
+        Column("event_id", "bigint", description="Event key."),
+        Column("customer_id", "bigint", description="Who acted."),
+        Column("session_id", "text", description="Web/app session."),
+        Column("event_type", "text", description="view, search, add_to_cart, checkout, support_contact.",
+               allowed_values=EVENT_TYPES),
+        Column("product_id", "bigint", nullable=True, description="Product involved, if any."),
+        Column("event_at", "timestamptz", description="When (UTC)."),
+    ),
+    primary_key=("event_id",),
+    foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
+    time_column="event_at",
+    indexes=(("customer_id", "event_at"),),
+)
+
+REVIEWS = Table(
+    name="reviews",
+    description="Product reviews with free text.",
+    columns=(
+        Column("review_id", "bigint", description="Review key."),
+        Column("customer_id", "bigint", description="Author."),
+        Column("product_id", "bigint", nullable=True, description="Reviewed product."),
+        Column("rating", "integer", description="Stars, 1 to 5.", min_value=1, max_value=5),
+        Column("review_text", "text", nullable=True, description="Free text."),
+        Column("reviewed_at", "timestamptz", description="When (UTC)."),
+    ),
+    primary_key=("review_id",),
+    foreign_keys=(ForeignKey("customer_id", "customers", "customer_id"),),
+    time_column="reviewed_at",
+    indexes=(("customer_id", "reviewed_at"),),
+)
+
+CHURN_SCORES = Table(
+    name="churn_scores",
+    description="Daily churn risk of every active customer; one partition per score_date.",
+    columns=(
+        Column("customer_id", "bigint", description="Customer scored."),
+        Column("score_date", "date", description="As-of date of the features (the run's logical date)."),
+        Column("churn_probability", "double", description="Calibrated P(no completed order in the next horizon days).",
+               min_value=0, max_value=1),
+        Column("risk_tier", "text", description="Tier from configured probability thresholds (low/medium/high)."),
+        Column("model_name", "text", description="Registered model name."),
+        Column("model_version", "text", description="Registered model version that produced the score."),
+        Column("run_id", "text", description="Scoring run id (Airflow run id or CLI run id)."),
+        Column("scored_at", "timestamptz", description="When the score was written (UTC)."),
+    ),
+    primary_key=("customer_id", "score_date"),
+    raw=False,
+    partition_column="score_date",
+    indexes=(("score_date",),),
+)
+
+MONITORING_DRIFT = Table(
+    name="monitoring_drift",
+    description="Drift of scoring inputs and outputs against the training reference, one partition per score_date.",
+    columns=(
+        Column("score_date", "date", description="Scoring date monitored."),
+        Column("model_version", "text", description="Model whose reference was used."),
+        Column("metric", "text", description="feature_drift, prediction_drift, share_drifted_features, missing_share..."),
+        Column("feature", "text", nullable=True, description="Feature name, or null for dataset-level metrics."),
+        Column("value", "double", description="Drift score (test statistic or distance)."),
+        Column("threshold", "double", nullable=True, description="Threshold it was compared with."),
+        Column("drifted", "boolean", description="Whether the value crossed the threshold."),
+        Column("report_path", "text", nullable=True, description="HTML report with the detail."),
+        Column("computed_at", "timestamptz", description="When (UTC)."),
+    ),
+    primary_key=("score_date", "metric", "feature"),
+    raw=False,
+    partition_column="score_date",
+)
+
+MONITORING_PERFORMANCE = Table(
+    name="monitoring_performance",
+    description="Realized performance of past scores once their labels matured (backtest).",
+    columns=(
+        Column("score_date", "date", description="Date the scores were made."),
+        Column("evaluated_on", "date", description="Monitoring run date that evaluated them."),
+        Column("model_version", "text", description="Model that made the scores."),
+        Column("metric", "text", description="pr_auc, roc_auc, brier, calibration_error, churn_rate, n."),
+        Column("value", "double", description="Metric value."),
+        Column("computed_at", "timestamptz", description="When (UTC)."),
+    ),
+    primary_key=("score_date", "evaluated_on", "metric"),
+    raw=False,
+    partition_column="evaluated_on",
+)
+
+RAW_TABLES: tuple[Table, ...] = (CUSTOMERS, PRODUCTS, ORDERS, ORDER_ITEMS, EVENTS, REVIEWS)
+OUTPUT_TABLES: tuple[Table, ...] = (CHURN_SCORES, MONITORING_DRIFT, MONITORING_PERFORMANCE)
+ALL_TABLES: tuple[Table, ...] = RAW_TABLES + OUTPUT_TABLES
+TABLES = {t.name: t for t in ALL_TABLES}
+
+LATEST_SCORES_VIEW = "churn_scores_latest"
+
+
+def get_table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; contract tables: {', '.join(TABLES)}") from None

@@ -1,0 +1,9 @@
+"""Warehouse access: one interface over DuckDB (embedded) and PostgreSQL (production).
+
+SQL in the platform is written once with ``:name`` bound parameters and ``{table}`` placeholders
+for contract tables; each backend translates placeholders and quotes identifiers for its dialect.
+"""
+
+from pipelines.warehouse.base import Warehouse, WarehouseError, connect, open_warehouse
+
+__all__ = ["Warehouse", "WarehouseError", "connect", "open_warehouse"]

@@ -1,0 +1,277 @@
+"""Backend-neutral warehouse interface and the factory that picks a backend from a URL."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import datetime as dt
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pipelines.config import validate_identifier
+from pipelines.data.contract import ALL_TABLES, CHURN_SCORES, LATEST_SCORES_VIEW, SQL_TYPES, Table
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from pipelines.config import Config
+
+logger = logging.getLogger(__name__)
+
+_PARAM_RE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+SUPPORTED_DIALECTS = ("duckdb", "postgresql")
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed; the message names the table and the operation."""
+
+
+def quote_identifier(name: str) -> str:
+    """Validate then double-quote an identifier (both dialects use ANSI quoting)."""
+    validate_identifier(name)
+    return f'"{name}"'
+
+
+Params = Mapping[str, Any] | None
+
+
+class Warehouse(abc.ABC):
+    """A connection to one schema of one warehouse.
+
+    Why a thin class of our own instead of raw SQLAlchemy: the fast paths (Arrow into DuckDB,
+    COPY into Postgres) and the atomic partition replace need the native drivers.
+    """
+
+    dialect: str
+    default_schema: str
+
+    def __init__(self, schema: str | None, read_chunk_rows: int = 100_000) -> None:
+        self.schema = validate_identifier(schema or self.default_schema, "warehouse schema")
+        self.read_chunk_rows = read_chunk_rows
+
+    # -- naming ---------------------------------------------------------------------------------
+    def qualified(self, table: str) -> str:
+        return f"{quote_identifier(self.schema)}.{quote_identifier(table)}"
+
+    @property
+    def tables(self) -> dict[str, str]:
+        """Contract table name -> qualified, quoted name; for ``sql.format(**wh.tables)``."""
+        names = {t.name: self.qualified(t.name) for t in ALL_TABLES}
+        names[LATEST_SCORES_VIEW] = self.qualified(LATEST_SCORES_VIEW)
+        return names
+
+    def render(self, sql: str, **extra_tables: str) -> str:
+        """Fill ``{table}`` placeholders with qualified names (extra names are validated too)."""
+        names = self.tables
+        names.update({key: self.qualified(value) for key, value in extra_tables.items()})
+        return sql.format(**names)
+
+    # -- primitives each backend implements -----------------------------------------------------
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Params = None) -> None: ...
+
+    @abc.abstractmethod
+    def query_arrow(self, sql: str, params: Params = None) -> pa.Table: ...
+
+    @abc.abstractmethod
+    def iter_arrow(self, sql: str, params: Params = None, chunk_rows: int | None = None) -> Iterator[pa.Table]:
+        """Stream a query's rows in Arrow chunks of at most ``chunk_rows`` (bounded memory)."""
+
+    @abc.abstractmethod
+    def _load_arrow(self, table: str, data: pa.Table) -> None:
+        """Append Arrow rows to ``table`` inside the current transaction (fast path)."""
+
+    @abc.abstractmethod
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def table_exists(self, table: str) -> bool: ...
+
+    # -- derived operations ---------------------------------------------------------------------
+    def query_df(self, sql: str, params: Params = None) -> pd.DataFrame:
+        return self.query_arrow(sql, params).to_pandas()
+
+    def iter_df(self, sql: str, params: Params = None, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+        for chunk in self.iter_arrow(sql, params, chunk_rows):
+            yield chunk.to_pandas()
+
+    def scalar(self, sql: str, params: Params = None) -> Any:
+        result = self.query_arrow(sql, params)
+        return result.column(0)[0].as_py() if result.num_rows else None
+
+    def row_count(self, table: str, where: str = "", params: Params = None) -> int:
+        sql = f"SELECT COUNT(*) FROM {self.qualified(table)}" + (f" WHERE {where}" if where else "")
+        return int(self.scalar(sql, params))
+
+    def bulk_load(self, table: Table | str, data: pa.Table | pd.DataFrame) -> int:
+        """Append rows in one transaction (all or nothing). Returns rows written."""
+        table = _table(table)
+        arrow = self._to_arrow(table, data)
+        with self.transaction():
+            self._load_arrow(table.name, arrow)
+        logger.info("loaded %d rows into %s", arrow.num_rows, self.qualified(table.name))
+        return arrow.num_rows
+
+    def replace_partition(self, table: Table | str, data: pa.Table | pd.DataFrame, column: str, value: Any) -> int:
+        """Atomically replace every row where ``column = value`` with ``data``.
+
+        Delete and insert run in one transaction: a rerun for the same date replaces (never
+        duplicates) and a failure midway leaves the previous rows intact.
+        """
+        table = _table(table)
+        table.column(column)  # raises if the column is not in the contract
+        arrow = self._to_arrow(table, data)
+        if arrow.num_rows:
+            values = arrow.column(column).unique().to_pylist()
+            if values != [value] and [_as_date(v) for v in values] != [_as_date(value)]:
+                raise WarehouseError(
+                    f"replace_partition({table.name}.{column}={value!r}): data holds other {column} values {values[:5]}"
+                )
+        with self.transaction():
+            self.execute(f"DELETE FROM {self.qualified(table.name)} WHERE {quote_identifier(column)} = :value",
+                         {"value": value})
+            self._load_arrow(table.name, arrow)
+        logger.info("replaced %s partition %s=%s with %d rows", table.name, column, value, arrow.num_rows)
+        return arrow.num_rows
+
+    def replace_table(self, table: Table | str, data: pa.Table | pd.DataFrame) -> int:
+        """Atomically replace a whole table's contents."""
+        table = _table(table)
+        arrow = self._to_arrow(table, data)
+        with self.transaction():
+            self.execute(f"DELETE FROM {self.qualified(table.name)}")
+            self._load_arrow(table.name, arrow)
+        return arrow.num_rows
+
+    def init_schema(self, tables: Sequence[Table] = ALL_TABLES) -> None:
+        """Create the schema, every contract table and the latest-scores view (idempotent)."""
+        with self.transaction():
+            self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema)}")
+            for table in tables:
+                self.execute(self.create_table_sql(table))
+                for index_cols in table.indexes:
+                    self._create_index(table, index_cols)
+            self.execute(self.latest_scores_view_sql())
+        logger.info("warehouse schema %s ready (%d tables) on %s", self.schema, len(tables), self.dialect)
+
+    def create_table_sql(self, table: Table) -> str:
+        cols = [
+            f"{quote_identifier(c.name)} {SQL_TYPES[c.type]}{'' if c.nullable else ' NOT NULL'}" for c in table.columns
+        ]
+        if self._enforce_primary_key(table):
+            cols.append(f"PRIMARY KEY ({', '.join(quote_identifier(c) for c in table.primary_key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified(table.name)} (\n  " + ",\n  ".join(cols) + "\n)"
+
+    def latest_scores_view_sql(self) -> str:
+        cols = ", ".join(quote_identifier(c) for c in CHURN_SCORES.column_names)
+        return (
+            f"CREATE OR REPLACE VIEW {self.qualified(LATEST_SCORES_VIEW)} AS "
+            f"SELECT {cols} FROM (SELECT {cols}, ROW_NUMBER() OVER "
+            f"(PARTITION BY customer_id ORDER BY score_date DESC) AS _rank FROM {self.qualified(CHURN_SCORES.name)}) ranked "
+            f"WHERE _rank = 1"
+        )
+
+    def drop_schema(self) -> None:
+        """Drop the whole schema (tests and ``churn init-warehouse --reset``)."""
+        with self.transaction():
+            self.execute(f"DROP SCHEMA IF EXISTS {quote_identifier(self.schema)} CASCADE")
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def _enforce_primary_key(self, table: Table) -> bool:
+        """Raw tables are landing tables: keys are checked by validation, not constraints (bulk speed)."""
+        return False
+
+    def _create_index(self, table: Table, columns: tuple[str, ...]) -> None:
+        return None
+
+    def _to_arrow(self, table: Table, data: pa.Table | pd.DataFrame) -> pa.Table:
+        from pipelines.warehouse.arrow import conform_to_contract
+
+        return conform_to_contract(table, data)
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(schema={self.schema!r})"
+
+
+def _table(table: Table | str) -> Table:
+    from pipelines.data.contract import get_table
+
+    return table if isinstance(table, Table) else get_table(table)
+
+
+def _as_date(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, str):
+        return dt.date.fromisoformat(value[:10])
+    return value
+
+
+def rebatch(batches, chunk_rows: int) -> Iterator[pa.Table]:
+    """Regroup record batches into tables of exactly ``chunk_rows`` rows (the last may be shorter)."""
+    import pyarrow as pa
+
+    pending: list = []
+    pending_rows = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(chunk_rows - pending_rows, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            pending_rows += take
+            batch = batch.slice(take)
+            if pending_rows == chunk_rows:
+                yield pa.Table.from_batches(pending)
+                pending, pending_rows = [], 0
+    if pending_rows:
+        yield pa.Table.from_batches(pending)
+
+
+def translate_params(sql: str, style: str) -> str:
+    """Rewrite ``:name`` placeholders (not ``::casts``) to the driver's style."""
+    if style == "duckdb":
+        return _PARAM_RE.sub(r"$\1", sql)
+    if style == "psycopg":
+        return _PARAM_RE.sub(r"%(\1)s", sql.replace("%", "%%"))
+    raise ValueError(style)
+
+
+def connect(url: str, schema: str | None = None, read_chunk_rows: int = 100_000) -> Warehouse:
+    """Open a warehouse from a SQLAlchemy-style URL (``duckdb:///file`` or ``postgresql://...``)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy raises ArgumentError with little context
+        raise WarehouseError(f"cannot parse warehouse URL {url!r}: {exc}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "duckdb":
+        from pipelines.warehouse.duckdb_backend import DuckDBWarehouse
+
+        return DuckDBWarehouse(parsed.database or ":memory:", schema, read_chunk_rows)
+    if backend in ("postgresql", "postgres"):
+        from pipelines.warehouse.postgres_backend import PostgresWarehouse
+
+        return PostgresWarehouse(parsed, schema, read_chunk_rows)
+    raise WarehouseError(
+        f"warehouse dialect {backend!r} is not supported; use one of {SUPPORTED_DIALECTS} "
+        "(feature SQL is tested on both)"
+    )
+
+
+def open_warehouse(config: Config) -> Warehouse:
+    """The warehouse named by the config (URL and schema may come from the environment)."""
+    return connect(config.warehouse_url, config.warehouse_schema, config.warehouse.read_chunk_rows)

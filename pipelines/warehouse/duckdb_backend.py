@@ -1,0 +1,109 @@
+"""DuckDB backend: the embedded default. Bulk loads go through Arrow with zero copies."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.warehouse.base import Params, Warehouse, WarehouseError, quote_identifier, rebatch, translate_params
+
+logger = logging.getLogger(__name__)
+_view_counter = itertools.count()
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+    default_schema = "main"
+
+    def __init__(self, database: str, schema: str | None = None, read_chunk_rows: int = 100_000) -> None:
+        super().__init__(schema, read_chunk_rows)
+        if database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        self.database = database
+        try:
+            self.con = duckdb.connect(database)
+        except duckdb.IOException as exc:
+            raise WarehouseError(f"cannot open DuckDB file {database}: {exc} (is another process writing it?)") from exc
+        # TIMESTAMPTZ values render and compare in UTC regardless of the machine's zone.
+        self.con.execute("SET TimeZone = 'UTC'")
+        self._depth = 0
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        try:
+            self.con.execute(translate_params(sql, "duckdb"), dict(params) if params else None)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"DuckDB: {exc}\nSQL: {sql[:500]}") from exc
+
+    def query_arrow(self, sql: str, params: Params = None) -> pa.Table:
+        try:
+            relation = self.con.sql(translate_params(sql, "duckdb"), params=dict(params) if params else None)
+            return relation.to_arrow_table() if relation is not None else pa.table({})
+        except duckdb.Error as exc:
+            raise WarehouseError(f"DuckDB: {exc}\nSQL: {sql[:500]}") from exc
+
+    def iter_arrow(self, sql: str, params: Params = None, chunk_rows: int | None = None) -> Iterator[pa.Table]:
+        chunk_rows = chunk_rows or self.read_chunk_rows
+        # A cursor of its own, so the caller can run other statements while it streams.
+        cursor = self.con.cursor()
+        try:
+            cursor.execute("SET TimeZone = 'UTC'")
+            relation = cursor.sql(translate_params(sql, "duckdb"), params=dict(params) if params else None)
+            yield from rebatch(relation.to_arrow_reader(chunk_rows), chunk_rows)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"DuckDB: {exc}\nSQL: {sql[:500]}") from exc
+        finally:
+            cursor.close()
+
+    def _load_arrow(self, table: str, data: pa.Table) -> None:
+        view = f"_incoming_{next(_view_counter)}"
+        cols = ", ".join(quote_identifier(name) for name in data.column_names)
+        self.con.register(view, data)
+        try:
+            self.con.execute(f"INSERT INTO {self.qualified(table)} ({cols}) SELECT {cols} FROM {view}")
+        except duckdb.Error as exc:
+            raise WarehouseError(f"DuckDB: loading {table} failed: {exc}") from exc
+        finally:
+            self.con.unregister(view)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # Nested use joins the outer transaction: DuckDB has no savepoints.
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.con.begin()
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self.con.rollback()
+            raise
+        else:
+            self.con.commit()
+        finally:
+            self._depth = 0
+
+    def table_exists(self, table: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = :schema AND table_name = :table",
+                {"schema": self.schema, "table": table},
+            )
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.close()
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({self.database!r}, schema={self.schema!r})"
