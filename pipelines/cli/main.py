@@ -16,9 +16,12 @@ from pipelines.config import ConfigError, load_config
 
 # Modules that define `register(subparsers)`; order is the order in `churn --help`.
 COMMAND_MODULES = (
-    "pipelines.cli.data_commands",
-    "pipelines.cli.model_commands",
-    "pipelines.cli.ops_commands",
+    "pipelines.cli.data_commands",  # init-warehouse, generate, import
+    "pipelines.cli.validation_commands",  # validate
+    "pipelines.cli.dataset_commands",  # build-training-sets, show-features
+    "pipelines.cli.model_commands",  # train, models, compare, promote, rollback
+    "pipelines.cli.ops_commands",  # score, monitor
+
 )
 
 
