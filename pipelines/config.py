@@ -115,6 +115,11 @@ class ModelConfig(_Section):
         "full", description="full: update every encoder weight; frozen: train the head only; lora: low-rank adapters (peft)."
     )
     lora_rank: int = Field(8, gt=0)
+    lora_alpha: int = Field(16, gt=0, description="LoRA scaling numerator (effective scale alpha / rank).")
+    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(
+        ["query", "value"], description="Encoder linear layers that get LoRA adapters (BERT-style names)."
+    )
 
 
 class TrainingConfig(_Section):
@@ -138,6 +143,8 @@ class TrainingConfig(_Section):
         "best", description="Which model to register: best on validation PR-AUC, or a fixed kind."
     )
     baseline_rounds: int = Field(300, gt=0, description="Boosting rounds of the LightGBM baseline (early stopped).")
+    lora_lr: float = Field(5e-4, gt=0, description="Learning rate of LoRA adapters (fine_tune: lora).")
+    log_every_steps: int = Field(50, gt=0, description="Progress log every N optimizer steps (and at least every ~10 s).")
 
 
 class RegistryConfig(_Section):
@@ -163,6 +170,17 @@ class ScoringConfig(_Section):
     )
     quantize_int8_on_cpu: bool = Field(True, description="Dynamic int8 quantization of linear layers for CPU scoring.")
 
+    @field_validator("risk_tiers")
+    @classmethod
+    def _tiers_cover_unit_interval(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value:
+            raise ValueError("scoring.risk_tiers needs at least one tier")
+        bounds = sorted(value.values())
+        if bounds[0] != 0.0 or bounds[-1] > 1.0 or len(set(bounds)) != len(bounds):
+            raise ValueError("scoring.risk_tiers bounds must be distinct, within [0, 1], and the lowest must be 0.0 "
+                             "so every probability gets a tier")
+        return value
+
 
 class MonitoringConfig(_Section):
     reports_dir: str = Field("reports", description="Where Evidently HTML reports are written.")
@@ -171,10 +189,39 @@ class MonitoringConfig(_Section):
                                               "than this Wasserstein distance (normed).")
     min_pr_auc: float = Field(0.3, ge=0, le=1, description="Retrain when realized PR-AUC of matured scores falls below.")
     reference_sample_rows: int = Field(5_000, gt=0, description="Training rows logged as the drift reference.")
+    feature_drift_method: Literal["wasserstein", "psi", "jensenshannon", "hellinger", "kl_div", "ks"] = Field(
+        "wasserstein", description="Evidently drift method for each numeric feature (wasserstein = normed Wasserstein "
+        "distance; ks gives a p-value, drifted when below the threshold)."
+    )
+    feature_drift_threshold: float = Field(0.1, gt=0, description="Per-feature drift threshold for that method.")
+    drift_features: list[str] | None = Field(None, description="Numeric features monitored for drift (the report "
+                                             "renders plots per column); default: all of numeric_feature_names.")
+    current_sample_rows: int = Field(50_000, gt=0, description="At most this many scored customers (random sample) "
+                                     "are compared with the reference.")
+    backtest_lookback_days: int = Field(365, gt=0, description="Backtest only score dates at most this many days "
+                                        "older than their maturity (score_date + horizon_days).")
 
 
-class RetentionConfig(_Section):
-    enabled: bool = False
+class ValidationConfig(_Section):
+    freshness_days: int = Field(30, gt=0, description="Freshness window: each table in require_recent needs a row in "
+                                "the freshness_days days that end with the run's as-of date.")
+    require_non_empty: list[str] = Field(["customers", "orders"], description="Raw tables that must hold at least one "
+                                         "row; the others (products, events, reviews) may be empty, e.g. for a "
+                                         "purchase-log-only shop.")
+    require_recent: list[str] = Field(["orders", "events"], description="Raw tables that need a row in the freshness "
+                                      "window; an empty table not in require_non_empty is exempt.")
+    data_docs_dir: str = Field("reports/data_docs", description="Where the Great Expectations Data Docs site is written.")
+    partial_unexpected_count: int = Field(5, gt=0, description="Example bad values kept per failed expectation.")
+
+    @field_validator("require_non_empty", "require_recent")
+    @classmethod
+    def _raw_tables_only(cls, value: list[str]) -> list[str]:
+        from pipelines.data.contract import RAW_TABLES
+
+        unknown = sorted(set(value) - {t.name for t in RAW_TABLES})
+        if unknown:  # a typo would silently switch a check off
+            raise ValueError(f"unknown raw table(s) {unknown}; raw tables: {[t.name for t in RAW_TABLES]}")
+        return value
 
 
 class Config(_Section):
@@ -187,7 +234,7 @@ class Config(_Section):
     registry: RegistryConfig = RegistryConfig()
     scoring: ScoringConfig = ScoringConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
-    retention: RetentionConfig = RetentionConfig()
+    validation: ValidationConfig = ValidationConfig()
 
     def resolve_path(self, path: str | os.PathLike) -> Path:
         """Relative paths in config are relative to the project root, not the working directory."""
