@@ -33,6 +33,7 @@ def config(tmp_path: Path):
                          "artifact_location": str(tmp_path / "mlartifacts")},
             "dataset": {"output_dir": str(tmp_path / "datasets")},
             "monitoring": {"reports_dir": str(tmp_path / "reports")},
+            "validation": {"data_docs_dir": str(tmp_path / "data_docs")},
         }
     )
 
