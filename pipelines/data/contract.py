@@ -191,7 +191,8 @@ MONITORING_DRIFT = Table(
         Column("score_date", "date", description="Scoring date monitored."),
         Column("model_version", "text", description="Model whose reference was used."),
         Column("metric", "text", description="feature_drift, prediction_drift, share_drifted_features, missing_share..."),
-        Column("feature", "text", nullable=True, description="Feature name, or null for dataset-level metrics."),
+        Column("feature", "text", description="Feature name; '__dataset__' for dataset-level metrics, "
+               "'churn_probability' for prediction drift (part of the key, so never null)."),
         Column("value", "double", description="Drift score (test statistic or distance)."),
         Column("threshold", "double", nullable=True, description="Threshold it was compared with."),
         Column("drifted", "boolean", description="Whether the value crossed the threshold."),

@@ -1,0 +1,82 @@
+"""Operations subcommands: ``churn score`` (batch scoring) and ``churn monitor`` (drift + backtest)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+
+from pipelines.config import Config
+
+logger = logging.getLogger(__name__)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "score", help="score the active population for a date and write churn_scores (replaces that date)",
+        description="Score every customer with a completed order in the lookback window before DATE with one "
+        "registered model version, and atomically replace the churn_scores partition of DATE.",
+    )
+    p.add_argument("--date", required=True, type=_date, help="score date (features use data before DATE 00:00 UTC)")
+    p.add_argument("--model-version", help="registered version to use (default: the current @champion, resolved once)")
+    p.add_argument("--run-id", help="recorded in churn_scores.run_id (default: cli__<UTC timestamp>)")
+    p.set_defaults(handler=score)
+
+    p = subparsers.add_parser(
+        "monitor", help="drift report (Evidently), backtest of matured scores, retrain signal for a scored date",
+        description="Compare DATE's scored population with the model version's training reference (Evidently "
+        "HTML under reports/drift/), write monitoring_drift and monitoring_performance, print the retrain decision.",
+    )
+    p.add_argument("--date", required=True, type=_date, help="score date to monitor (must have churn_scores rows)")
+    p.add_argument("--model-version", help="version whose reference to compare with (default: the version that "
+                   "wrote DATE's scores)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log the report to an MLflow monitoring run")
+    p.set_defaults(handler=monitor)
+
+
+def score(config: Config, args: argparse.Namespace) -> int:
+    from pipelines.scoring import score_customers
+
+    version = args.model_version
+    if not version:
+        from pipelines.registry import resolve_champion
+
+        ref = resolve_champion(config)
+        version = str(ref.version)
+        logger.info("champion is %s version %s (run %s)", ref.name, version, ref.run_id)
+    run_id = args.run_id or f"cli__{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    result = score_customers(config, args.date, version, run_id)
+    json.dump(result, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+def monitor(config: Config, args: argparse.Namespace) -> int:
+    from pipelines.monitoring import monitor_scores
+
+    version = args.model_version or _scored_version(config, args.date)
+    result = monitor_scores(config, args.date, version, log_to_mlflow=not args.no_mlflow)
+    json.dump(result, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _scored_version(config: Config, day: dt.date) -> str:
+    from pipelines.monitoring import MonitoringError
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(config) as wh:
+        frame = wh.query_df(wh.render("SELECT model_version, COUNT(*) AS n FROM {churn_scores} "
+                                      "WHERE score_date = :d GROUP BY model_version ORDER BY n DESC"), {"d": day})
+    if frame.empty:
+        raise MonitoringError(f"churn_scores has no rows for {day}; run `churn score --date {day}` first")
+    return str(frame["model_version"].iloc[0])

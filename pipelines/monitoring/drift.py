@@ -1,0 +1,176 @@
+"""Evidently (0.7 API) drift report and the numbers we keep from it.
+
+The report compares a reference sample (training feature rows logged with the model version,
+``prediction`` = the model's calibrated probability) with the current scoring population
+(features recomputed for the score date, ``prediction`` = the written ``churn_probability``):
+
+- ``DataDriftPreset(columns=numeric features)``: one ``ValueDrift`` per feature with
+  ``monitoring.feature_drift_method`` / ``feature_drift_threshold`` and a ``DriftedColumnsCount``
+  (count and share of drifted features);
+- ``ValueDrift("prediction", method="wasserstein")``: prediction (score) drift, normed Wasserstein;
+- ``DataSummaryPreset``: row/column counts, missing values, min/max/mean/quantiles (data quality).
+
+Numbers are read from ``snapshot.dict()``: ``{"metrics": [{"metric_name", "config": {"type":
+"evidently:metric_v2:ValueDrift", "column", "method", "threshold"}, "value"}, ...], "tests": [{"status",
+"metric_config": {"metric_id"}}, ...]}``. A feature's drifted flag is Evidently's own test verdict
+(``status == "FAIL"``) when the test is present, else the value compared with the threshold in the
+method's direction (p-value tests drift *below* it, distances at or above it).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+PREDICTION_COLUMN = "prediction"
+PREDICTION_DRIFT_METHOD = "wasserstein"
+# Methods whose drift score is a p-value: drift when the score is *below* the threshold.
+P_VALUE_METHODS = frozenset({
+    "ks", "chisquare", "z", "fisher_exact", "g_test", "t_test", "mannw", "anderson", "cramer_von_mises",
+    "epps_singleton", "empirical_mmd",
+})
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    column: str
+    value: float
+    threshold: float | None
+    method: str | None
+    drifted: bool
+
+
+@dataclass
+class DriftSummary:
+    """What monitoring keeps from an Evidently snapshot."""
+
+    features: dict[str, ColumnDrift] = field(default_factory=dict)
+    prediction: ColumnDrift | None = None
+    drifted_count: float | None = None
+    drift_share: float | None = None  # share of numeric features that drifted
+    missing_share: dict[str, float] = field(default_factory=dict)  # current data, per column
+    row_count: float | None = None
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return sorted(name for name, d in self.features.items() if d.drifted)
+
+
+def build_report(features: Sequence[str], config) -> Any:
+    """The Evidently ``Report`` monitoring runs (not yet run)."""
+    from evidently import Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
+
+    mon = config.monitoring
+    return Report(
+        [
+            DataDriftPreset(
+                columns=list(features),
+                num_method=mon.feature_drift_method,
+                num_threshold=mon.feature_drift_threshold,
+                drift_share=mon.drift_share_threshold,
+            ),
+            ValueDrift(column=PREDICTION_COLUMN, method=PREDICTION_DRIFT_METHOD,
+                       threshold=mon.prediction_drift_threshold),
+            DataSummaryPreset(columns=[*features, PREDICTION_COLUMN]),
+        ],
+        include_tests=True,
+    )
+
+
+def run_drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: Sequence[str], config,
+                     metadata: dict[str, str] | None = None):
+    """Run the report over ``features`` + ``prediction``; returns the Evidently snapshot."""
+    from evidently import DataDefinition, Dataset
+
+    columns = [*features, PREDICTION_COLUMN]
+    definition = DataDefinition(numerical_columns=columns)
+    ref = Dataset.from_pandas(_numeric(reference, columns), data_definition=definition)
+    cur = Dataset.from_pandas(_numeric(current, columns), data_definition=definition)
+    report = build_report(features, config)
+    # Constant columns make Evidently's correlation checks divide by zero: harmless, but noisy.
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return report.run(current_data=cur, reference_data=ref, metadata=metadata or {})
+
+
+def _numeric(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    return frame.loc[:, list(columns)].apply(pd.to_numeric, errors="coerce").astype("float64").reset_index(drop=True)
+
+
+def summarize_snapshot(snapshot_dict: dict[str, Any], prediction_column: str = PREDICTION_COLUMN) -> DriftSummary:
+    """Extract drift numbers from ``snapshot.dict()`` (tolerant of missing pieces and extra metrics)."""
+    statuses: dict[str, str] = {}
+    for test in snapshot_dict.get("tests") or []:
+        metric_id = (test.get("metric_config") or {}).get("metric_id")
+        status = str(test.get("status", "")).upper()
+        if metric_id and status:
+            # A metric may carry several tests: any failure means drift.
+            statuses[metric_id] = "FAIL" if "FAIL" in (status, statuses.get(metric_id)) else status
+
+    summary = DriftSummary()
+    for metric in snapshot_dict.get("metrics") or []:
+        cfg = metric.get("config") or {}
+        kind = _metric_kind(metric)
+        value = metric.get("value")
+        if kind == "ValueDrift":
+            column = cfg.get("column")
+            score = _float(value)
+            if column is None or score is None:
+                logger.warning("Evidently ValueDrift for %r has no usable value (%r); skipped", column, value)
+                continue
+            threshold = _float(cfg.get("threshold"))
+            method = cfg.get("method")
+            status = statuses.get(metric.get("id", ""))
+            drifted = status == "FAIL" if status in ("FAIL", "SUCCESS") else _crosses(score, threshold, method)
+            drift = ColumnDrift(column, score, threshold, method, drifted)
+            if column == prediction_column:
+                summary.prediction = drift
+            else:
+                summary.features[column] = drift
+        elif kind == "DriftedColumnsCount" and isinstance(value, dict):
+            summary.drifted_count = _float(value.get("count"))
+            summary.drift_share = _float(value.get("share"))
+        elif kind == "MissingValueCount" and cfg.get("column") and isinstance(value, dict):
+            share = _float(value.get("share"))
+            if share is not None:
+                summary.missing_share[cfg["column"]] = share
+        elif kind == "RowCount":
+            summary.row_count = _float(value)
+    if summary.drift_share is None and summary.features:
+        summary.drift_share = len(summary.drifted_features) / len(summary.features)
+        summary.drifted_count = float(len(summary.drifted_features))
+    return summary
+
+
+def _metric_kind(metric: dict[str, Any]) -> str:
+    kind = str((metric.get("config") or {}).get("type", ""))
+    if kind:
+        return kind.rsplit(":", 1)[-1]
+    return str(metric.get("metric_name", "")).split("(", 1)[0]
+
+
+def _crosses(score: float, threshold: float | None, method: str | None) -> bool:
+    if threshold is None:
+        return False
+    if method and str(method).lower() in P_VALUE_METHODS:
+        return score < threshold
+    return score >= threshold
+
+
+def _float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
