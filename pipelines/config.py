@@ -79,7 +79,7 @@ class SampleDataConfig(_Section):
 
 class ChurnDefinitionConfig(_Section):
     lookback_days: int = Field(365, gt=0, description="Population: >= 1 completed order in this many days before the cutoff.")
-    horizon_days: int = Field(90, gt=0, description="Churned: no completed order in (cutoff, cutoff + horizon].")
+    horizon_days: int = Field(90, gt=0, description="Churned: no completed order in [cutoff, cutoff + horizon) (cutoff = 00:00 UTC of the cutoff date).")
 
 
 class DatasetConfig(_Section):
@@ -195,7 +195,9 @@ class MonitoringConfig(_Section):
     )
     feature_drift_threshold: float = Field(0.1, gt=0, description="Per-feature drift threshold for that method.")
     drift_features: list[str] | None = Field(None, description="Numeric features monitored for drift (the report "
-                                             "renders plots per column); default: all of numeric_feature_names.")
+                                             "renders plots per column); default: all of numeric_feature_names "
+                                             "except drift_exclude_features.")
+    drift_exclude_features: list[str] = Field([], description="XXX")
     current_sample_rows: int = Field(50_000, gt=0, description="At most this many scored customers (random sample) "
                                      "are compared with the reference.")
     backtest_lookback_days: int = Field(365, gt=0, description="Backtest only score dates at most this many days "

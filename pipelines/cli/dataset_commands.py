@@ -1,0 +1,63 @@
+"""Dataset subcommands: build-training-sets, show-features."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+
+from pipelines.config import Config
+
+logger = logging.getLogger(__name__)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "build-training-sets",
+        help="features + labels at past cutoffs, split by time, written as Parquet with a manifest",
+    )
+    p.add_argument("--as-of", required=True, type=_date,
+                   help="data date: the latest cutoff is as_of - churn.horizon_days (labels fully observed)")
+    p.set_defaults(handler=build_training_sets_command)
+
+    p = subparsers.add_parser("show-features", help="print one customer's features and text view at a cutoff")
+    p.add_argument("--customer", required=True, type=int, help="customer_id")
+    p.add_argument("--as-of", required=True, type=_date, help="cutoff date: features use rows before 00:00 UTC")
+    p.set_defaults(handler=show_features_command)
+
+
+def build_training_sets_command(config: Config, args: argparse.Namespace) -> int:
+    from pipelines.datasets import build_training_sets
+
+    path = build_training_sets(config, args.as_of)
+    sys.stdout.write(path + "\n")
+    return 0
+
+
+def show_features_command(config: Config, args: argparse.Namespace) -> int:
+    from pipelines.features import TEXT_COLUMN, customer_features, numeric_feature_names
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(config) as wh:
+        frame = customer_features(wh, config, args.customer, args.as_of)
+    if frame.empty:
+        logger.error("customer %d is not in the population at %s (no completed order in the %d days before)",
+                     args.customer, args.as_of, config.churn.lookback_days)
+        return 1
+    row = frame.iloc[0]
+    names = numeric_feature_names(config)
+    width = max(len(n) for n in [*names, "acquisition_channel"])
+    out = [f"customer {args.customer} at cutoff {args.as_of} (rows before {args.as_of} 00:00 UTC)"]
+    out += [f"  {name:<{width}}  {row[name]:.4f}".rstrip("0").rstrip(".") for name in names]
+    out += [f"  {name:<{width}}  {row[name]}" for name in ("tenure_band", "acquisition_channel")]
+    out += ["text view (most recent first):", *(f"  {item}" for item in row[TEXT_COLUMN].split(" | "))]
+    sys.stdout.write("\n".join(out) + "\n")
+    return 0

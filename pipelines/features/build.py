@@ -1,0 +1,97 @@
+"""Run the feature query: training frames for many cutoffs, streamed scoring frames for one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterator, Sequence
+
+import pandas as pd
+
+from pipelines.config import Config
+from pipelines.features.sql import feature_definitions, feature_params, feature_sql
+from pipelines.warehouse import Warehouse
+
+logger = logging.getLogger(__name__)
+
+ID_COLUMN = "customer_id"
+CUTOFF_COLUMN = "cutoff_date"
+TEXT_COLUMN = "text_view"
+LABEL_COLUMN = "churned"
+SEGMENT_COLUMNS = ("tenure_band", "acquisition_channel")
+
+
+def numeric_feature_names(config: Config) -> list[str]:
+    """Numeric feature columns, in frame order (they depend on ``dataset.windows_days``)."""
+    return [f.name for f in feature_definitions(config)]
+
+
+def feature_columns(config: Config, labels: bool) -> list[str]:
+    """Every column of a feature frame, in order."""
+    cols = [ID_COLUMN, CUTOFF_COLUMN, *numeric_feature_names(config), TEXT_COLUMN, *SEGMENT_COLUMNS]
+    return [*cols, LABEL_COLUMN] if labels else cols
+
+
+def _normalize_cutoffs(cutoffs: Sequence[dt.date]) -> list[dt.date]:
+    out = []
+    for c in cutoffs:
+        if isinstance(c, dt.datetime):  # a datetime is a date subclass: refuse the ambiguity
+            raise TypeError(f"cutoffs are dates (00:00 UTC), got datetime {c!r}")
+        out.append(dt.date.fromisoformat(c) if isinstance(c, str) else c)
+    if not out:
+        raise ValueError("build_features needs at least one cutoff")
+    return sorted(set(out))
+
+
+def _conform(frame: pd.DataFrame, config: Config, labels: bool) -> pd.DataFrame:
+    """Same dtypes on every backend, even for an empty result (Postgres loses types then)."""
+    cols = feature_columns(config, labels)
+    frame = frame.reindex(columns=cols)
+    frame[ID_COLUMN] = frame[ID_COLUMN].astype("int64")
+    frame[CUTOFF_COLUMN] = pd.to_datetime(frame[CUTOFF_COLUMN]).dt.date if len(frame) else pd.Series(
+        [], dtype="object")
+    for name in numeric_feature_names(config):
+        frame[name] = frame[name].astype("float64")
+    for name in (TEXT_COLUMN, *SEGMENT_COLUMNS):
+        frame[name] = frame[name].astype("object")
+    if labels:
+        frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype("int64")
+    return frame.reset_index(drop=True)
+
+
+def build_features(warehouse: Warehouse, config: Config, cutoffs: list[dt.date], *,
+                   labels: bool = True) -> pd.DataFrame:
+    """One row per (population customer, cutoff) with features, text view, segments and label.
+
+    Computed by one SQL statement in the warehouse; ``churned`` is included unless ``labels=False``
+    (it needs ``horizon_days`` of data after each cutoff; callers check that).
+    """
+    days = _normalize_cutoffs(cutoffs)
+    sql = warehouse.render(feature_sql(config, len(days), labels=labels))
+    started = time.perf_counter()
+    frame = warehouse.query_df(sql, feature_params(config, days, labels=labels))
+    logger.info("built features for %d rows over %d cutoff(s) (%s .. %s) in %.1f s on %s",
+                len(frame), len(days), days[0], days[-1], time.perf_counter() - started, warehouse.dialect)
+    return _conform(frame, config, labels)
+
+
+def iter_scoring_features(warehouse: Warehouse, config: Config, score_date: dt.date,
+                          chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """The scoring population at cutoff ``score_date`` (no label), in chunks ordered by customer_id."""
+    (day,) = _normalize_cutoffs([score_date])
+    sql = warehouse.render(feature_sql(config, 1, labels=False, order_by="p.customer_id"))
+    total = 0
+    for chunk in warehouse.iter_df(sql, feature_params(config, [day], labels=False), chunk_rows=chunk_rows):
+        total += len(chunk)
+        yield _conform(chunk, config, labels=False)
+    logger.info("streamed scoring features for %d customers at %s", total, day)
+
+
+def customer_features(warehouse: Warehouse, config: Config, customer_id: int, cutoff: dt.date, *,
+                      labels: bool = False) -> pd.DataFrame:
+    """One customer's row at ``cutoff`` (empty when not in the population); for inspection."""
+    days = _normalize_cutoffs([cutoff])
+    sql = warehouse.render(feature_sql(config, 1, labels=labels, one_customer=True))
+    frame = warehouse.query_df(sql, feature_params(config, days, labels=labels, customer_id=customer_id))
+    return _conform(frame, config, labels)

@@ -1,0 +1,168 @@
+"""Time-split training sets: cutoffs, splits, manifest, atomic writes, clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.datasets import (
+    DatasetIntegrityError,
+    InsufficientHistoryError,
+    build_training_sets,
+    choose_cutoffs,
+    load_training_sets,
+)
+from pipelines.features import LABEL_COLUMN, SEGMENT_COLUMNS, TEXT_COLUMN, feature_columns, numeric_feature_names
+from pipelines.warehouse import connect
+
+AS_OF = dt.date(2025, 12, 31)
+START = dt.date(2024, 1, 1)
+
+
+def _history(n_customers: int = 40, seed: int = 0, start: dt.date = START) -> dict[str, pd.DataFrame]:
+    """Customers ordering every few weeks until a random stop day (so some churn, some do not)."""
+    rng = np.random.default_rng(seed)
+    span = (AS_OF - start).days
+    orders, items = [], []
+    for cid in range(1, n_customers + 1):
+        stop = int(rng.integers(span // 3, span + 120))
+        day = int(rng.integers(0, 60))
+        while day < min(stop, span):
+            oid = len(orders) + 1
+            at = pd.Timestamp(start, tz="UTC") + pd.Timedelta(days=day, hours=int(rng.integers(0, 24)))
+            status = str(rng.choice(["completed", "completed", "completed", "returned", "cancelled"]))
+            orders.append({"order_id": oid, "customer_id": cid, "ordered_at": at, "status": status,
+                           "total_amount": round(float(rng.uniform(5, 200)), 2)})
+            items.append({"order_id": oid, "line_number": 1, "category": str(rng.choice(["books", "toys", "shoes"])),
+                          "quantity": 1, "unit_price": 1.0})
+            day += int(rng.integers(7, 50))
+    customers = pd.DataFrame({"customer_id": range(1, n_customers + 1),
+                              "signup_at": pd.Timestamp(start, tz="UTC") - pd.Timedelta(days=10),
+                              "country": "DE", "acquisition_channel": "organic"})
+    return {"customers": customers, "orders": pd.DataFrame(orders), "order_items": pd.DataFrame(items)}
+
+
+def _load(url: str, schema: str | None, data: dict[str, pd.DataFrame]) -> None:
+    with connect(url, schema) as wh:
+        wh.init_schema()
+        for table, frame in data.items():
+            wh.bulk_load(table, frame)
+
+
+@pytest.fixture
+def small_config(config):
+    return config.with_overrides({"dataset": {"n_cutoffs": 4, "cutoff_every_days": 30}})
+
+
+@pytest.fixture
+def loaded_config(small_config, tmp_path):
+    _load(f"duckdb:///{tmp_path}/warehouse.duckdb", None, _history())
+    return small_config
+
+
+def test_cutoffs_are_spaced_and_fully_observed(small_config):
+    splits = choose_cutoffs(small_config, AS_OF)
+    assert splits == {
+        "train": [dt.date(2025, 7, 4), dt.date(2025, 8, 3)],
+        "validation": [dt.date(2025, 9, 2)],
+        "test": [dt.date(2025, 10, 2)],
+    }
+    assert splits["test"][-1] + dt.timedelta(days=small_config.churn.horizon_days) == AS_OF
+
+
+def test_build_splits_by_time_and_writes_manifest(loaded_config):
+    path = build_training_sets(loaded_config, AS_OF)
+    assert path.endswith("2025-12-31/manifest.json") and Path(path).exists()
+    sets = load_training_sets(path)
+    manifest = sets.manifest
+
+    cut = {name: sorted(set(sets.split(name)["cutoff_date"])) for name in ("train", "validation", "test")}
+    assert max(cut["train"]) < min(cut["validation"]) and max(cut["validation"]) < min(cut["test"])
+    assert max(cut["test"]) + dt.timedelta(days=loaded_config.churn.horizon_days) <= AS_OF
+    assert manifest["cutoffs"]["test"] == ["2025-10-02"]
+    assert sets.feature_names == numeric_feature_names(loaded_config) == manifest["feature_names"]
+    assert (manifest["text_column"], manifest["label_column"]) == (TEXT_COLUMN, LABEL_COLUMN)
+    assert manifest["segment_columns"] == list(SEGMENT_COLUMNS)
+    assert manifest["churn_definition"]["horizon_days"] == 90
+    for name in ("train", "validation", "test"):
+        frame = sets.split(name)
+        assert list(frame.columns) == feature_columns(loaded_config, labels=True)
+        stats = manifest["splits"][name]
+        assert stats["rows"] == len(frame) > 0
+        assert stats["churn_rate"] == pytest.approx(frame[LABEL_COLUMN].mean())
+        assert len(stats["sha256"]) == 64
+        assert isinstance(frame["cutoff_date"].iloc[0], dt.date)
+    assert 0 < manifest["splits"]["train"]["churn_rate"] < 1
+    # no temp or backup directories left behind; a rebuild replaces the directory
+    build_training_sets(loaded_config, AS_OF)
+    assert [p.name for p in Path(path).parent.parent.iterdir()] == ["2025-12-31"]
+
+
+def test_max_train_examples_keeps_recent_rows_deterministically(loaded_config):
+    uncapped = load_training_sets(build_training_sets(loaded_config, AS_OF))
+    full = uncapped.train
+    latest = full[full["cutoff_date"] == full["cutoff_date"].max()]
+    cap = len(latest) + 3
+    capped_config = loaded_config.with_overrides({"training": {"max_train_examples": cap}})
+    first = load_training_sets(build_training_sets(capped_config, AS_OF))
+    second = load_training_sets(build_training_sets(capped_config, AS_OF))
+    assert len(first.train) == cap and first.manifest["splits"]["train"]["rows"] == cap
+    assert (first.train["cutoff_date"] == latest["cutoff_date"].iloc[0]).sum() == len(latest)  # whole latest cutoff
+    pd.testing.assert_frame_equal(first.train, second.train)
+    pd.testing.assert_frame_equal(first.test, uncapped.test)  # only train is capped
+
+
+def test_too_little_history_fails_clearly(small_config, tmp_path):
+    _load(f"duckdb:///{tmp_path}/warehouse.duckdb", None, _history(start=dt.date(2025, 1, 1)))
+    with pytest.raises(InsufficientHistoryError) as info:
+        build_training_sets(small_config, AS_OF)
+    message = str(info.value)
+    assert "earliest order is on 2025-01" in message and "need orders from 2024-07-04" in message
+    assert not (Path(small_config.dataset.output_dir) / "2025-12-31").exists()
+
+
+def test_empty_warehouse_fails_clearly(small_config, tmp_path):
+    _load(f"duckdb:///{tmp_path}/warehouse.duckdb", None, {})
+    with pytest.raises(InsufficientHistoryError, match="no orders"):
+        build_training_sets(small_config, AS_OF)
+
+
+def test_tampered_file_is_detected(loaded_config):
+    path = Path(build_training_sets(loaded_config, AS_OF))
+    frame = pd.read_parquet(path.parent / "test.parquet")
+    frame.head(1).to_parquet(path.parent / "test.parquet", index=False)
+    with pytest.raises(DatasetIntegrityError, match="sha256"):
+        load_training_sets(path)
+
+
+def test_build_on_each_backend(backend_config, warehouse_url_and_schema):
+    url, schema = warehouse_url_and_schema
+    config = backend_config.with_overrides({"dataset": {"n_cutoffs": 3}})
+    _load(url, schema, _history(n_customers=15))
+    manifest = json.loads(Path(build_training_sets(config, AS_OF)).read_text())
+    assert manifest["cutoffs"] == {"train": ["2025-08-03"], "validation": ["2025-09-02"], "test": ["2025-10-02"]}
+    assert manifest["warehouse_dialect"] in ("duckdb", "postgresql")
+    assert all(manifest["splits"][s]["rows"] > 0 for s in ("train", "validation", "test"))
+
+
+def test_cli_build_and_show(loaded_config, tmp_path, capsys):
+    import yaml
+
+    from pipelines.cli.main import main
+
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(loaded_config.model_dump(mode="json")))
+    assert main(["--config", str(config_path), "build-training-sets", "--as-of", "2025-12-31"]) == 0
+    assert capsys.readouterr().out.strip().endswith("2025-12-31/manifest.json")
+    sets = load_training_sets(Path(loaded_config.dataset.output_dir) / "2025-12-31" / "manifest.json")
+    customer = int(sets.test["customer_id"].iloc[0])
+    assert main(["--config", str(config_path), "show-features", "--customer", str(customer),
+                 "--as-of", "2025-10-02"]) == 0
+    out = capsys.readouterr().out
+    assert "days_since_last_order" in out and "text view (most recent first):" in out and "d ago] order" in out
+    assert main(["--config", str(config_path), "show-features", "--customer", "99999", "--as-of", "2025-10-02"]) == 1
