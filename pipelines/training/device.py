@@ -1,0 +1,97 @@
+"""The one place that picks the torch device, mixed precision, CPU threads and the DDP context.
+
+Why one place: training, validation and scoring must agree on device and precision, and a
+``torchrun`` job must put each rank on its own GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Rank layout of this process; world_size 1 when not launched by torchrun."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_context_from_env() -> DistContext:
+    return DistContext(rank=int(os.environ.get("RANK", 0)), world_size=int(os.environ.get("WORLD_SIZE", 1)),
+                       local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def resolve_device(preference: str | torch.device = "auto", local_rank: int | None = None) -> torch.device:
+    """auto -> CUDA when available else CPU; under DDP each rank gets ``cuda:LOCAL_RANK``."""
+    if isinstance(preference, torch.device):
+        return preference
+    if preference == "auto":
+        preference = "cuda" if torch.cuda.is_available() else "cpu"
+    if preference.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {preference!r} requested but CUDA is not available")
+        if preference == "cuda":
+            rank = dist_context_from_env().local_rank if local_rank is None else local_rank
+            return torch.device("cuda", rank)
+    return torch.device(preference)
+
+
+def bf16_enabled(device: torch.device, requested: bool) -> bool:
+    return requested and device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def autocast_context(device: torch.device, bf16: bool = True):
+    """bf16 autocast on a CUDA device that supports it; a no-op elsewhere (CPU stays fp32)."""
+    if bf16_enabled(device, bf16):
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def configure_threads(num_threads: int | None) -> None:
+    if num_threads:
+        torch.set_num_threads(num_threads)
+        logger.info("torch CPU threads: %d", num_threads)
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (all devices); call before building the model."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def init_distributed(device: torch.device) -> DistContext:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+    ctx = dist_context_from_env()
+    if not ctx.enabled:
+        return ctx
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+        logger.info("joined process group: rank %d/%d (%s)", ctx.rank, ctx.world_size, backend)
+    return ctx
