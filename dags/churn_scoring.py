@@ -1,0 +1,88 @@
+"""
+### churn_scoring: daily churn risk of every active customer
+
+**When:** daily at 04:00 UTC (`CHURN_SCORING_CRON` overrides the cron) **and** whenever the
+`@champion` alias moves (the `churn_model_champion` asset emitted by `churn_training`).
+
+**As-of date (score_date):** the run's logical date; `conf["as_of"]` for a manual run; the trigger
+time's date for a champion-triggered run. Features only use rows before that date, so re-running a
+date rewrites the same partition with the same rows.
+
+**Tasks** (each one call into `pipelines`):
+
+1. `resolve_champion`: looks up `@champion` in the MLflow registry **once**; every later task uses
+   that version even if the alias moves mid-run. Fails when the registry is unreachable or no champion exists.
+2. `validate_inputs`: Great Expectations checks of the raw tables as of the score date; a failure
+   stops the run (no retry) and leaves `churn_scores` untouched.
+3. `score_customers`: scores every active customer and atomically replaces the
+   `churn_scores` partition `score_date` (view `churn_scores_latest` shows the newest partition);
+   emits the `churn_scores` asset with `score_date` and `model_version`, which starts `churn_monitoring`.
+
+**Writes:** `churn_scores` (one partition per score_date).
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
+from assets import CHAMPION_MODEL, CHURN_SCORES, RAW_TABLES
+from churn_common import DEFAULT_ARGS, SCORING_CRON, START_DATE, run_as_of
+
+
+@dag(
+    dag_id="churn_scoring",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable(SCORING_CRON, timezone="UTC"), assets=CHAMPION_MODEL),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    doc_md=__doc__,
+    tags=["churn", "scoring"],
+)
+def churn_scoring():
+    @task
+    def resolve_champion() -> dict:
+        from pipelines.config import load_config
+        from pipelines.registry import resolve_champion as resolve
+
+        ref = resolve(load_config())
+        return {"model_name": str(ref.name), "version": str(ref.version), "run_id": str(ref.run_id)}
+
+    @task(retries=0, inlets=[RAW_TABLES])
+    def validate_inputs() -> str:
+        """Fail (without retry) when the inputs break the contract as of the score date."""
+        import datetime as dt
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.config import load_config
+        from pipelines.validation import ValidationFailed, validate_warehouse
+
+        score_date = run_as_of(get_current_context())
+        try:
+            validate_warehouse(load_config(), dt.date.fromisoformat(score_date))
+        except ValidationFailed as exc:
+            raise AirflowFailException(f"scoring inputs failed validation as of {score_date}: {exc}") from exc
+        return score_date
+
+    @task(outlets=[CHURN_SCORES])
+    def score_customers(score_date: str, champion: dict) -> dict:
+        import datetime as dt
+
+        from pipelines.config import load_config
+        from pipelines.orchestration import small_dict
+        from pipelines.scoring import score_customers as score
+
+        context = get_current_context()
+        result = score(load_config(), dt.date.fromisoformat(score_date), champion["version"], run_id=context["run_id"])
+        context["outlet_events"][CHURN_SCORES].extra = {"score_date": score_date, "model_version": champion["version"]}
+        summary = small_dict(result)
+        summary.update(score_date=score_date, model_version=champion["version"])
+        return summary
+
+    champion = resolve_champion()
+    score_date = validate_inputs()
+    champion >> score_date  # resolve the champion first: fail fast when the registry is down
+    score_customers(score_date, champion)
+
+
+churn_scoring()

@@ -1,0 +1,268 @@
+"""End to end: the real DAGs run by `airflow dags test` (one process per DAG run, AIRFLOW_HOME in tmp),
+on a small generated warehouse with a tiny encoder, against DuckDB and PostgreSQL.
+
+One model is trained once per module (churn_training on DuckDB) and shared: the other tests re-use its
+MLflow store, so each of them only pays for scoring/monitoring runs (~20-40 s each).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+AS_OF = "2026-01-01"
+SCORE_DATE = "2026-01-01"
+RUN_ID_RE = re.compile(r"DagRun Finished: dag_id=(\S+), logical_date=[^,]*, run_id=([^,]+),.*?state=(\w+)")
+
+
+class Env:
+    """One Airflow home + one churn config; runs DAGs and reads their task states."""
+
+    def __init__(self, base: Path, config: dict, extra_env: dict | None = None):
+        self.base = base
+        self.config_path = base / "churn.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.airflow_home = base / "airflow"
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("CHURN_", "MLFLOW_", "AIRFLOW_", "AIRFLOW__"))}
+        self.env.update(
+            AIRFLOW_HOME=str(self.airflow_home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+            AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__UNIT_TEST_MODE="False",
+            HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+            PYTHONPATH=str(ROOT),
+            CHURN_CONFIG=str(self.config_path),
+            CHURN_TASK_RETRIES="0",
+            **(extra_env or {}),
+        )
+
+    def load_config(self):
+        from pipelines.config import load_config
+
+        old = {k: os.environ.get(k) for k in ("CHURN_WAREHOUSE_URL", "CHURN_WAREHOUSE_SCHEMA")}
+        try:
+            for key in old:
+                if key in self.env:
+                    os.environ[key] = self.env[key]
+            return load_config(self.config_path)
+        finally:
+            for key, value in old.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def warehouse(self):
+        from pipelines.warehouse import connect
+
+        config = self.load_config()
+        return connect(self.env.get("CHURN_WAREHOUSE_URL") or config.warehouse_url,
+                       self.env.get("CHURN_WAREHOUSE_SCHEMA") or config.warehouse_schema)
+
+    def migrate(self):
+        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, capture_output=True,
+                       timeout=300)
+
+    def generate(self, **overrides):
+        from pipelines.data.generator import generate_sample_data
+
+        config = self.load_config()
+        s = config.sample_data
+        with self.warehouse() as wh:
+            wh.drop_schema()
+            wh.init_schema()
+            args = dict(customers=s.customers, seed=s.seed, start=s.start, end=s.end, drift_after=s.drift_after)
+            args.update(overrides)
+            generate_sample_data(wh, **args)
+
+    def dag_test(self, dag_id: str, date: str, conf: dict | None = None) -> tuple[str, str, dict[str, str]]:
+        """Run a DAG; return (run_id, dag run state, {task_id: state})."""
+        import json
+
+        cmd = [str(BIN / "airflow"), "dags", "test", dag_id, date]
+        if conf:
+            cmd += ["-c", json.dumps(conf)]
+        out = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=900)
+        log = out.stdout + out.stderr
+        (self.base / f"{dag_id}_{uuid.uuid4().hex[:6]}.log").write_text(log)
+        found = [m for m in RUN_ID_RE.finditer(log) if m.group(1) == dag_id]
+        assert found, f"no DagRun Finished line for {dag_id} (exit {out.returncode}):\n{log[-4000:]}"
+        run_id, state = found[-1].group(2), found[-1].group(3)
+        return run_id, state, self.task_states(dag_id, run_id)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        with sqlite3.connect(self.airflow_home / "airflow.db") as con:
+            rows = con.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
+                               (dag_id, run_id)).fetchall()
+        return dict(rows)
+
+    def dag_runs(self, dag_id: str) -> list[tuple[str, str, str | None]]:
+        with sqlite3.connect(self.airflow_home / "airflow.db") as con:
+            return con.execute("SELECT run_id, state, conf FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
+
+
+def _config(base: Path, encoder: str, warehouse_url: str) -> dict:
+    return {
+        "warehouse": {"url": warehouse_url},
+        "sample_data": {"customers": 250, "seed": 7, "start": "2024-01-01", "end": "2025-12-31"},
+        "dataset": {"output_dir": str(base / "datasets"), "n_cutoffs": 4},
+        "model": {"encoder": encoder, "max_length": 32, "head_hidden": [16]},
+        "training": {"epochs": 1, "batch_size": 32, "max_train_examples": 300, "baseline_rounds": 30,
+                     "num_threads": 2},
+        "registry": {"tracking_uri": f"sqlite:///{base}/mlflow.db", "artifact_location": str(base / "mlartifacts"),
+                     "auto_promote": True, "bootstrap_rounds": 30},
+        "scoring": {"quantize_int8_on_cpu": False},
+        # Looser than the defaults: on 250 customers the non-drifted sample already moves many features
+        # (default thresholds flag 70% of them); the drifted sample (drift_after) must still cross these.
+        "monitoring": {"reports_dir": str(base / "reports"), "reference_sample_rows": 300,
+                       "feature_drift_threshold": 0.3, "drift_share_threshold": 0.5, "min_pr_auc": 0.05},
+        "validation": {"data_docs_dir": str(base / "data_docs")},
+    }
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_encoder_dir):
+    """A DuckDB warehouse with sample data and a champion trained by the real churn_training DAG."""
+    base = tmp_path_factory.mktemp("e2e")
+    env = Env(base, _config(base, tiny_encoder_dir, f"duckdb:///{base}/warehouse.duckdb"))
+    env.migrate()
+    env.generate()
+    run_id, state, tasks = env.dag_test("churn_training", AS_OF)
+    assert state == "success", tasks
+    assert tasks["announce_champion"] == "success"  # the first challenger becomes champion
+    return env
+
+
+def _scores(env: Env, day: str):
+    with env.warehouse() as wh:
+        return wh.query_df(wh.render("SELECT customer_id, churn_probability, risk_tier, model_version FROM "
+                                     "{churn_scores} WHERE score_date = :d ORDER BY customer_id"),
+                           {"d": dt.date.fromisoformat(day)})
+
+
+def _assert_chain_outputs(env: Env, day: str) -> None:
+    from pipelines.registry import resolve_champion
+
+    config = env.load_config()
+    scores = _scores(env, day)
+    assert len(scores) > 0 and scores["churn_probability"].between(0, 1).all()
+    with env.warehouse() as wh:
+        latest = wh.query_df(wh.render("SELECT DISTINCT score_date FROM {churn_scores_latest}"))
+        assert [str(d)[:10] for d in latest["score_date"]] == [day]
+        drift_rows = wh.scalar(wh.render("SELECT COUNT(*) FROM {monitoring_drift} WHERE score_date = :d"),
+                               {"d": dt.date.fromisoformat(day)})
+        assert drift_rows > 0
+        assert wh.table_exists("monitoring_performance")
+    assert (config.resolve_path(config.monitoring.reports_dir) / "drift" / f"{day}.html").is_file()
+    champion = resolve_champion(config)
+    assert set(scores["model_version"]) == {str(champion.version)}
+
+
+@pytest.fixture(scope="module")
+def scored(trained):
+    """churn_scoring then churn_monitoring for SCORE_DATE on the no-drift warehouse; their task states."""
+    _, scoring_state, scoring_tasks = trained.dag_test("churn_scoring", SCORE_DATE)
+    assert scoring_state == "success", scoring_tasks
+    first = _scores(trained, SCORE_DATE)
+    _, monitoring_state, monitoring_tasks = trained.dag_test("churn_monitoring", SCORE_DATE)
+    assert monitoring_state == "success", monitoring_tasks
+    return {"scores": first, "scoring": scoring_tasks, "monitoring": monitoring_tasks}
+
+
+def test_chain_on_duckdb_and_rescoring_is_idempotent(trained, scored):
+    assert scored["monitoring"]["monitor_scores"] == "success"
+    _assert_chain_outputs(trained, SCORE_DATE)
+
+    # the same date again: the partition is replaced with the same rows
+    _, state, _ = trained.dag_test("churn_scoring", SCORE_DATE)
+    assert state == "success"
+    first, again = scored["scores"], _scores(trained, SCORE_DATE)
+    assert again[["customer_id", "risk_tier"]].equals(first[["customer_id", "risk_tier"]])
+    assert (again["churn_probability"] - first["churn_probability"]).abs().max() < 1e-9
+
+
+def test_no_drift_does_not_trigger_retraining(trained, scored):
+    tasks = scored["monitoring"]
+    assert tasks["needs_retraining"] == "success"
+    assert tasks["trigger_retraining"] == "skipped"
+    assert not [r for r in trained.dag_runs("churn_training") if r[0].startswith("retrain__")]
+
+
+def test_failed_validation_leaves_scores_untouched(trained, scored):
+    day = "2025-12-15"
+    with trained.warehouse() as wh:
+        next_id = wh.scalar(wh.render("SELECT COALESCE(MAX(review_id), 0) + 1 FROM {reviews}"))
+        customer = wh.scalar(wh.render("SELECT MIN(customer_id) FROM {customers}"))
+        before = wh.scalar(wh.render("SELECT COUNT(*) FROM {churn_scores}"))
+        wh.execute(wh.render("INSERT INTO {reviews} (review_id, customer_id, product_id, rating, review_text, "
+                             "reviewed_at) VALUES (:id, :c, NULL, 7, 'seven stars', :t)"),
+                   {"id": int(next_id), "c": int(customer), "t": dt.datetime(2025, 12, 1, tzinfo=dt.UTC)})
+    try:
+        _, state, tasks = trained.dag_test("churn_scoring", day)
+        assert state == "failed"
+        assert tasks["validate_inputs"] == "failed"
+        assert tasks.get("score_customers") in ("upstream_failed", None)
+        with trained.warehouse() as wh:
+            assert wh.scalar(wh.render("SELECT COUNT(*) FROM {churn_scores}")) == before
+    finally:
+        with trained.warehouse() as wh:
+            wh.execute(wh.render("DELETE FROM {reviews} WHERE review_id = :id"), {"id": int(next_id)})
+
+
+def test_drift_triggers_retraining(trained, tmp_path):
+    """Same champion, a warehouse whose data drifts after 2025-09-01: the monitor triggers churn_training."""
+    config = yaml.safe_load(trained.config_path.read_text())
+    config["warehouse"]["url"] = f"duckdb:///{tmp_path}/drifted.duckdb"
+    config["sample_data"]["drift_after"] = "2025-09-01"
+    trained.config_path.write_text(yaml.safe_dump(config))
+    try:
+        trained.generate()
+        _, state, tasks = trained.dag_test("churn_scoring", SCORE_DATE)
+        assert state == "success", tasks
+        _, state, tasks = trained.dag_test("churn_monitoring", SCORE_DATE)
+        assert state == "success", tasks
+        assert tasks["trigger_retraining"] == "success"
+        triggered = [r for r in trained.dag_runs("churn_training") if r[0].startswith("retrain__")]
+        assert triggered, trained.dag_runs("churn_training")
+        assert "reason" in (triggered[-1][2] or "") or triggered[-1][2] is not None
+    finally:
+        config["warehouse"]["url"] = f"duckdb:///{trained.base}/warehouse.duckdb"
+        config["sample_data"].pop("drift_after")
+        trained.config_path.write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.postgres
+def test_scoring_and_monitoring_on_postgres(trained, postgres_url, tmp_path):
+    """The scoring and monitoring DAGs on a throwaway Postgres schema, with the shared champion."""
+    from pipelines.warehouse import connect
+
+    schema = f"churn_e2e_{uuid.uuid4().hex[:8]}"
+    env = Env(trained.base, yaml.safe_load(trained.config_path.read_text()),
+              extra_env={"CHURN_WAREHOUSE_URL": postgres_url, "CHURN_WAREHOUSE_SCHEMA": schema})
+    env.airflow_home = trained.airflow_home
+    try:
+        env.generate()
+        _, state, tasks = env.dag_test("churn_scoring", SCORE_DATE)
+        assert state == "success", tasks
+        _, state, tasks = env.dag_test("churn_monitoring", SCORE_DATE)
+        assert state == "success", tasks
+        _assert_chain_outputs(env, SCORE_DATE)
+    finally:
+        with connect(postgres_url, schema) as wh:
+            wh.drop_schema()
