@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Config
+from pipelines.data.contract import DATASET_LEVEL_FEATURE
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,9 @@ def last_drift_summary(config: Config) -> dict[str, Any]:
             )
     except Exception as exc:
         return _unavailable(f"The warehouse could not be read ({type(exc).__name__}: {exc}).")
-    dataset_level = frame[frame["feature"].isna()]
-    per_feature = frame[frame["feature"].notna()]
+    is_dataset_level = frame["feature"].isna() | (frame["feature"] == DATASET_LEVEL_FEATURE)
+    dataset_level = frame[is_dataset_level]
+    per_feature = frame[~is_dataset_level & (frame["metric"] == "feature_drift")]
     reports = [p for p in frame["report_path"].dropna().unique().tolist() if p]
     score_date = str(latest)[:10]
     return {

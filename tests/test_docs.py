@@ -1,8 +1,7 @@
 """The README's schema reference and the default config are generated: they must match the code."""
 
-from scripts.gen_schema_docs import BEGIN, END, render_schema_reference
-
 from pipelines.config import PROJECT_ROOT
+from scripts.gen_schema_docs import BEGIN, END, render_schema_reference
 
 
 def test_readme_schema_reference_matches_contract():

@@ -226,6 +226,8 @@ ALL_TABLES: tuple[Table, ...] = RAW_TABLES + OUTPUT_TABLES
 TABLES = {t.name: t for t in ALL_TABLES}
 
 LATEST_SCORES_VIEW = "churn_scores_latest"
+# monitoring_drift.feature of dataset-level rows (the column is part of the key, so it cannot be null).
+DATASET_LEVEL_FEATURE = "__dataset__"
 
 
 def get_table(name: str) -> Table:

@@ -93,6 +93,22 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self._depth = 0
 
+    def drop_schema(self) -> None:
+        """DuckDB's default schema `main` cannot be dropped: empty it instead."""
+        if self.schema != self.default_schema:
+            super().drop_schema()
+            return
+        objects = self.query_arrow(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = :schema",
+            {"schema": self.schema},
+        ).to_pylist()
+        with self.transaction():
+            for kind in ("VIEW", "BASE TABLE"):  # views first: they depend on tables
+                for row in objects:
+                    if row["table_type"] == kind:
+                        keyword = "VIEW" if kind == "VIEW" else "TABLE"
+                        self.execute(f"DROP {keyword} IF EXISTS {self.qualified(row['table_name'])} CASCADE")
+
     def table_exists(self, table: str) -> bool:
         return bool(
             self.scalar(

@@ -103,7 +103,7 @@ def test_page_with_scores_and_drift(client_for, config):
         report.write_text("<html>drift report</html>")
         wh.replace_partition("monitoring_drift", pd.DataFrame({
             "score_date": [day, day], "model_version": ["3", "3"],
-            "metric": ["share_drifted_features", "feature_drift"], "feature": [None, "orders_90d"],
+            "metric": ["share_drifted_features", "feature_drift"], "feature": ["__dataset__", "orders_90d"],
             "value": [0.5, 0.2], "threshold": [0.3, 0.1], "drifted": [True, True],
             "report_path": [str(report)] * 2, "computed_at": [now] * 2,
         }), "score_date", day)

@@ -129,3 +129,13 @@ def test_param_translation_keeps_casts():
     sql = "SELECT :a::DATE, x FROM t WHERE y = :b AND s LIKE '10%'"
     assert translate_params(sql, "duckdb") == "SELECT $a::DATE, x FROM t WHERE y = $b AND s LIKE '10%'"
     assert translate_params(sql, "psycopg") == "SELECT %(a)s::DATE, x FROM t WHERE y = %(b)s AND s LIKE '10%%'"
+
+
+def test_drop_schema_then_init_resets_data(warehouse):
+    """`churn init-warehouse --reset`: on DuckDB the default schema `main` is emptied, not dropped."""
+    warehouse.bulk_load("customers", pd.DataFrame({"customer_id": [1], "signup_at": [pd.Timestamp("2024-01-01", tz="UTC")],
+                                                   "country": ["DE"], "acquisition_channel": ["x"]}))
+    warehouse.drop_schema()
+    assert not warehouse.table_exists("customers")
+    warehouse.init_schema()
+    assert warehouse.row_count("customers") == 0

@@ -1,0 +1,166 @@
+"""Stage score: scoring throughput, features in -> calibrated probabilities out, transformer bundle.
+
+On the same customers, three ways of running one bundle (``pipelines.models.load_bundle``):
+(a) ``fixed_fp32``: every row padded to ``model.max_length``, original order (the unoptimized baseline,
+driven by the harness with the bundle's own model, scaler and calibrator);
+(b) ``bucketed_fp32``: ``TransformerPredictor.predict_proba`` (rows sorted by token length, padded per
+batch); (c) ``bucketed_int8``: the same with ``quantize=True`` (dynamic int8 encoder Linear layers).
+Reports customers/s, batch size, sequence length, pad share, max |dp| vs (a), and whether ROC-AUC /
+PR-AUC on churn labels (and Spearman vs (a)) are unchanged to two decimals. Timing includes
+tokenization, numeric scaling and calibration; not the feature query (stage features measures that).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+
+from benchmarks.bundles import FIT_ROWS, find_trained_bundle, labelled_frame, standin_transformer_bundle
+from benchmarks.common import Context, StageResult, load1, require
+
+logger = logging.getLogger("benchmarks.score")
+
+
+def fixed_length_proba(pred, frame) -> np.ndarray:
+    """The unoptimized path: pad every row to max_length, keep input order, fp32."""
+    import torch
+
+    texts = frame["text_view"].fillna("").astype(str).tolist()
+    numeric = pred.scaler.transform(frame)
+    out = np.empty(len(frame), dtype=np.float64)
+    with torch.inference_mode():
+        for start in range(0, len(texts), pred.batch_size):
+            enc = pred.tokenizer(texts[start:start + pred.batch_size], padding="max_length", truncation=True,
+                                 max_length=pred.max_length, return_tensors="pt", return_token_type_ids=False)
+            sl = slice(start, start + pred.batch_size)
+            out[sl] = pred.model(enc["input_ids"], enc["attention_mask"], torch.from_numpy(numeric[sl])).float().numpy()
+    return pred.calibrator(1.0 / (1.0 + np.exp(-out)))
+
+
+def token_stats(pred, frame) -> dict[str, dict[str, float]]:
+    from pipelines.models.batching import sorted_batches, tokenize_texts
+
+    lengths = np.array([len(x) for x in tokenize_texts(pred.tokenizer, frame["text_view"].tolist(), pred.max_length)])
+    real = int(lengths.sum())
+    fixed = len(lengths) * pred.max_length
+    bucketed = int(sum(len(idx) * lengths[idx].max() for idx in sorted_batches(lengths, pred.batch_size)))
+    return {
+        "lengths": {"mean": float(lengths.mean()), "p50": float(np.median(lengths)), "p90": float(np.percentile(lengths, 90)),
+                    "share_truncated_at_max": float(np.mean(lengths >= pred.max_length))},
+        "fixed": {"computed_tokens": fixed, "pad_share": round(1 - real / fixed, 3)},
+        "bucketed": {"computed_tokens": bucketed, "pad_share": round(1 - real / bucketed, 3)},
+    }
+
+
+def ranking(y: np.ndarray, p: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    import pandas as pd
+
+    out = {}
+    if 0 < y.sum() < len(y):
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
+        out.update(roc_auc=float(roc_auc_score(y, p)), pr_auc=float(average_precision_score(y, p)))
+    ra, rb = pd.Series(p).rank().to_numpy(), pd.Series(ref).rank().to_numpy()
+    out["spearman_vs_fixed_fp32"] = float(np.corrcoef(ra, rb)[0, 1]) if np.std(ra) and np.std(rb) else float("nan")
+    return out
+
+
+def run(ctx: Context) -> StageResult:
+    import torch
+
+    load_bundle = require("pipelines.models", "load_bundle")
+    config = ctx.config()
+    torch.set_num_threads(config.training.num_threads or os.cpu_count() or 1)
+    result = StageResult("score", repeat=ctx.repeats(1))
+    full, labels_all, source = labelled_frame(ctx, config, ctx.score_limit + FIT_ROWS)
+    trained = find_trained_bundle(ctx)
+    if trained:
+        path, model_note = trained, f"trained transformer bundle {trained}"
+        frame, labels = full, labels_all
+    else:
+        fit_n = FIT_ROWS if len(full) >= 2 * FIT_ROWS else len(full) // 2
+        path = standin_transformer_bundle(ctx, config, full.iloc[:fit_n], labels_all[:fit_n])
+        frame, labels = full.iloc[fit_n:].reset_index(drop=True), labels_all[fit_n:]
+        model_note = (f"STAND-IN bundle (no trained model found): packaged MiniLM encoder as shipped + ChurnHead "
+                      f"fitted by the harness on {fit_n} other customers + {config.training.calibration} calibrator; "
+                      "same cost per customer as the real model, not its accuracy")
+    ctx.shared["transformer_bundle"] = str(path)
+    batch, seq = config.scoring.batch_size, config.model.max_length
+    fp32 = load_bundle(path, device="cpu", quantize=False, batch_size=batch)
+    int8 = load_bundle(path, device="cpu", quantize=True, batch_size=batch)
+    seq = fp32.max_length
+    tokens = token_stats(fp32, frame)
+    result.info.update({
+        "customers_scored": len(frame), "input": source, "batch_size": batch, "max_length": seq,
+        "model": model_note, "bundle": str(path), "torch_threads": torch.get_num_threads(), "tokens": tokens,
+        "labels": f"churned at the latest fully observed cutoff ({int(labels.sum())} of {len(labels)} churned)",
+    })
+    variants = {
+        "fixed_fp32": lambda f: fixed_length_proba(fp32, f),
+        "bucketed_fp32": fp32.predict_proba,
+        "bucketed_int8": int8.predict_proba,
+    }
+    ref = None
+    for name, predict in variants.items():
+        predict(frame.head(batch))  # warm-up: thread pools, allocator, quantized kernels
+        seconds, p = [], None
+        for _ in range(result.repeat):
+            result.load_avg_1m.append(load1())
+            start = time.perf_counter()
+            p = np.asarray(predict(frame), dtype=np.float64)
+            seconds.append(time.perf_counter() - start)
+        logger.info("  score %s: %d customers in %.2f s (load1 %.2f)", name, len(frame), seconds[-1], load1())
+        ref = p if ref is None else ref
+        result.add(f"{name}_customers_per_s", [len(frame) / s for s in seconds], "customers/s",
+                   f"batch {batch}, max_length {seq}, {len(frame):,} customers")
+        if name != "fixed_fp32":
+            result.add(f"{name}_max_abs_dp", float(np.max(np.abs(p - ref))), "abs dp", "max abs(p - p_fixed_fp32)")
+        for key, value in ranking(labels, p, ref).items():
+            if not (name == "fixed_fp32" and key.startswith("spearman")):
+                result.add(f"{name}_{key}", value, "")
+    result.add("int8_hidden_state_rel_error", _hidden_error(fp32, int8, frame.head(32)), "ratio",
+               "norm(h_int8 - h_fp32) / norm(h_fp32), encoder last hidden state, 32 customers (diagnostic)")
+    keys = [k for k in ("roc_auc", "pr_auc") if f"fixed_fp32_{k}" in result.metrics]
+    for variant in ("bucketed_fp32", "bucketed_int8"):
+        checks = {k: round(result.metrics[f"{variant}_{k}"].value, 2) == round(result.metrics[f"fixed_fp32_{k}"].value, 2)
+                  for k in keys}
+        checks["spearman_2dp_is_1.00"] = round(result.metrics[f"{variant}_spearman_vs_fixed_fp32"].value, 2) == 1.0
+        result.info[f"{variant}_ranking_unchanged_2dp"] = all(checks.values())
+        result.info[f"{variant}_ranking_checks"] = checks
+    if torch.cuda.is_available():
+        _gpu(result, load_bundle, path, frame)
+    result.load_avg_1m.append(load1())
+    return result
+
+
+def _hidden_error(fp32, int8, frame) -> float:
+    """How far int8 moves the encoder's token states: the source of any |dp| downstream."""
+    import torch
+
+    from pipelines.models.batching import pad_batch, tokenize_texts
+
+    ids, mask = pad_batch(tokenize_texts(fp32.tokenizer, frame["text_view"].tolist(), fp32.max_length), fp32.pad_id)
+    with torch.inference_mode():
+        a = fp32.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
+        b = int8.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
+    return float((a - b).norm() / a.norm())
+
+
+def _gpu(result: StageResult, load_bundle, path, frame) -> None:
+    import torch
+
+    gpu_batch = 1024
+    pred = load_bundle(path, device="cuda", quantize=False, batch_size=gpu_batch)
+    n = max(len(frame), 50_000)
+    big = frame.sample(n=n, replace=len(frame) < n, random_state=1).reset_index(drop=True)
+    pred.predict_proba(big.head(4 * gpu_batch))
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    pred.predict_proba(big)
+    torch.cuda.synchronize()
+    secs = time.perf_counter() - start
+    result.add("gpu_bucketed_bf16_customers_per_s", n / secs, "customers/s",
+               f"{torch.cuda.get_device_name(0)}, batch {gpu_batch}, bf16 autocast, {n:,} rows (resampled)")

@@ -1,0 +1,98 @@
+"""The benchmark harness at a tiny scale: well-formed results, no speed assertions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from benchmarks.__main__ import main
+from benchmarks.common import parse_scale, scale_label
+
+
+def test_parse_scale():
+    assert parse_scale("10k") == 10_000
+    assert parse_scale("1m") == 1_000_000
+    assert parse_scale("200") == 200
+    assert scale_label(100_000) == "100k"
+
+
+def test_tiny_run_writes_json_and_markdown(tmp_path, capsys):
+    out, work = tmp_path / "results", tmp_path / "work"
+    rc = main(["--scale", "200", "--stages", "gen,features,writeback", "--postgres-url", "none",
+               "--repeat", "1", "--out", str(out), "--work-dir", str(work), "--quiet"])
+    assert rc == 0
+    json_files, md_files = list(out.glob("*.json")), list(out.glob("*.md"))
+    assert len(json_files) == 1 and len(md_files) == 1
+    assert json_files[0].stem == md_files[0].stem
+
+    doc = json.loads(json_files[0].read_text())
+    machine = doc["machine"]
+    assert machine["cpu_cores"] >= 1 and machine["memory_gib"] > 0 and machine["name"]
+    assert "gpu" in machine
+    for key in ("python", "torch", "duckdb", "pandas", "transformers"):
+        assert machine["versions"][key]
+    assert "commit" in machine["git"]
+
+    (run,) = doc["runs"]
+    assert run["scale"] == "200" and run["customers"] == 200
+    assert set(run["stages"]) == {"gen", "features", "writeback"}
+    for name, stage in run["stages"].items():
+        assert stage["status"] in ("ok", "skipped"), (name, stage.get("reason"))
+        assert stage["load_avg_1m"], name
+        if stage["status"] == "skipped":
+            assert stage["reason"].startswith("not implemented"), stage["reason"]
+            continue
+        assert stage["metrics"], name
+        for key, metric in stage["metrics"].items():
+            assert isinstance(metric["value"], float) and math.isfinite(metric["value"]) and metric["value"] > 0, key
+            assert metric["unit"] and len(metric["runs"]) == 1
+
+    wb = run["stages"]["writeback"]
+    assert wb["status"] == "ok" and wb["info"]["rows"] == 200
+    assert {"duckdb_rows_per_s", "duckdb_seconds"} <= set(wb["metrics"])
+    assert not any(k.startswith("postgres") for k in wb["metrics"])
+    if run["stages"]["gen"]["status"] == "ok":
+        info = run["stages"]["gen"]["info"]
+        assert info["row_counts"]["customers"] == 200 and info["row_counts"]["orders"] > 0
+    targets = {t["key"]: t for t in run["targets"]}
+    assert targets["gpu_finetune"]["status"] in ("not measured here", "met", "missed")
+    assert targets["writeback_duckdb"]["status"] in ("met", "missed")
+
+    markdown = md_files[0].read_text()
+    assert "| stage | metric | value |" in markdown and "### Targets" in markdown
+    assert "duckdb_rows_per_s" in markdown
+    assert "| stage | metric | value |" in capsys.readouterr().out
+
+
+def test_unimplemented_stage_is_skipped_not_failed(tmp_path, monkeypatch):
+    import benchmarks.stages.data as data
+
+    def missing(*_a, **_k):
+        from benchmarks.common import NotImplementedStage
+
+        raise NotImplementedStage("pipelines.data.generator")
+
+    monkeypatch.setattr(data, "generate", missing)
+    monkeypatch.setattr(data, "require", missing)
+    import benchmarks.stages.gen as gen
+
+    monkeypatch.setattr(gen, "generate", missing)
+    rc = main(["--scale", "50", "--stages", "gen", "--postgres-url", "none", "--out", str(tmp_path),
+               "--work-dir", str(tmp_path / "w"), "--quiet"])
+    assert rc == 0
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    stage = doc["runs"][0]["stages"]["gen"]
+    assert stage["status"] == "skipped" and "not implemented" in stage["reason"]
+    assert "**skipped**" in next(tmp_path.glob("*.md")).read_text()
+
+
+def test_demo_timings_are_parsed_from_the_printed_table():
+    from benchmarks.stages.demo import parse_timeline
+
+    out = ["\x1b[1m== init warehouse (reset)\x1b[0m", "   done in 3s", "\x1b[1m== dag churn_training\x1b[0m",
+           "epoch 1/3", "\x1b[1m== stage timings\x1b[0m", "init warehouse (reset)          3 s",
+           "dag churn_training             95 s", "total                         98 s"]
+    steps = parse_timeline([(float(i), line) for i, line in enumerate(out)], total=10.0)
+    assert [(s["stage"], s["seconds"]) for s in steps] == [("init warehouse (reset)", 3.0), ("dag churn_training", 95.0)]
+    headers_only = parse_timeline([(0.0, "== a"), (4.0, "x"), (6.0, "== b")], total=10.0)
+    assert [(s["stage"], s["seconds"]) for s in headers_only] == [("a", 6.0), ("b", 4.0)]
