@@ -249,7 +249,8 @@ def translate_params(sql: str, style: str) -> str:
     raise ValueError(style)
 
 
-def connect(url: str, schema: str | None = None, read_chunk_rows: int = 100_000) -> Warehouse:
+def connect(url: str, schema: str | None = None, read_chunk_rows: int = 100_000,
+            duckdb_memory_limit: str | None = None) -> Warehouse:
     """Open a warehouse from a SQLAlchemy-style URL (``duckdb:///file`` or ``postgresql://...``)."""
     from sqlalchemy.engine import make_url
 
@@ -261,7 +262,7 @@ def connect(url: str, schema: str | None = None, read_chunk_rows: int = 100_000)
     if backend == "duckdb":
         from pipelines.warehouse.duckdb_backend import DuckDBWarehouse
 
-        return DuckDBWarehouse(parsed.database or ":memory:", schema, read_chunk_rows)
+        return DuckDBWarehouse(parsed.database or ":memory:", schema, read_chunk_rows, duckdb_memory_limit)
     if backend in ("postgresql", "postgres"):
         from pipelines.warehouse.postgres_backend import PostgresWarehouse
 
@@ -274,4 +275,5 @@ def connect(url: str, schema: str | None = None, read_chunk_rows: int = 100_000)
 
 def open_warehouse(config: Config) -> Warehouse:
     """The warehouse named by the config (URL and schema may come from the environment)."""
-    return connect(config.warehouse_url, config.warehouse_schema, config.warehouse.read_chunk_rows)
+    return connect(config.warehouse_url, config.warehouse_schema, config.warehouse.read_chunk_rows,
+                   config.warehouse.duckdb_memory_limit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,8 @@ class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
     default_schema = "main"
 
-    def __init__(self, database: str, schema: str | None = None, read_chunk_rows: int = 100_000) -> None:
+    def __init__(self, database: str, schema: str | None = None, read_chunk_rows: int = 100_000,
+                 memory_limit: str | None = None) -> None:
         super().__init__(schema, read_chunk_rows)
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +34,12 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"cannot open DuckDB file {database}: {exc} (is another process writing it?)") from exc
         # TIMESTAMPTZ values render and compare in UTC regardless of the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")
+        if memory_limit:
+            # Bounded memory for big feature builds: past the cap DuckDB spills to disk instead of growing.
+            # The value is validated by the config (a size like 2GB); SET takes no bound parameters.
+            if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", memory_limit):
+                raise WarehouseError(f"invalid DuckDB memory limit {memory_limit!r}")
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
         self._depth = 0
 
     def execute(self, sql: str, params: Params = None) -> None:

@@ -53,3 +53,8 @@ def test_relative_paths_resolve_to_project_root():
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_duckdb_memory_limit_must_be_a_size():
+    with pytest.raises(ConfigError, match="warehouse.duckdb_memory_limit"):
+        Config().with_overrides({"warehouse": {"duckdb_memory_limit": "lots"}})

@@ -139,3 +139,11 @@ def test_drop_schema_then_init_resets_data(warehouse):
     assert not warehouse.table_exists("customers")
     warehouse.init_schema()
     assert warehouse.row_count("customers") == 0
+
+
+def test_duckdb_memory_limit_is_applied_and_validated(tmp_path):
+    with connect(f"duckdb:///{tmp_path}/m.duckdb", duckdb_memory_limit="512MB") as wh:
+        limit = wh.scalar("SELECT current_setting('memory_limit')")
+        assert limit.replace(" ", "").upper().startswith(("488.2MIB", "512MB", "488MIB"))
+    with pytest.raises(WarehouseError, match="memory limit"):
+        connect(f"duckdb:///{tmp_path}/m2.duckdb", duckdb_memory_limit="1GB'; DROP TABLE x; --")
