@@ -193,7 +193,7 @@ class ScoringConfig(_Section):
         return value
 
 
-# Not monitored for drift by default (monitoring.drift_exclude_features), measured with
+# Reported but not counted toward retraining by default (monitoring.drift_exclude_features), measured with
 # scripts/measure_drift_defaults.py: each moves by >= 0.1 (normed Wasserstein) between the reference
 # (test cutoff) and the score dates on sample data WITHOUT injected drift, and no threshold tells the
 # injected drift from that movement (its values with drift stay within the no-drift range + 0.05).
@@ -226,12 +226,13 @@ class MonitoringConfig(_Section):
                                            "0.37 (normed Wasserstein): midway between the largest move of a monitored "
                                            "feature on sample data without injected drift (0.30) and the smallest "
                                            "that flags the injected drift (0.44); see scripts/measure_drift_defaults.py.")
-    drift_features: list[str] | None = Field(None, description="Numeric features monitored for drift (the report "
-                                             "renders plots per column); default: all of numeric_feature_names "
-                                             "except drift_exclude_features.")
+    drift_features: list[str] | None = Field(None, description="Numeric features whose drift counts toward the "
+                                             "retrain decision; default: all of numeric_feature_names except "
+                                             "drift_exclude_features. The report and monitoring_drift show every feature.")
     drift_exclude_features: list[str] = Field(
         default_factory=lambda: list(DRIFT_EXCLUDE_FEATURES),
-        description="Features left out of drift monitoring when drift_features is not set: tenure_days grows with "
+        description="Features whose drift is reported but does not count toward retraining (when drift_features is "
+        "not set): tenure_days grows with "
         "calendar time (the population ages); the short-window activity, recency and quarter-over-quarter trend "
         "features follow the shop's seasons (the reference is >= horizon_days older than any score date). On sample "
         "data without injected drift they move by 0.1-0.9 (normed Wasserstein) and the injected drift does not move "

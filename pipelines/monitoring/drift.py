@@ -1,7 +1,7 @@
 """Evidently (0.7 API) drift report and the numbers we keep from it.
 
-The report compares a reference sample (training feature rows logged with the model version,
-``prediction`` = the model's calibrated probability) with the current scoring population
+The report compares a reference sample (feature rows of the latest training cutoffs, logged with the
+model version, ``prediction`` = the model's calibrated probability) with the current scoring population
 (features recomputed for the score date, ``prediction`` = the written ``churn_probability``):
 
 - ``DataDriftPreset(columns=numeric features)``: one ``ValueDrift`` per feature with
@@ -23,7 +23,7 @@ import logging
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,18 @@ class DriftSummary:
     @property
     def drifted_features(self) -> list[str]:
         return sorted(name for name, d in self.features.items() if d.drifted)
+
+    def restricted_to(self, names: Sequence[str]) -> DriftSummary:
+        """The same summary over ``names`` only, with the drifted share recomputed over them.
+
+        Why: the report shows every feature, but the retrain decision counts only the monitored ones
+        (seasonal and trending features drift without anything being wrong).
+        """
+        keep = set(names)
+        features = {name: d for name, d in self.features.items() if name in keep}
+        drifted = sum(1 for d in features.values() if d.drifted)
+        return replace(self, features=features, drifted_count=float(drifted),
+                       drift_share=drifted / len(features) if features else None)
 
 
 def build_report(features: Sequence[str], config) -> Any:

@@ -3,7 +3,10 @@
 Inputs, and why they are fetched this way:
 
 - **Reference**: ``reference/reference.parquet``, logged by the registry with each model version's run
-  (training feature rows + ``prediction``). Downloaded with the MLflow client; tests may pass it in.
+  (feature rows of the latest fully observed cutoffs, i.e. the test split topped up from validation, +
+  ``prediction``; see :func:`pipelines.registry.runs.reference_sample`). Downloaded with the MLflow
+  client; tests may pass it in. Features in ``monitoring.drift_exclude_features`` (calendar trend and
+  seasonality) are not compared.
 - **Current**: the score date's features are *recomputed* with
   :func:`pipelines.features.iter_scoring_features` (streamed, a random sample of at most
   ``monitoring.current_sample_rows`` customers kept, numeric columns only) and joined with the
@@ -23,13 +26,14 @@ import json
 import logging
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import MONITORING_DRIFT
+from pipelines.data.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT
 from pipelines.monitoring.drift import PREDICTION_COLUMN, DriftSummary, run_drift_report, summarize_snapshot
 from pipelines.monitoring.performance import backtest, latest_realized
 
@@ -42,7 +46,7 @@ logger = logging.getLogger(__name__)
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 # monitoring_drift.feature for dataset-level rows. The contract documents NULL, but on Postgres the
 # primary key (score_date, metric, feature) makes the column NOT NULL, so a marker is used instead.
-DATASET_LEVEL = "__dataset__"
+DATASET_LEVEL = DATASET_LEVEL_FEATURE
 SCORE_COLUMN = "churn_probability"
 # A feature's missing share is flagged when it exceeds the reference's by more than this.
 MISSING_SHARE_TOLERANCE = 0.1
@@ -82,8 +86,11 @@ def monitor_scores(config: Config, score_date: dt.date | str, model_version: str
             logger.warning("scores of %s were made by model version(s) %s, monitoring against the reference of v%s",
                            score_date, written_versions, model_version)
 
-        features = _drift_features(numeric_feature_names(config), mon.drift_features, reference)
-        current = current_sample(wh, config, score_date, scores, features)
+        features = _drift_features(numeric_feature_names(config), mon.drift_features, reference,
+                                   exclude=mon.drift_exclude_features)
+        # The report and the table cover every feature the reference has; the decision counts only `features`.
+        reported = [n for n in numeric_feature_names(config) if n in reference.columns] or features
+        current = current_sample(wh, config, score_date, scores, reported)
         reference = reference.rename(columns={SCORE_COLUMN: PREDICTION_COLUMN}) \
             if PREDICTION_COLUMN not in reference.columns else reference
         if PREDICTION_COLUMN not in reference.columns:
@@ -92,15 +99,17 @@ def monitor_scores(config: Config, score_date: dt.date | str, model_version: str
 
         report_path = config.resolve_path(mon.reports_dir) / "drift" / f"{score_date.isoformat()}.html"
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot = run_drift_report(reference, current, features, config, metadata={
+        snapshot = run_drift_report(reference, current, reported, config, metadata={
             "score_date": score_date.isoformat(), "model_version": model_version})
         snapshot.save_html(str(report_path))
-        summary = summarize_snapshot(snapshot.dict())
+        full_summary = summarize_snapshot(snapshot.dict())
+        summary = full_summary.restricted_to(features)
         logger.info("drift report for %s: %d/%d features drifted (share %.2f), prediction drift %.3f -> %s",
                     score_date, len(summary.drifted_features), len(summary.features), summary.drift_share or 0.0,
                     summary.prediction.value if summary.prediction else float("nan"), report_path)
 
-        drift_rows = drift_table(summary, reference, features, score_date, model_version, config, str(report_path),
+        table_summary = replace(full_summary, drift_share=summary.drift_share, drifted_count=summary.drifted_count)
+        drift_rows = drift_table(table_summary, reference, reported, score_date, model_version, config, str(report_path),
                                  reference_rows=len(reference), current_rows=len(current), scored_rows=len(scores))
         wh.replace_partition(MONITORING_DRIFT, drift_rows, "score_date", score_date)
 
@@ -180,13 +189,19 @@ def _scores_for(wh: Warehouse, score_date: dt.date) -> pd.DataFrame:
     return wh.query_df(sql, {"score_date": score_date})
 
 
-def _drift_features(names: list[str], selected: list[str] | None, reference: pd.DataFrame) -> list[str]:
+def _drift_features(names: list[str], selected: list[str] | None, reference: pd.DataFrame,
+                    exclude: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The monitored features: ``selected`` (monitoring.drift_features) as given, else every numeric
+    feature except ``exclude`` (monitoring.drift_exclude_features; names not in ``names`` are ignored,
+    the feature set depends on dataset.windows_days); only those the reference sample has."""
     if selected:
         unknown = [n for n in selected if n not in names]
         if unknown:
             raise MonitoringError(f"monitoring.drift_features lists {unknown}, which are not numeric features "
                                   f"(numeric_feature_names: {', '.join(names)})")
         names = list(selected)
+    else:
+        names = [n for n in names if n not in set(exclude)]
     missing = [n for n in names if n not in reference.columns]
     if missing:
         logger.warning("reference sample lacks feature(s) %s (trained with an older feature set?); not monitored",
