@@ -123,6 +123,7 @@ def render_run_summary(
     gate: Mapping[str, Any] | None,
     airflow_run_id: str | None = None,
     model_name: str | None = None,
+    candidates: Mapping[str, Any] | None = None,
 ) -> str:
     """Markdown summary of one training run (what was trained, how it scored, what the gate decided)."""
     gate = dict(gate or {})
@@ -141,6 +142,15 @@ def render_run_summary(
             value = gate[key]
             value = "; ".join(map(str, value)) if isinstance(value, list | tuple) else value
             lines.append(f"- gate {key.replace('_', ' ')}: {value}")
+    if candidates and candidates.get("rows"):
+        lines += ["", f"Candidates (registered: **{candidates.get('chosen', '?')}**):", "",
+                  "| metric | transformer val | transformer test | baseline val | baseline test |", "|---|---|---|---|---|"]
+        for name, values in candidates["rows"].items():
+            cells = " | ".join("-" if v is None else f"{v:.4f}" for v in values)
+            lines.append(f"| {name} | {cells} |")
+        if candidates.get("notes"):
+            lines += ["", f"Notes: {candidates['notes']}"]
+        lines += ["", "Test metrics of the registered model:"]
     scalars = small_dict(metrics, limit=60)
     if scalars:
         lines += ["", "| metric | value |", "|---|---|"]
@@ -165,6 +175,7 @@ def publish_run_summary(
     text = render_run_summary(
         as_of=as_of, run_id=run_id, version=str(version), metrics=metrics, gate=gate,
         airflow_run_id=airflow_run_id, model_name=config.registry.model_name,
+        candidates=candidate_comparison(config, run_id),
     )
     out_dir = config.resolve_path(config.monitoring.reports_dir) / RUN_SUMMARY_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -172,3 +183,26 @@ def publish_run_summary(
     path.write_text(text)
     logger.info("run summary written to %s\n%s", path, text)
     return str(Path(path))
+
+
+SUMMARY_METRICS = ("pr_auc", "roc_auc", "brier", "ece", "lift_at_10", "capture_at_20")
+
+
+def candidate_comparison(config: Config, run_id: str) -> dict[str, Any]:
+    """Both candidates' validation and test metrics from the MLflow run, side by side.
+
+    Why in the summary: the platform never hides that the transformer lost (or won) against the baseline.
+    An unreachable tracking server leaves the table out rather than failing the run.
+    """
+    try:
+        from pipelines.registry.tracking import client_for
+
+        run = client_for(config).get_run(run_id)
+    except Exception as exc:  # the summary is informative; the model is already registered
+        logger.warning("could not read MLflow run %s for the candidate table: %s", run_id, exc)
+        return {}
+    metrics = run.data.metrics
+    rows = {name: [metrics.get(f"{kind}_{split}_{name}") for kind in ("transformer", "baseline")
+                   for split in ("val", "test")] for name in SUMMARY_METRICS}
+    return {"chosen": run.data.tags.get("candidate_kind"), "notes": run.data.tags.get("notes"),
+            "rows": {name: values for name, values in rows.items() if any(v is not None for v in values)}}
