@@ -7,6 +7,7 @@ import io
 import itertools
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -16,7 +17,7 @@ from pipelines.warehouse.base import Params, Warehouse, WarehouseError, quote_id
 
 logger = logging.getLogger(__name__)
 _cursor_counter = itertools.count()
-COPY_BATCH_ROWS = 200_000
+COPY_BATCH_ROWS = 50_000
 
 
 def _psycopg():
@@ -101,14 +102,26 @@ class PostgresWarehouse(Warehouse):
         cols = ", ".join(quote_identifier(name) for name in data.column_names)
         copy_sql = f"COPY {self.qualified(table)} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false, NULL '')"
         options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-        try:
-            with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                for start in range(0, data.num_rows, COPY_BATCH_ROWS):
-                    buffer = io.BytesIO()
-                    pacsv.write_csv(data.slice(start, COPY_BATCH_ROWS), buffer, write_options=options)
-                    copy.write(buffer.getvalue())
-        except psycopg.Error as exc:
-            raise WarehouseError(f"Postgres: loading {table} failed: {exc}") from exc
+
+        def encode(start: int) -> bytes:
+            buffer = io.BytesIO()
+            pacsv.write_csv(data.slice(start, COPY_BATCH_ROWS), buffer, write_options=options)
+            return buffer.getvalue()
+
+        starts = iter(range(0, data.num_rows, COPY_BATCH_ROWS))
+        # Arrow encodes the next batch (without the GIL) while the server ingests this one.
+        with ThreadPoolExecutor(max_workers=1) as encoder:
+            pending = [encoder.submit(encode, start) for start in itertools.islice(starts, 2)]
+            try:
+                with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                    while pending:
+                        chunk = pending.pop(0).result()
+                        next_start = next(starts, None)
+                        if next_start is not None:
+                            pending.append(encoder.submit(encode, next_start))
+                        copy.write(chunk)
+            except psycopg.Error as exc:
+                raise WarehouseError(f"Postgres: loading {table} failed: {exc}") from exc
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -50,7 +50,7 @@ def test_scores_every_population_customer_once(tiny_config, standins, monkeypatc
         expected = population_count(wh, config, standins.SCORE_DATE)
     assert expected > 50
     assert result["rows"] == len(frame) == frame["customer_id"].nunique() == expected
-    assert predictor.loaded == [("3", {"quantize": True, "batch_size": config.scoring.batch_size})]
+    assert predictor.loaded == [("3", {"quantize": config.scoring.quantize_int8_on_cpu, "batch_size": config.scoring.batch_size})]
     assert predictor.calls >= 3  # streamed in chunks
     p = frame["churn_probability"].to_numpy()
     assert np.all((p >= 0) & (p <= 1))
