@@ -15,24 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Config
+from pipelines.dates import as_date
 
 logger = logging.getLogger(__name__)
 
 RUN_SUMMARY_DIR = "runs"  # under monitoring.reports_dir
-
-
-def _to_date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    text = str(value)
-    try:
-        return dt.date.fromisoformat(text[:10])
-    except ValueError:
-        raise ValueError(f"not a date: {value!r}") from None
 
 
 def resolve_as_of(
@@ -50,7 +37,7 @@ def resolve_as_of(
     conf = conf or {}
     for candidate in (conf.get("as_of"), data_interval_end, logical_date, run_after):
         if candidate not in (None, ""):
-            return _to_date(candidate).isoformat()
+            return as_date(candidate).isoformat()
     raise ValueError("cannot tell the run's as-of date: no conf['as_of'], data interval, logical date or run_after")
 
 
@@ -109,7 +96,7 @@ def latest_scored_version(config: Config, score_date: str | dt.date) -> str | No
     with open_warehouse(config) as wh:
         value = wh.scalar(
             wh.render("SELECT MAX(model_version) FROM {churn_scores} WHERE score_date = :score_date"),
-            {"score_date": _to_date(score_date)},
+            {"score_date": as_date(score_date)},
         )
     return None if value is None else str(value)
 

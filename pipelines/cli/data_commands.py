@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
 
+from pipelines.cli.common import iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
@@ -15,13 +15,6 @@ logger = logging.getLogger(__name__)
 def _emit(lines: list[str]) -> None:
     """Results go to stdout (logs go to stderr), so they can be piped."""
     sys.stdout.write("\n".join(lines) + "\n")
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _mapping(value: str) -> tuple[str, str]:
@@ -41,9 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               "from the config's sample_data section. Replaces the six raw tables.")
     p.add_argument("--customers", type=int, help="number of customers (default: sample_data.customers)")
     p.add_argument("--seed", type=int, help="random seed; the same seed gives identical data")
-    p.add_argument("--start", type=_date, help="first day of history, YYYY-MM-DD")
-    p.add_argument("--end", type=_date, help="last day of history, YYYY-MM-DD")
-    p.add_argument("--drift-after", type=_date, help="prices rise and delivery worsens after this day")
+    p.add_argument("--start", type=iso_date, help="first day of history, YYYY-MM-DD")
+    p.add_argument("--end", type=iso_date, help="last day of history, YYYY-MM-DD")
+    p.add_argument("--drift-after", type=iso_date, help="prices rise and delivery worsens after this day")
     p.add_argument("--chunk-customers", type=int, default=20_000, help="customers simulated and loaded per chunk")
     p.set_defaults(handler=generate)
 

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import sys
 
+from pipelines.cli.common import iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,13 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build-training-sets",
         help="features + labels at past cutoffs, split by time, written as Parquet with a manifest",
     )
-    p.add_argument("--as-of", required=True, type=_date,
+    p.add_argument("--as-of", required=True, type=iso_date,
                    help="data date: the latest cutoff is as_of - churn.horizon_days (labels fully observed)")
     p.set_defaults(handler=build_training_sets_command)
 
     p = subparsers.add_parser("show-features", help="print one customer's features and text view at a cutoff")
     p.add_argument("--customer", required=True, type=int, help="customer_id")
-    p.add_argument("--as-of", required=True, type=_date, help="cutoff date: features use rows before 00:00 UTC")
+    p.add_argument("--as-of", required=True, type=iso_date, help="cutoff date: features use rows before 00:00 UTC")
     p.set_defaults(handler=show_features_command)
 
 

@@ -8,16 +8,10 @@ import json
 import logging
 import sys
 
+from pipelines.cli.common import iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score every customer with a completed order in the lookback window before DATE with one "
         "registered model version, and atomically replace the churn_scores partition of DATE.",
     )
-    p.add_argument("--date", required=True, type=_date, help="score date (features use data before DATE 00:00 UTC)")
+    p.add_argument("--date", required=True, type=iso_date, help="score date (features use data before DATE 00:00 UTC)")
     p.add_argument("--model-version", help="registered version to use (default: the current @champion, resolved once)")
     p.add_argument("--run-id", help="recorded in churn_scores.run_id (default: cli__<UTC timestamp>)")
     p.set_defaults(handler=score)
@@ -36,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compare DATE's scored population with the model version's training reference (Evidently "
         "HTML under reports/drift/), write monitoring_drift and monitoring_performance, print the retrain decision.",
     )
-    p.add_argument("--date", required=True, type=_date, help="score date to monitor (must have churn_scores rows)")
+    p.add_argument("--date", required=True, type=iso_date, help="score date to monitor (must have churn_scores rows)")
     p.add_argument("--model-version", help="version whose reference to compare with (default: the version that "
                    "wrote DATE's scores)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to an MLflow monitoring run")

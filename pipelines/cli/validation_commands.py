@@ -6,16 +6,10 @@ import argparse
 import datetime as dt
 import logging
 
+from pipelines.cli.common import iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
-
-
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {value!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run every raw-table suite in expectations/ as one GX checkpoint and rebuild Data Docs. "
         "Exits 3 and names each failing table.column and expectation when anything fails.",
     )
-    p.add_argument("--as-of", type=_date, default=None,
+    p.add_argument("--as-of", type=iso_date, default=None,
                    help="run date: later timestamps are future data; freshness window ends here (default: today, UTC)")
     p.add_argument("--table", action="append", dest="tables", metavar="TABLE",
                    help="validate only this raw table (repeatable; default: all)")

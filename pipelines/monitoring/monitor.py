@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.data.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT
+from pipelines.dates import as_date
 from pipelines.monitoring.drift import PREDICTION_COLUMN, DriftSummary, run_drift_report, summarize_snapshot
 from pipelines.monitoring.performance import backtest, latest_realized
 
@@ -69,7 +70,7 @@ def monitor_scores(config: Config, score_date: dt.date | str, model_version: str
     from pipelines.features import numeric_feature_names
     from pipelines.warehouse import open_warehouse
 
-    score_date = _as_date(score_date)
+    score_date = as_date(score_date)
     model_version = str(model_version)
     mon = config.monitoring
     started = time.perf_counter()
@@ -325,11 +326,3 @@ def log_monitoring_run(config: Config, result: dict[str, Any], report_path: Path
     except Exception:  # the warehouse rows and the HTML are written; a tracking outage must not hide them
         logger.exception("could not log the monitoring run to MLflow at %s", config.tracking_uri)
         return None
-
-
-def _as_date(value: dt.date | str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])

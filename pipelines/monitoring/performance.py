@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.data.contract import MONITORING_PERFORMANCE
+from pipelines.dates import as_date
 
 if TYPE_CHECKING:
     from pipelines.config import Config
@@ -81,7 +82,7 @@ def matured_score_dates(wh: Warehouse, config: Config, evaluated_on: dt.date) ->
         "ORDER BY s.score_date"
     )
     frame = wh.query_df(sql, {"latest": latest, "earliest": earliest, "evaluated_on": evaluated_on})
-    return [_to_date(v) for v in frame.iloc[:, 0].tolist()] if len(frame) else []
+    return [as_date(v) for v in frame.iloc[:, 0].tolist()] if len(frame) else []
 
 
 def backtest(wh: Warehouse, config: Config, evaluated_on: dt.date) -> list[dict[str, Any]]:
@@ -135,16 +136,6 @@ def latest_realized(wh: Warehouse, evaluated_by: dt.date, model_version: str) ->
     frame = wh.query_df(sql, {"version": str(model_version), "evaluated_by": evaluated_by})
     if frame.empty:
         return None
-    out: dict[str, Any] = {"score_date": _to_date(frame["score_date"].iloc[0]).isoformat()}
+    out: dict[str, Any] = {"score_date": as_date(frame["score_date"].iloc[0]).isoformat()}
     out.update({str(m): float(v) for m, v in zip(frame["metric"], frame["value"], strict=True)})
     return out
-
-
-def _to_date(value: Any) -> dt.date:
-    if isinstance(value, pd.Timestamp):
-        return value.date()
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])

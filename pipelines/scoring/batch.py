@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipelines.data.contract import CHURN_SCORES
+from pipelines.dates import as_date
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,7 +94,7 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
     from pipelines.registry import load_model_version
     from pipelines.warehouse import open_warehouse
 
-    score_date = _as_date(score_date)
+    score_date = as_date(score_date)
     model_version = _check_version(model_version)
     if not run_id:
         raise ValueError("run_id is required (the Airflow run id or a CLI run id)")
@@ -290,14 +291,6 @@ def _check_version(model_version: Any) -> str:
             "(resolve the champion first, e.g. `churn score` without --model-version), never 'latest'"
         )
     return version
-
-
-def _as_date(value: dt.date | str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 def _utc_midnight(day: dt.date) -> dt.datetime:

@@ -1,0 +1,14 @@
+"""Argument types shared by the `churn` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+
+def iso_date(text: str) -> dt.date:
+    """argparse type for YYYY-MM-DD, with a message that says what was expected."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
