@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 
 
 def iso_date(text: str) -> dt.date:
@@ -12,3 +13,8 @@ def iso_date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO date (YYYY-MM-DD): {text!r}") from None
+
+
+def emit(*lines: str) -> None:
+    """Command results go to stdout (logs go to stderr), so they can be piped or parsed."""
+    sys.stdout.write("\n".join(lines) + "\n")

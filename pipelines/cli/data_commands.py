@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from pipelines.cli.common import iso_date
+from pipelines.cli.common import emit, iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
-
-
-def _emit(lines: list[str]) -> None:
-    """Results go to stdout (logs go to stderr), so they can be piped."""
-    sys.stdout.write("\n".join(lines) + "\n")
 
 
 def _mapping(value: str) -> tuple[str, str]:
@@ -83,7 +77,7 @@ def generate(config: Config, args: argparse.Namespace) -> int:
     lines = [f"generated sample data (seed {seed}, {start} .. {end}"
              + (f", drift after {drift_after}" if drift_after else "") + ")"]
     lines += [f"  {table:<12} {rows:>12,}" for table, rows in counts.items()]
-    _emit(lines)
+    emit(*lines)
     return 0
 
 
@@ -103,5 +97,5 @@ def import_file(config: Config, args: argparse.Namespace) -> int:
     lines = [f"imported {report.kind} from {report.path} ({report.rows_read:,} rows read"
              + (", raw tables replaced" if report.replaced and report.kind == "transactions" else "") + ")"]
     lines += [f"  {table:<12} {rows:>12,} new rows" for table, rows in report.written.items()]
-    _emit(lines)
+    emit(*lines)
     return 0

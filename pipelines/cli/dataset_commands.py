@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from pipelines.cli.common import iso_date
+from pipelines.cli.common import emit, iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def build_training_sets_command(config: Config, args: argparse.Namespace) -> int
     from pipelines.datasets import build_training_sets
 
     path = build_training_sets(config, args.as_of)
-    sys.stdout.write(path + "\n")
+    emit(path)
     return 0
 
 
@@ -52,5 +51,5 @@ def show_features_command(config: Config, args: argparse.Namespace) -> int:
     out += [f"  {name:<{width}}  {row[name]:.4f}".rstrip("0").rstrip(".") for name in names]
     out += [f"  {name:<{width}}  {row[name]}" for name in ("tenure_band", "acquisition_channel")]
     out += ["text view (most recent first):", *(f"  {item}" for item in row[TEXT_COLUMN].split(" | "))]
-    sys.stdout.write("\n".join(out) + "\n")
+    emit(*out)
     return 0

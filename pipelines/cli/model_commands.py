@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from pipelines.cli.common import emit
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
@@ -67,12 +68,12 @@ def train(config: Config, args: argparse.Namespace) -> int:
 
     from pipelines.registry.runs import summary_table
 
-    print(f"run {run_id}  ->  {config.registry.model_name} version {version} (@challenger)")
-    print(format_table(summary_table(config, run_id), ["candidate", "split", *METRIC_COLUMNS]))
-    print(f"test PR-AUC of the registered model: {_fmt(test_metrics.get('pr_auc'))}")
-    print(f"promotion gate vs champion {gate.get('champion') or '(none)'}: {gate.get('decision')}")
+    emit(f"run {run_id}  ->  {config.registry.model_name} version {version} (@challenger)")
+    emit(format_table(summary_table(config, run_id), ["candidate", "split", *METRIC_COLUMNS]))
+    emit(f"test PR-AUC of the registered model: {_fmt(test_metrics.get('pr_auc'))}")
+    emit(f"promotion gate vs champion {gate.get('champion') or '(none)'}: {gate.get('decision')}")
     for reason in gate.get("reasons", []):
-        print(f"  - {reason}")
+        emit(f"  - {reason}")
     return 0
 
 
@@ -81,15 +82,15 @@ def models(config: Config, args: argparse.Namespace) -> int:
 
     rows = list_versions(config)
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        emit(json.dumps(rows, indent=2, default=str))
         return 0
     if not rows:
-        print(f"no versions of {config.registry.model_name!r} registered yet (run `churn train --as-of DATE`)")
+        emit(f"no versions of {config.registry.model_name!r} registered yet (run `churn train --as-of DATE`)")
         return 0
     for row in rows:
         row["aliases"] = ",".join(row["aliases"])
         row["gate"] = (row.get("gate") or "")[:40]
-    print(format_table(rows, ["version", "aliases", "kind", "as_of", "test_pr_auc", "test_roc_auc", "test_brier",
+    emit(format_table(rows, ["version", "aliases", "kind", "as_of", "test_pr_auc", "test_roc_auc", "test_brier",
                               "created", "run_id", "gate"]))
     return 0
 
@@ -99,24 +100,24 @@ def compare(config: Config, args: argparse.Namespace) -> int:
 
     result = compare_versions(config, args.a, args.b, paired=not args.no_paired)
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        emit(json.dumps(result, indent=2, default=str))
         return 0
     a, b = result["a"], result["b"]
     keys = ["kind", "as_of", "aliases", "created", "val_pr_auc", "test_pr_auc", "test_roc_auc", "test_brier"]
     rows = [{"": key, f"v{a['version']}": a.get(key), f"v{b['version']}": b.get(key)} for key in keys]
-    print("recorded (each on its own test split):")
-    print(format_table(rows, ["", f"v{a['version']}", f"v{b['version']}"]))
+    emit("recorded (each on its own test split):")
+    emit(format_table(rows, ["", f"v{a['version']}", f"v{b['version']}"]))
     paired = result.get("paired")
     if paired and "error" in paired:
-        print(f"paired comparison unavailable: {paired['error']}")
+        emit(f"paired comparison unavailable: {paired['error']}")
     elif paired:
         new, old = paired["newer"], paired["older"]
-        print(f"\npaired, both scored on version {new}'s test split ({paired['rows']} rows):")
+        emit(f"\npaired, both scored on version {new}'s test split ({paired['rows']} rows):")
         rows = [{"": metric, f"v{new}": paired[new][metric], f"v{old}": paired[old][metric],
                  "diff": paired[new][metric] - paired[old][metric]} for metric in ("pr_auc", "roc_auc", "brier")]
-        print(format_table(rows, ["", f"v{new}", f"v{old}", "diff"]))
+        emit(format_table(rows, ["", f"v{new}", f"v{old}", "diff"]))
         ci = paired["pr_auc_difference"]
-        print(f"PR-AUC v{new} - v{old}: bootstrap mean {_fmt(ci.get('mean'))}, 95% CI "
+        emit(f"PR-AUC v{new} - v{old}: bootstrap mean {_fmt(ci.get('mean'))}, 95% CI "
               f"[{_fmt(ci.get('ci_low'))}, {_fmt(ci.get('ci_high'))}]")
     return 0
 
@@ -127,9 +128,9 @@ def promote(config: Config, args: argparse.Namespace) -> int:
     result = do_promote(config, args.version, reason=args.reason)
     name = config.registry.model_name
     if result["changed"]:
-        print(f"{name}: @champion -> version {result['version']} (was {result['previous'] or 'none'})")
+        emit(f"{name}: @champion -> version {result['version']} (was {result['previous'] or 'none'})")
     else:
-        print(f"{name}: version {result['version']} already is @champion")
+        emit(f"{name}: version {result['version']} already is @champion")
     return 0
 
 
@@ -139,7 +140,7 @@ def rollback(config: Config, args: argparse.Namespace) -> int:
 
     current = resolve_champion(config).version
     version = do_rollback(config)
-    print(f"{config.registry.model_name}: @champion rolled back from version {current} to version {version}")
+    emit(f"{config.registry.model_name}: @champion rolled back from version {current} to version {version}")
     return 0
 
 

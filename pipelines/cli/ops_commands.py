@@ -6,9 +6,8 @@ import argparse
 import datetime as dt
 import json
 import logging
-import sys
 
-from pipelines.cli.common import iso_date
+from pipelines.cli.common import emit, iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
@@ -49,8 +48,7 @@ def score(config: Config, args: argparse.Namespace) -> int:
         logger.info("champion is %s version %s (run %s)", ref.name, version, ref.run_id)
     run_id = args.run_id or f"cli__{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
     result = score_customers(config, args.date, version, run_id)
-    json.dump(result, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    emit(json.dumps(result, indent=2, default=str))
     return 0
 
 
@@ -59,8 +57,7 @@ def monitor(config: Config, args: argparse.Namespace) -> int:
 
     version = args.model_version or _scored_version(config, args.date)
     result = monitor_scores(config, args.date, version, log_to_mlflow=not args.no_mlflow)
-    json.dump(result, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    emit(json.dumps(result, indent=2, default=str))
     return 0
 
 
