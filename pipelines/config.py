@@ -55,8 +55,9 @@ class WarehouseConfig(_Section):
     )
     read_chunk_rows: int = Field(100_000, gt=0, description="Rows per chunk when streaming query results.")
     duckdb_memory_limit: str | None = Field(
-        "2GB", description="DuckDB working-memory cap (e.g. 2GB); larger queries spill to <db>.tmp/. "
-        "null: DuckDB's default (80% of RAM), which lets feature builds grow with the data."
+        None, description="DuckDB working-memory cap (e.g. 4GB) for machines shared with other work; operators "
+        "that cannot spill fail with 'Out of Memory' under it. null: DuckDB's default (80% of RAM). Scoring "
+        "streams features in customer slices (scoring.customers_per_feature_query), which bounds memory anyway."
     )
 
     @field_validator("duckdb_memory_limit")
@@ -175,6 +176,9 @@ class RegistryConfig(_Section):
 class ScoringConfig(_Section):
     batch_size: int = Field(64, gt=0, description="Customers per forward pass.")
     chunk_rows: int = Field(20_000, gt=0, description="Customers read, scored and buffered per chunk.")
+    customers_per_feature_query: int = Field(
+        200_000, gt=0, description="Scoring features are computed per slice of this many customers (by id), so the "
+        "warehouse's working memory stays bounded however large the population is.")
     risk_tiers: dict[str, float] = Field(
         {"low": 0.0, "medium": 0.3, "high": 0.6},
         description="Tier name -> lower probability bound; a customer gets the highest tier whose bound it reaches.",

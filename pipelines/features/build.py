@@ -78,20 +78,45 @@ def build_features(warehouse: Warehouse, config: Config, cutoffs: list[dt.date],
 
 def iter_scoring_features(warehouse: Warehouse, config: Config, score_date: dt.date,
                           chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """The scoring population at cutoff ``score_date`` (no label), in chunks ordered by customer_id."""
+    """The scoring population at cutoff ``score_date`` (no label), in chunks ordered by customer_id.
+
+    Why in customer-id slices: one query over millions of customers (text views, window functions,
+    a final sort) needs warehouse memory that grows with the population; a query per slice of
+    ``scoring.customers_per_feature_query`` customers keeps it bounded at any scale.
+    """
     (day,) = _normalize_cutoffs([score_date])
-    sql = warehouse.render(feature_sql(config, 1, labels=False, order_by="p.customer_id"))
+    sql = warehouse.render(feature_sql(config, 1, labels=False, customer_range=True, order_by="p.customer_id"))
     total = 0
-    for chunk in warehouse.iter_df(sql, feature_params(config, [day], labels=False), chunk_rows=chunk_rows):
-        total += len(chunk)
-        yield _conform(chunk, config, labels=False)
+    for lo, hi in population_id_ranges(warehouse, config, day, config.scoring.customers_per_feature_query):
+        params = feature_params(config, [day], labels=False, customer_range=(lo, hi))
+        for chunk in warehouse.iter_df(sql, params, chunk_rows=chunk_rows):
+            total += len(chunk)
+            yield _conform(chunk, config, labels=False)
     logger.info("streamed scoring features for %d customers at %s", total, day)
+
+
+def population_id_ranges(warehouse: Warehouse, config: Config, cutoff: dt.date,
+                         customers_per_range: int) -> list[tuple[int, int]]:
+    """Inclusive customer-id ranges holding about ``customers_per_range`` population customers each."""
+    start = _utc_midnight(cutoff - dt.timedelta(days=config.churn.lookback_days))
+    ids = warehouse.query_arrow(
+        warehouse.render("SELECT DISTINCT customer_id FROM {orders} WHERE status = 'completed' "
+                         "AND ordered_at >= :start AND ordered_at < :end ORDER BY customer_id"),
+        {"start": start, "end": _utc_midnight(cutoff)},
+    ).column(0).to_numpy()
+    return [(int(ids[i]), int(ids[min(i + customers_per_range, len(ids)) - 1]))
+            for i in range(0, len(ids), customers_per_range)]
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def customer_features(warehouse: Warehouse, config: Config, customer_id: int, cutoff: dt.date, *,
                       labels: bool = False) -> pd.DataFrame:
     """One customer's row at ``cutoff`` (empty when not in the population); for inspection."""
     days = _normalize_cutoffs([cutoff])
-    sql = warehouse.render(feature_sql(config, 1, labels=labels, one_customer=True))
-    frame = warehouse.query_df(sql, feature_params(config, days, labels=labels, customer_id=customer_id))
+    sql = warehouse.render(feature_sql(config, 1, labels=labels, customer_range=True))
+    frame = warehouse.query_df(sql, feature_params(config, days, labels=labels,
+                                                   customer_range=(customer_id, customer_id)))
     return _conform(frame, config, labels)

@@ -132,7 +132,7 @@ def _ts(day: dt.date) -> str:
 
 
 def feature_params(config: Config, cutoffs: Sequence[dt.date], *, labels: bool,
-                   customer_id: int | None = None) -> dict:
+                   customer_range: tuple[int, int] | None = None) -> dict:
     """Bound parameters for :func:`feature_sql` (instants as ISO text with an explicit UTC offset)."""
     span = span_days(config)
     horizon = config.churn.horizon_days
@@ -147,8 +147,8 @@ def feature_params(config: Config, cutoffs: Sequence[dt.date], *, labels: bool,
     if labels:
         params["label_scan_start"] = _ts(min(cutoffs))
         params["label_scan_end"] = _ts(max(cutoffs) + dt.timedelta(days=horizon))
-    if customer_id is not None:
-        params["customer_id"] = int(customer_id)
+    if customer_range is not None:
+        params["customer_lo"], params["customer_hi"] = (int(v) for v in customer_range)
     return params
 
 
@@ -158,9 +158,14 @@ def _cross_cutoffs(source: str, alias: str, columns: str, span: int) -> str:
   FROM {source} {alias} JOIN cutoffs c ON {alias}.dn < c.cutoff_dn AND {alias}.dn >= c.cutoff_dn - {int(span)}"""
 
 
-def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, one_customer: bool = False,
+def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, customer_range: bool = False,
                 order_by: str = "p.cutoff_date, p.customer_id") -> str:
-    """The whole query (``{table}`` placeholders unrendered) for ``n_cutoffs`` bound cutoffs."""
+    """The whole query (``{table}`` placeholders unrendered) for ``n_cutoffs`` bound cutoffs.
+
+    ``customer_range`` restricts every source scan to ``customer_id BETWEEN :customer_lo AND
+    :customer_hi``: one customer for inspection, or one slice of the population so that streaming
+    the scoring features keeps the warehouse's working memory bounded.
+    """
     if n_cutoffs < 1:
         raise ValueError("at least one cutoff is needed")
     ds = config.dataset
@@ -168,7 +173,7 @@ def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, one_customer: b
     lookback = int(config.churn.lookback_days)
 
     def only(alias: str = "") -> str:
-        return f"AND {alias}customer_id = :customer_id" if one_customer else ""
+        return f"AND {alias}customer_id BETWEEN :customer_lo AND :customer_hi" if customer_range else ""
 
     completed = "status = 'completed'"
     order_aggs = [

@@ -17,6 +17,7 @@ from pipelines.features import (
     iter_scoring_features,
     numeric_feature_names,
 )
+from pipelines.features.build import population_id_ranges
 
 CUTOFF = dt.date(2025, 3, 1)  # the cutoff the hand-made rows in conftest.py are placed around
 CUSTOMER_1 = {
@@ -166,6 +167,16 @@ def test_iter_scoring_features_covers_population_once(loaded, config):
     assert list(scored.columns) == feature_columns(config, labels=False)
     reference = build_features(loaded, config, [CUTOFF]).drop(columns=[LABEL_COLUMN])
     pd.testing.assert_frame_equal(scored, reference)
+
+
+def test_scoring_features_in_customer_slices_equal_one_query(loaded, config):
+    """Bounded memory: slices of 2 population customers per query give exactly the one-query result."""
+    sliced_config = config.with_overrides({"scoring": {"customers_per_feature_query": 2}})
+    assert population_id_ranges(loaded, sliced_config, CUTOFF, 2) == [(1, 3), (4, 5), (6, 6)]
+    chunks = list(iter_scoring_features(loaded, sliced_config, CUTOFF, chunk_rows=1000))
+    assert [len(c) for c in chunks] == [2, 2, 1]  # one chunk per slice
+    reference = build_features(loaded, config, [CUTOFF]).drop(columns=[LABEL_COLUMN])
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), reference)
 
 
 def test_customer_features_matches_full_build(loaded, config):
