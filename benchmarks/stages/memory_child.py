@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictor", choices=["constant", "bundle"], required=True)
     parser.add_argument("--bundle", default=None)
     parser.add_argument("--limit", type=int, default=None, help="stop after this many customers")
+    parser.add_argument("--duckdb-memory-limit", default=None, help="warehouse.duckdb_memory_limit, e.g. 1.5GB")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.features import iter_scoring_features
     from pipelines.warehouse import connect
 
-    config = Config().with_overrides({"warehouse": {"url": f"duckdb:///{args.db}"}})
+    config = Config().with_overrides({"warehouse": {"url": f"duckdb:///{args.db}",
+                                                    "duckdb_memory_limit": args.duckdb_memory_limit}})
     chunk_rows = config.scoring.chunk_rows if not args.limit else min(config.scoring.chunk_rows, args.limit)
     day = config.sample_data.end + dt.timedelta(days=1)
     kind = "constant"

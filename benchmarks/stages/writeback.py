@@ -86,7 +86,7 @@ def run(ctx: Context) -> StageResult:
     try:
         secs = _measure(wh, rows, result.repeat, result)
         result.add("postgres_rows_per_s", [rows / s for s in secs], "rows/s",
-                   f"{rows:,} rows, COPY, primary key + score_date index, schema {schema} (dropped)")
+                   f"{rows:,} rows, COPY, primary key (score_date, customer_id), schema {schema} (dropped)")
         result.add("postgres_seconds", secs, "s")
     finally:
         try:
