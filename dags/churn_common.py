@@ -59,3 +59,23 @@ def run_as_of(context) -> str:
         logical_date=context.get("logical_date"),
         run_after=getattr(dag_run, "run_after", None),
     )
+
+
+def validate_run_date(context, what: str) -> str:
+    """Validate the raw tables as of the run's date; a failure fails the task for good (no retry).
+
+    Shared by the training and scoring DAGs: bad data must stop a run before any model or score lands.
+    """
+    import datetime as dt
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from pipelines.config import load_config
+    from pipelines.validation import ValidationFailed, validate_warehouse
+
+    as_of = run_as_of(context)
+    try:
+        validate_warehouse(load_config(), dt.date.fromisoformat(as_of))
+    except ValidationFailed as exc:
+        raise AirflowFailException(f"{what} failed validation as of {as_of}: {exc}") from exc
+    return as_of

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 from assets import CHAMPION_MODEL, CHURN_SCORES, RAW_TABLES
-from churn_common import DEFAULT_ARGS, SCORING_CRON, START_DATE, run_as_of
+from churn_common import DEFAULT_ARGS, SCORING_CRON, START_DATE, validate_run_date
 
 
 @dag(
@@ -50,19 +50,7 @@ def churn_scoring():
     @task(retries=0, inlets=[RAW_TABLES])
     def validate_inputs() -> str:
         """Fail (without retry) when the inputs break the contract as of the score date."""
-        import datetime as dt
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from pipelines.config import load_config
-        from pipelines.validation import ValidationFailed, validate_warehouse
-
-        score_date = run_as_of(get_current_context())
-        try:
-            validate_warehouse(load_config(), dt.date.fromisoformat(score_date))
-        except ValidationFailed as exc:
-            raise AirflowFailException(f"scoring inputs failed validation as of {score_date}: {exc}") from exc
-        return score_date
+        return validate_run_date(get_current_context(), "scoring inputs")
 
     @task(outlets=[CHURN_SCORES])
     def score_customers(score_date: str, champion: dict) -> dict:

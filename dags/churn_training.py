@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 from assets import CHAMPION_MODEL, RAW_TABLES, REGISTERED_MODEL
-from churn_common import DEFAULT_ARGS, START_DATE, TRAINING_CRON, gpu_task_kwargs, run_as_of
+from churn_common import DEFAULT_ARGS, START_DATE, TRAINING_CRON, gpu_task_kwargs, validate_run_date
 
 
 @dag(
@@ -51,19 +51,7 @@ def churn_training():
     @task(retries=0, inlets=[RAW_TABLES])
     def validate_raw_data() -> str:
         """Fail (without retry) when the raw data breaks the contract as of the run's date."""
-        import datetime as dt
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from pipelines.config import load_config
-        from pipelines.validation import ValidationFailed, validate_warehouse
-
-        as_of = run_as_of(get_current_context())
-        try:
-            validate_warehouse(load_config(), dt.date.fromisoformat(as_of))
-        except ValidationFailed as exc:
-            raise AirflowFailException(f"raw data failed validation as of {as_of}: {exc}") from exc
-        return as_of
+        return validate_run_date(get_current_context(), "raw data")
 
     @task
     def build_training_sets(as_of: str) -> str:
