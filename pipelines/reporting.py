@@ -71,27 +71,39 @@ def champion_summary(config: Config) -> dict[str, Any]:
     return out
 
 
-def last_scoring_summary(config: Config) -> dict[str, Any]:
-    """The newest churn_scores partition: date, rows, model version, run id and risk-tier counts."""
+def _newest_partition(config: Config, table: str, sql: str, *, no_table: str, no_rows: str):
+    """``(score_date, rows of sql for it, None)`` for a table's newest score_date, or ``(None, None, unavailable)``.
+
+    The page must render whatever state the warehouse is in, so every problem becomes a message, not a 500.
+    """
     missing = _warehouse_missing(config)
     if missing:
-        return _unavailable(missing)
+        return None, None, _unavailable(missing)
     try:
         from pipelines.warehouse import open_warehouse
 
         with open_warehouse(config) as wh:
-            if not wh.table_exists("churn_scores"):
-                return _unavailable("No churn_scores table yet: run `churn init-warehouse` and the churn_scoring DAG.")
-            latest = wh.scalar(wh.render("SELECT MAX(score_date) FROM {churn_scores}"))
+            if not wh.table_exists(table):
+                return None, None, _unavailable(no_table)
+            latest = wh.scalar(wh.render(f"SELECT MAX(score_date) FROM {{{table}}}"))
             if latest is None:
-                return _unavailable("No scores yet: run the churn_scoring DAG.")
-            frame = wh.query_df(wh.render(
-                "SELECT risk_tier, model_version, run_id, COUNT(*) AS n, MAX(scored_at) AS scored_at "
-                "FROM {churn_scores} WHERE score_date = :d GROUP BY risk_tier, model_version, run_id"),
-                {"d": latest},
-            )
+                return None, None, _unavailable(no_rows)
+            return latest, wh.query_df(wh.render(sql), {"d": latest}), None
     except Exception as exc:
-        return _unavailable(f"The warehouse could not be read ({type(exc).__name__}: {exc}).")
+        return None, None, _unavailable(f"The warehouse could not be read ({type(exc).__name__}: {exc}).")
+
+
+def last_scoring_summary(config: Config) -> dict[str, Any]:
+    """The newest churn_scores partition: date, rows, model version, run id and risk-tier counts."""
+    latest, frame, unavailable = _newest_partition(
+        config, "churn_scores",
+        "SELECT risk_tier, model_version, run_id, COUNT(*) AS n, MAX(scored_at) AS scored_at "
+        "FROM {churn_scores} WHERE score_date = :d GROUP BY risk_tier, model_version, run_id",
+        no_table="No churn_scores table yet: run `churn init-warehouse` and the churn_scoring DAG.",
+        no_rows="No scores yet: run the churn_scoring DAG.",
+    )
+    if unavailable:
+        return unavailable
     tiers: dict[str, int] = {}
     for tier, n in zip(frame["risk_tier"], frame["n"], strict=True):
         tiers[str(tier)] = tiers.get(str(tier), 0) + int(n)
@@ -109,25 +121,15 @@ def last_scoring_summary(config: Config) -> dict[str, Any]:
 
 def last_drift_summary(config: Config) -> dict[str, Any]:
     """The newest monitoring_drift partition: dataset-level metrics, drifted features, report path."""
-    missing = _warehouse_missing(config)
-    if missing:
-        return _unavailable(missing)
-    try:
-        from pipelines.warehouse import open_warehouse
-
-        with open_warehouse(config) as wh:
-            if not wh.table_exists("monitoring_drift"):
-                return _unavailable("No monitoring_drift table yet.")
-            latest = wh.scalar(wh.render("SELECT MAX(score_date) FROM {monitoring_drift}"))
-            if latest is None:
-                return _unavailable("No drift results yet: the churn_monitoring DAG runs after scoring.")
-            frame = wh.query_df(wh.render(
-                "SELECT metric, feature, value, threshold, drifted, report_path, model_version "
-                "FROM {monitoring_drift} WHERE score_date = :d ORDER BY metric, feature"),
-                {"d": latest},
-            )
-    except Exception as exc:
-        return _unavailable(f"The warehouse could not be read ({type(exc).__name__}: {exc}).")
+    latest, frame, unavailable = _newest_partition(
+        config, "monitoring_drift",
+        "SELECT metric, feature, value, threshold, drifted, report_path, model_version "
+        "FROM {monitoring_drift} WHERE score_date = :d ORDER BY metric, feature",
+        no_table="No monitoring_drift table yet.",
+        no_rows="No drift results yet: the churn_monitoring DAG runs after scoring.",
+    )
+    if unavailable:
+        return unavailable
     is_dataset_level = frame["feature"].isna() | (frame["feature"] == DATASET_LEVEL_FEATURE)
     dataset_level = frame[is_dataset_level]
     per_feature = frame[~is_dataset_level & (frame["metric"] == "feature_drift")]

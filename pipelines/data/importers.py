@@ -514,18 +514,9 @@ def import_events(warehouse: Warehouse, path: str | Path, column_map: dict[str, 
         number = new_session.cumsum()
         events["session_id"] = "imp-" + events["customer_id"].astype("string") + "-" + number.astype("string")
         events = events.sort_index()
-    if "event_id" in resolved:
-        events["event_id"] = _parse_ids(frame["event_id"]).astype("int64")
-    else:
-        events["event_id"] = (0 if replace else _max_id(warehouse, "events", "event_id")) + 1 + np.arange(n)
-    with warehouse.transaction():
-        if replace:
-            warehouse.execute(f"DELETE FROM {warehouse.qualified('events')}")
-        customers = _new_customers(warehouse, events["customer_id"], events["event_at"])
-        written = _write(warehouse, {"customers": customers, "events": events})
-    report = ImportReport(str(path), "events", n, written, resolved, replace)
-    logger.info("%s", report.summary())
-    return report
+    ids = _parse_ids(frame["event_id"]) if "event_id" in resolved else None
+    return _load_customer_activity(warehouse, "events", events, id_column="event_id", time_column="event_at",
+                                   ids=ids, path=path, resolved=resolved, replace=replace)
 
 
 def _normalise_event(name: str) -> str:
@@ -555,15 +546,24 @@ def import_reviews(warehouse: Warehouse, path: str | Path, column_map: dict[str,
         "review_text": frame["review_text"].astype("string") if "review_text" in resolved else pd.NA,
         "reviewed_at": reviewed_at,
     })
-    if "review_id" in resolved:
-        reviews["review_id"] = _parse_ids(frame["review_id"]).astype("int64")
-    else:
-        reviews["review_id"] = (0 if replace else _max_id(warehouse, "reviews", "review_id")) + 1 + np.arange(n)
+    ids = _parse_ids(frame["review_id"]) if "review_id" in resolved else None
+    return _load_customer_activity(warehouse, "reviews", reviews, id_column="review_id", time_column="reviewed_at",
+                                   ids=ids, path=path, resolved=resolved, replace=replace)
+
+
+def _load_customer_activity(warehouse: Warehouse, table: str, rows: pd.DataFrame, *, id_column: str,
+                            time_column: str, ids: pd.Series | None, path: str | Path, resolved: dict[str, str],
+                            replace: bool) -> ImportReport:
+    """Events and reviews load alike: ids from the file or after the current maximum, customers not yet
+    known created from their first activity, everything in one transaction (``replace`` clears this table only)."""
+    n = len(rows)
+    rows[id_column] = (ids.astype("int64") if ids is not None
+                       else (0 if replace else _max_id(warehouse, table, id_column)) + 1 + np.arange(n))
     with warehouse.transaction():
         if replace:
-            warehouse.execute(f"DELETE FROM {warehouse.qualified('reviews')}")
-        customers = _new_customers(warehouse, reviews["customer_id"], reviews["reviewed_at"])
-        written = _write(warehouse, {"customers": customers, "reviews": reviews})
-    report = ImportReport(str(path), "reviews", n, written, resolved, replace)
+            warehouse.execute(f"DELETE FROM {warehouse.qualified(table)}")
+        customers = _new_customers(warehouse, rows["customer_id"], rows[time_column])
+        written = _write(warehouse, {"customers": customers, table: rows})
+    report = ImportReport(str(path), table, n, written, resolved, replace)
     logger.info("%s", report.summary())
     return report
