@@ -57,6 +57,18 @@ class Table:
     raw: bool = True  # raw input (validated by GX) vs. written by the platform
     partition_column: str | None = None  # outputs replaced one partition at a time
     indexes: tuple[tuple[str, ...], ...] = field(default=())
+    # Stored as one physical partition per partition_column value where the engine has them (PostgreSQL:
+    # PARTITION BY LIST), so replacing a partition is a swap of a freshly loaded table, not delete + insert.
+    # Worth it for large daily outputs; a table per value only costs for small ones (the monitoring tables).
+    native_partitions: bool = False
+
+    def __post_init__(self) -> None:
+        if self.native_partitions:
+            if self.partition_column is None or self.partition_column not in self.primary_key:
+                raise ValueError(f"table {self.name}: native partitions need a partition_column in the primary key")
+            if self.column(self.partition_column).type != "date":
+                raise ValueError(f"table {self.name}: native partitions are one per date; "
+                                 f"{self.partition_column} is not a date")
 
     @property
     def column_names(self) -> list[str]:
@@ -182,6 +194,7 @@ CHURN_SCORES = Table(
     primary_key=("score_date", "customer_id"),
     raw=False,
     partition_column="score_date",
+    native_partitions=True,
 )
 
 MONITORING_DRIFT = Table(

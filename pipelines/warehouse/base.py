@@ -123,8 +123,10 @@ class Warehouse(abc.ABC):
     def replace_partition(self, table: Table | str, data: pa.Table | pd.DataFrame, column: str, value: Any) -> int:
         """Atomically replace every row where ``column = value`` with ``data``.
 
-        Delete and insert run in one transaction: a rerun for the same date replaces (never
-        duplicates) and a failure midway leaves the previous rows intact.
+        A rerun for the same date replaces (never duplicates), readers see either all the old rows of
+        that value or all the new ones, and a failure midway leaves the previous rows intact. By default
+        delete and insert run in one transaction; a backend may swap in a whole physical partition
+        instead (PostgreSQL, for tables with ``native_partitions``).
         """
         table = _table(table)
         table.column(column)  # raises if the column is not in the contract
@@ -135,12 +137,17 @@ class Warehouse(abc.ABC):
                 raise WarehouseError(
                     f"replace_partition({table.name}.{column}={value!r}): data holds other {column} values {values[:5]}"
                 )
+        how = self._replace_rows(table, arrow, column, value)
+        logger.info("replaced %s partition %s=%s with %d rows (%s)", table.name, column, value, arrow.num_rows, how)
+        return arrow.num_rows
+
+    def _replace_rows(self, table: Table, arrow: pa.Table, column: str, value: Any) -> str:
+        """Delete + insert in one transaction (the portable partition replace); returns how, for the log."""
         with self.transaction():
             self.execute(f"DELETE FROM {self.qualified(table.name)} WHERE {quote_identifier(column)} = :value",
                          {"value": value})
             self._load_arrow(table.name, arrow)
-        logger.info("replaced %s partition %s=%s with %d rows", table.name, column, value, arrow.num_rows)
-        return arrow.num_rows
+        return "delete + insert"
 
     def replace_table(self, table: Table | str, data: pa.Table | pd.DataFrame) -> int:
         """Atomically replace a whole table's contents."""
@@ -168,7 +175,8 @@ class Warehouse(abc.ABC):
         ]
         if self._enforce_primary_key(table):
             cols.append(f"PRIMARY KEY ({', '.join(quote_identifier(c) for c in table.primary_key)})")
-        return f"CREATE TABLE IF NOT EXISTS {self.qualified(table.name)} (\n  " + ",\n  ".join(cols) + "\n)"
+        return (f"CREATE TABLE IF NOT EXISTS {self.qualified(table.name)} (\n  " + ",\n  ".join(cols) + "\n)"
+                + self._partitioning_clause(table))
 
     def latest_scores_view_sql(self) -> str:
         cols = ", ".join(quote_identifier(c) for c in CHURN_SCORES.column_names)
@@ -191,6 +199,10 @@ class Warehouse(abc.ABC):
 
     def _create_index(self, table: Table, columns: tuple[str, ...]) -> None:
         return None
+
+    def _partitioning_clause(self, table: Table) -> str:
+        """DDL after the column list for ``native_partitions`` tables; engines without partitions add nothing."""
+        return ""
 
     def _to_arrow(self, table: Table, data: pa.Table | pd.DataFrame) -> pa.Table:
         from pipelines.warehouse.arrow import conform_to_contract

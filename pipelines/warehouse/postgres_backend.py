@@ -1,23 +1,38 @@
-"""PostgreSQL backend: bulk loads stream Arrow-written CSV through COPY."""
+"""PostgreSQL backend: bulk loads stream Arrow-encoded binary COPY; daily outputs swap whole partitions."""
 
 from __future__ import annotations
 
 import contextlib
-import io
+import datetime as dt
+import hashlib
 import itertools
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
+from pipelines.config import validate_identifier
 from pipelines.data.contract import Table
-from pipelines.warehouse.base import Params, Warehouse, WarehouseError, quote_identifier, translate_params
+from pipelines.warehouse import pgcopy
+from pipelines.warehouse.base import (
+    Params,
+    Warehouse,
+    WarehouseError,
+    _as_date,
+    _table,
+    quote_identifier,
+    translate_params,
+)
 
 logger = logging.getLogger(__name__)
 _cursor_counter = itertools.count()
 COPY_BATCH_ROWS = 50_000
+MAX_IDENTIFIER = 63  # Postgres truncates longer names (NAMEDATALEN - 1)
+# (server, schema, table) already logged as unpartitioned: said once per process, not once per scoring day.
+_unpartitioned_logged: set[tuple[str, str, str]] = set()
 
 
 def _psycopg():
@@ -97,16 +112,15 @@ class PostgresWarehouse(Warehouse):
         finally:
             conn.close()
 
-    def _load_arrow(self, table: str, data: pa.Table) -> None:
+    def _load_arrow(self, table: str, data: pa.Table, freeze: bool = False) -> None:
+        """Binary COPY; ``freeze`` (the table was created in this transaction) writes the rows frozen."""
         psycopg = _psycopg()
         cols = ", ".join(quote_identifier(name) for name in data.column_names)
-        copy_sql = f"COPY {self.qualified(table)} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false, NULL '')"
-        options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        options = "FORMAT binary, FREEZE" if freeze else "FORMAT binary"
+        copy_sql = f"COPY {self.qualified(table)} ({cols}) FROM STDIN WITH ({options})"
 
-        def encode(start: int) -> bytes:
-            buffer = io.BytesIO()
-            pacsv.write_csv(data.slice(start, COPY_BATCH_ROWS), buffer, write_options=options)
-            return buffer.getvalue()
+        def encode(start: int) -> memoryview:
+            return pgcopy.encode_rows(data.slice(start, COPY_BATCH_ROWS))
 
         starts = iter(range(0, data.num_rows, COPY_BATCH_ROWS))
         # Arrow encodes the next batch (without the GIL) while the server ingests this one.
@@ -114,14 +128,172 @@ class PostgresWarehouse(Warehouse):
             pending = [encoder.submit(encode, start) for start in itertools.islice(starts, 2)]
             try:
                 with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                    copy.write(pgcopy.HEADER)
                     while pending:
                         chunk = pending.pop(0).result()
                         next_start = next(starts, None)
                         if next_start is not None:
                             pending.append(encoder.submit(encode, next_start))
                         copy.write(chunk)
+                    copy.write(pgcopy.TRAILER)
             except psycopg.Error as exc:
                 raise WarehouseError(f"Postgres: loading {table} failed: {exc}") from exc
+
+    # -- partition replace ----------------------------------------------------------------------
+    def _replace_rows(self, table: Table, arrow: pa.Table, column: str, value: Any) -> str:
+        """Replace one day of a ``native_partitions`` table by swapping in a freshly loaded partition.
+
+        The day's rows are COPYed (binary, ``FREEZE``) into a new standalone table that has no index yet
+        and a ``CHECK (day = D)`` constraint; the primary key is then built in one bulk sort; finally
+        one short transaction detaches and drops the day's old partition (if any), renames the new table
+        and ATTACHes it (the CHECK lets ATTACH skip its validation scan). Readers see the old day or the
+        new day, never a mix, and other days are not touched. A failure before the swap commits (bad
+        rows, duplicate keys, a lost connection) leaves the old partition in place and the staging
+        table is dropped; a staging table left by a killed process is dropped by the next run for that
+        day. Writers of the same day queue on an advisory lock, so a rerun replaces, never duplicates.
+        Frozen rows are visible to snapshots older than the swap: a repeatable-read reader that
+        started before it sees the new day rather than no day at all.
+
+        Falls back to the portable delete + insert:
+        - for a table created unpartitioned by an older version (``CREATE TABLE IF NOT EXISTS`` does
+          not change it): it keeps working, a log line says once that the fast path is off, and
+          ``partition_table()`` converts it;
+        - inside a caller's open transaction (the swap has to commit on its own): the day's partition
+          is created if missing and rows are deleted and inserted within that transaction.
+        """
+        if not table.native_partitions or column != table.partition_column:
+            return super()._replace_rows(table, arrow, column, value)
+        day = _as_date(value)
+        if not isinstance(day, dt.date):
+            raise WarehouseError(f"replace_partition({table.name}.{column}={value!r}): not a date")
+        kind = self._relkind(table.name)
+        if kind != "p":
+            if kind is not None:
+                self._log_unpartitioned(table)
+            return super()._replace_rows(table, arrow, column, value)
+        if self.conn.info.transaction_status != _psycopg().pq.TransactionStatus.IDLE:
+            with self.transaction():
+                if not self._partitions_for(table, day):
+                    self.execute(f"CREATE TABLE {self.qualified(partition_name(table.name, day))} "
+                                 f"PARTITION OF {self.qualified(table.name)} FOR VALUES IN ({_date_literal(day)})")
+                super()._replace_rows(table, arrow, column, day)
+            return "delete + insert inside the caller's transaction"
+        return self._swap_partition(table, arrow, day)
+
+    def _swap_partition(self, table: Table, arrow: pa.Table, day: dt.date) -> str:
+        parent = self.qualified(table.name)
+        part, stage = partition_name(table.name, day), staging_name(table.name, day)
+        bound = _date_literal(day)
+        # Every index the parent has, built on the staging table (ATTACH adopts matching indexes instead of
+        # building its own under the swap's lock): (name while staged, name once attached, DDL).
+        staged_key, key = _derived_name(stage, "_pkey"), ", ".join(quote_identifier(c) for c in table.primary_key)
+        indexes = [(staged_key, _derived_name(part, "_pkey"), f"ALTER TABLE {self.qualified(stage)} ADD CONSTRAINT "
+                    f"{quote_identifier(staged_key)} PRIMARY KEY ({key})")]
+        for i, cols in enumerate(table.indexes):
+            staged = _derived_name(stage, f"_ix{i}")
+            indexes.append((staged, _derived_name(part, f"_ix{i}"), f"CREATE INDEX {quote_identifier(staged)} ON "
+                            f"{self.qualified(stage)} ({', '.join(quote_identifier(c) for c in cols)})"))
+        check = quote_identifier("staged_day")
+        lock = {"key": f"{self.schema}.{table.name}.{day.isoformat()}"}
+        self.execute("SELECT pg_advisory_lock(hashtextextended(:key, 0))", lock)
+        try:
+            started = time.perf_counter()
+            self.execute(f"DROP TABLE IF EXISTS {self.qualified(stage)}")  # left by a killed run
+            with self.transaction():  # created and filled in one transaction: COPY FREEZE, no WAL for hint bits later
+                self.execute(f"CREATE TABLE {self.qualified(stage)} (LIKE {parent} INCLUDING ALL EXCLUDING INDEXES, "
+                             f"CONSTRAINT {check} CHECK ({quote_identifier(table.partition_column)} = {bound}))")
+                self._load_arrow(stage, arrow, freeze=True)
+            loaded = time.perf_counter()
+            for _, _, ddl in indexes:  # one bulk build (sort) each, after the load
+                self.execute(ddl)
+            indexed = time.perf_counter()
+            with self.transaction():
+                for old in self._partitions_for(table, day):
+                    self.execute(f"ALTER TABLE {parent} DETACH PARTITION {self.qualified(old)}")
+                    self.execute(f"DROP TABLE {self.qualified(old)}")
+                self.execute(f"ALTER TABLE {self.qualified(stage)} RENAME TO {quote_identifier(part)}")
+                for staged, final, _ in indexes:
+                    self.execute(f"ALTER INDEX {self.qualified(staged)} RENAME TO {quote_identifier(final)}")
+                self.execute(f"ALTER TABLE {parent} ATTACH PARTITION {self.qualified(part)} FOR VALUES IN ({bound})")
+                self.execute(f"ALTER TABLE {self.qualified(part)} DROP CONSTRAINT {check}")  # implied from now on
+            swapped = time.perf_counter()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.execute(f"DROP TABLE IF EXISTS {self.qualified(stage)}")
+            raise
+        finally:
+            with contextlib.suppress(Exception):  # a lost connection has released it already
+                self.execute("SELECT pg_advisory_unlock(hashtextextended(:key, 0))", lock)
+        return (f"partition swap: load {loaded - started:.2f} s, index {indexed - loaded:.2f} s, "
+                f"swap {swapped - indexed:.3f} s")
+
+    def _relkind(self, table: str) -> str | None:
+        """``p`` partitioned, ``r`` plain table, None when missing."""
+        return self.scalar(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relname = :table",
+            {"schema": self.schema, "table": table},
+        )
+
+    def _partitions_for(self, table: Table, day: dt.date) -> list[str]:
+        """Partitions of ``table`` holding exactly ``day`` (whatever their names), compared as Postgres prints them."""
+        rows = self.query_arrow(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = CAST(:parent AS regclass) "
+            "AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%L)', CAST(:day AS date))",
+            {"parent": self.qualified(table.name), "day": day},
+        )
+        return [validate_identifier(name) for name in rows.column(0).to_pylist()]
+
+    def _log_unpartitioned(self, table: Table) -> None:
+        key = (self.dsn_description, self.schema, table.name)
+        if key not in _unpartitioned_logged:
+            _unpartitioned_logged.add(key)
+            logger.warning(
+                "%s is not partitioned (created by an older version): partition replaces use delete + insert, "
+                "the partition-swap fast path is off; PostgresWarehouse.partition_table(%r) converts it",
+                self.qualified(table.name), table.name)
+
+    def partition_table(self, table: Table | str) -> int:
+        """Convert a ``native_partitions`` table created unpartitioned into the partitioned layout.
+
+        One transaction (readers and writers of the table wait for it; its rows are rewritten once):
+        the old table is renamed away, the partitioned table created, one partition per distinct day,
+        the rows copied across, the latest-scores view re-pointed and the old table dropped. Returns
+        the number of partitions created; 0 when the table is partitioned already.
+        """
+        table = _table(table)
+        if not table.native_partitions:
+            raise WarehouseError(f"{table.name} is not declared with native_partitions in the contract")
+        kind = self._relkind(table.name)
+        if kind == "p":
+            return 0
+        if kind is None:
+            raise WarehouseError(f"{self.qualified(table.name)} does not exist (run init-warehouse)")
+        legacy = _derived_name(table.name, "__unpartitioned")
+        column = quote_identifier(table.partition_column)
+        cols = ", ".join(quote_identifier(c) for c in table.column_names)
+        with self.transaction():
+            self.execute(f"ALTER TABLE {self.qualified(table.name)} RENAME TO {quote_identifier(legacy)}")
+            old_indexes = self.query_arrow(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = CAST(:legacy AS regclass)", {"legacy": self.qualified(legacy)})
+            for i, name in enumerate(old_indexes.column(0).to_pylist()):
+                # index names are per schema: free them for the new table's key and indexes
+                self.execute(f"ALTER INDEX {self.qualified(validate_identifier(name))} "
+                             f"RENAME TO {quote_identifier(_derived_name(legacy, f'_ix{i}'))}")
+            self.execute(self.create_table_sql(table))
+            for index_cols in table.indexes:
+                self._create_index(table, index_cols)
+            days = self.query_arrow(f"SELECT DISTINCT {column} FROM {self.qualified(legacy)}").column(0).to_pylist()
+            for day in days:
+                self.execute(f"CREATE TABLE {self.qualified(partition_name(table.name, day))} PARTITION OF "
+                             f"{self.qualified(table.name)} FOR VALUES IN ({_date_literal(day)})")
+            self.execute(f"INSERT INTO {self.qualified(table.name)} ({cols}) SELECT {cols} FROM {self.qualified(legacy)}")
+            self.execute(self.latest_scores_view_sql())  # the view followed the rename: point it back
+            self.execute(f"DROP TABLE {self.qualified(legacy)}")
+        logger.info("partitioned %s: %d partitions", self.qualified(table.name), len(days))
+        return len(days)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -139,6 +311,9 @@ class PostgresWarehouse(Warehouse):
     def _enforce_primary_key(self, table: Table) -> bool:
         # Platform-written tables get a real key on Postgres: a bug that would duplicate scores fails loudly.
         return not table.raw
+
+    def _partitioning_clause(self, table: Table) -> str:
+        return f" PARTITION BY LIST ({quote_identifier(table.partition_column)})" if table.native_partitions else ""
 
     def _create_index(self, table: Table, columns: tuple[str, ...]) -> None:
         name = quote_identifier(f"ix_{table.name}_{'_'.join(columns)}"[:63])
@@ -160,3 +335,29 @@ def _rows_to_arrow(names: list[str], rows: list[tuple]) -> pa.Table:
         values = [float(v) if type(v).__name__ == "Decimal" else v for v in values]
         arrays.append(pa.array(values))
     return pa.Table.from_arrays(arrays, names=names)
+
+
+def _derived_name(base: str, suffix: str) -> str:
+    """``base + suffix`` as a valid identifier within Postgres' 63 characters (a long base is cut and hashed)."""
+    name = base + suffix
+    if len(name) > MAX_IDENTIFIER:
+        digest = hashlib.sha1(base.encode()).hexdigest()[:8]
+        name = f"{base[:MAX_IDENTIFIER - len(suffix) - 9]}_{digest}{suffix}"
+    return validate_identifier(name, "derived table name")
+
+
+def partition_name(table: str, day: dt.date) -> str:
+    """The attached partition of ``table`` for ``day``: ``churn_scores__p20260101``."""
+    return _derived_name(validate_identifier(table), f"__p{day:%Y%m%d}")
+
+
+def staging_name(table: str, day: dt.date) -> str:
+    """The table a new day is loaded into before the swap: ``churn_scores__load20260101``."""
+    return _derived_name(validate_identifier(table), f"__load{day:%Y%m%d}")
+
+
+def _date_literal(day: dt.date) -> str:
+    """A SQL date literal for DDL (which takes no bound parameters); rendered from a date object only."""
+    if not isinstance(day, dt.date):
+        raise WarehouseError(f"expected a date, got {day!r}")
+    return f"DATE '{day.isoformat()}'"

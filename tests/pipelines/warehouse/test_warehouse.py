@@ -5,27 +5,13 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from pipelines.data.contract import CHURN_SCORES, LATEST_SCORES_VIEW
+from pipelines.data.contract import CHURN_SCORES, LATEST_SCORES_VIEW, Column, Table
 from pipelines.warehouse import WarehouseError, connect
 from pipelines.warehouse.arrow import ContractError
 from pipelines.warehouse.base import translate_params
+from pipelines.warehouse.postgres_backend import _derived_name, partition_name, staging_name
 
 UTC = dt.UTC
-
-
-def _scores(day: dt.date, ids, prob=0.5, version="1"):
-    return pd.DataFrame(
-        {
-            "customer_id": list(ids),
-            "score_date": day,
-            "churn_probability": prob,
-            "risk_tier": "medium",
-            "model_name": "churn-risk",
-            "model_version": version,
-            "run_id": "r",
-            "scored_at": pd.Timestamp("2025-01-01", tz="UTC"),
-        }
-    )
 
 
 def test_init_is_idempotent_and_creates_contract_tables(warehouse):
@@ -68,11 +54,11 @@ def test_bound_parameters_not_interpolated(warehouse):
     assert warehouse.scalar(sql, {"c": "x", "a": "%s"}) == 0
 
 
-def test_replace_partition_replaces_and_never_duplicates(warehouse):
+def test_replace_partition_replaces_and_never_duplicates(warehouse, scores):
     d1, d2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)
-    warehouse.replace_partition(CHURN_SCORES, _scores(d1, range(10)), "score_date", d1)
-    warehouse.replace_partition(CHURN_SCORES, _scores(d2, range(5)), "score_date", d2)
-    warehouse.replace_partition(CHURN_SCORES, _scores(d1, range(8), prob=0.9), "score_date", d1)  # rerun
+    warehouse.replace_partition(CHURN_SCORES, scores(d1, range(10)), "score_date", d1)
+    warehouse.replace_partition(CHURN_SCORES, scores(d2, range(5)), "score_date", d2)
+    warehouse.replace_partition(CHURN_SCORES, scores(d1, range(8), prob=0.9), "score_date", d1)  # rerun
     assert warehouse.row_count("churn_scores", "score_date = :d", {"d": d1}) == 8
     assert warehouse.row_count("churn_scores", "score_date = :d", {"d": d2}) == 5
     assert warehouse.scalar(warehouse.render("SELECT MIN(churn_probability) FROM {churn_scores} WHERE score_date = :d"),
@@ -82,25 +68,25 @@ def test_replace_partition_replaces_and_never_duplicates(warehouse):
     assert set(latest[latest.customer_id < 5].score_date.astype(str)) == {"2025-01-02"}
 
 
-def test_replace_partition_failure_midway_keeps_old_rows(warehouse, monkeypatch):
+def test_replace_partition_failure_midway_keeps_old_rows(warehouse, monkeypatch, scores):
     d1 = dt.date(2025, 1, 1)
-    warehouse.replace_partition(CHURN_SCORES, _scores(d1, range(10)), "score_date", d1)
+    warehouse.replace_partition(CHURN_SCORES, scores(d1, range(10)), "score_date", d1)
 
-    def broken_load(table, data):
+    def broken_load(table, data, **options):
         raise WarehouseError("disk full (injected)")
 
     monkeypatch.setattr(warehouse, "_load_arrow", broken_load)
     with pytest.raises(WarehouseError, match="injected"):
-        warehouse.replace_partition(CHURN_SCORES, _scores(d1, range(3), prob=0.1), "score_date", d1)
+        warehouse.replace_partition(CHURN_SCORES, scores(d1, range(3), prob=0.1), "score_date", d1)
     monkeypatch.undo()
     assert warehouse.row_count("churn_scores") == 10  # the delete was rolled back
     assert warehouse.scalar(warehouse.render("SELECT MAX(churn_probability) FROM {churn_scores}")) == pytest.approx(0.5)
 
 
-def test_replace_partition_rejects_rows_of_other_partitions(warehouse):
+def test_replace_partition_rejects_rows_of_other_partitions(warehouse, scores):
     d1, d2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)
     with pytest.raises(WarehouseError, match="other score_date"):
-        warehouse.replace_partition(CHURN_SCORES, _scores(d2, range(3)), "score_date", d1)
+        warehouse.replace_partition(CHURN_SCORES, scores(d2, range(3)), "score_date", d1)
 
 
 def test_contract_errors_name_table_and_column(warehouse):
@@ -147,3 +133,22 @@ def test_duckdb_memory_limit_is_applied_and_validated(tmp_path):
         assert limit.replace(" ", "").upper().startswith(("488.2MIB", "512MB", "488MIB"))
     with pytest.raises(WarehouseError, match="memory limit"):
         connect(f"duckdb:///{tmp_path}/m2.duckdb", duckdb_memory_limit="1GB'; DROP TABLE x; --")
+
+
+def test_derived_names_stay_valid_identifiers_within_63_characters():
+    long_a, long_b = "t" * 60 + "a", "t" * 60 + "b"
+    d1, d2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)
+    names = {partition_name(long_a, d1), partition_name(long_b, d1), staging_name(long_a, d1)}
+    assert len(names) == 3 and all(len(n) <= 63 for n in names)
+    assert _derived_name(partition_name(long_a, d1), "_pkey") != partition_name(long_a, d1)
+    assert partition_name("churn_scores", d2) == "churn_scores__p20250102"
+    assert staging_name("churn_scores", d2) == "churn_scores__load20250102"
+
+
+def test_contract_refuses_native_partitions_without_a_date_key():
+    cols = (Column("k", "bigint"), Column("day", "date"), Column("tag", "text"))
+    with pytest.raises(ValueError, match="primary key"):
+        Table("x", "", cols, primary_key=("k",), partition_column="day", native_partitions=True)
+    with pytest.raises(ValueError, match="not a date"):
+        Table("x", "", cols, primary_key=("k", "tag"), partition_column="tag", native_partitions=True)
+    assert Table("x", "", cols, primary_key=("k", "day"), partition_column="day", native_partitions=True)
