@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--score-limit", type=int, default=512,
                    help="customers scored per transformer variant (default 512: ~1 min per variant on 2 busy cores)")
     p.add_argument("--bundle", default=None, help="trained model bundle directory for the score stage")
+    p.add_argument("--score-max-length", type=int, default=128,
+                   help="token budget the score stage runs the bundle at (default 128, the target's; a bundle trained "
+                        "at another length still scores correctly at this one)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     work_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(customers=args.customers, scale=scale_label(args.customers), out_dir=out_dir, work_dir=work_dir,
                   repeat=args.repeat, postgres_url=_postgres(args.postgres_url), score_limit=args.score_limit,
-                  bundle=args.bundle)
+                  bundle=args.bundle, score_max_length=args.score_max_length)
     machine = machine_info()
     started = dt.datetime.now(dt.UTC)
     run = {"scale": ctx.scale, "customers": ctx.customers, "date": started.date().isoformat(),

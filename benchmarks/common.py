@@ -142,6 +142,7 @@ class Context:
     postgres_url: str | None = None
     score_limit: int = 512
     bundle: str | None = None
+    score_max_length: int | None = None  # None: the bundle's own
     keep_work: bool = False
     shared: dict[str, Any] = field(default_factory=dict)
 

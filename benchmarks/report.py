@@ -183,7 +183,10 @@ def _info_lines(run: dict[str, Any]) -> list[str]:
                    f"{lengths.get('share_truncated_at_max', 0):.0%} truncated at max_length; padding share of computed "
                    f"tokens: fixed {tok.get('fixed', {}).get('pad_share', 0):.0%}, bucketed "
                    f"{tok.get('bucketed', {}).get('pad_share', 0):.0%}")
-        for variant in ("bucketed_fp32", "bucketed_int8"):
+        if i.get("default_path"):
+            out.append(f"- score: default path = {i['default_path']}; bundle trained at {i.get('bundle_max_length')} "
+                       f"tokens, scored at {i.get('max_length')}")
+        for variant in [k.removesuffix("_ranking_checks") for k in i if k.endswith("_ranking_checks")]:
             checks = i.get(f"{variant}_ranking_checks", {})
             out.append(f"- score: {variant} ranking unchanged to 2 decimals vs fixed_fp32: "
                        f"{'yes' if i.get(f'{variant}_ranking_unchanged_2dp') else 'NO'} "

@@ -59,7 +59,7 @@ def run(ctx: Context) -> StageResult:
         result.load_avg_1m.append(load1())
         runs[key] = child(ctx, predictor, bundle, limit)
     full = runs["lightgbm"]["rows"]
-    quant = "int8" if config.scoring.quantize_int8_on_cpu else "fp32"
+    quant = f"precision {config.scoring.precision}"
     result.add("peak_rss_constant_mb", runs["constant"]["maxrss_mb"], "MiB",
                f"streaming features + CONSTANT predictor + write-back, {runs['constant']['rows']:,} customers")
     result.add("peak_rss_lightgbm_mb", runs["lightgbm"]["maxrss_mb"], "MiB",

@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictor", choices=["constant", "bundle"], required=True)
     parser.add_argument("--bundle", default=None)
     parser.add_argument("--limit", type=int, default=None, help="stop after this many customers")
-    parser.add_argument("--duckdb-memory-limit", default=None, help="warehouse.duckdb_memory_limit, e.g. 1.5GB")
+    parser.add_argument("--duckdb-memory-limit", default=None,
+                        help="scoring.duckdb_memory_limit, e.g. 4GB (default: the config's, 1.5GB)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -74,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.features import iter_scoring_features
     from pipelines.warehouse import connect
 
-    config = Config().with_overrides({"warehouse": {"url": f"duckdb:///{args.db}",
-                                                    "duckdb_memory_limit": args.duckdb_memory_limit}})
+    overrides = {"warehouse": {"url": f"duckdb:///{args.db}"}}
+    if args.duckdb_memory_limit:
+        overrides["scoring"] = {"duckdb_memory_limit": args.duckdb_memory_limit}
+    config = Config().with_overrides(overrides)
     chunk_rows = config.scoring.chunk_rows if not args.limit else min(config.scoring.chunk_rows, args.limit)
     day = config.sample_data.end + dt.timedelta(days=1)
     kind = "constant"
@@ -85,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.models import load_bundle
 
         torch.set_num_threads(config.training.num_threads or os.cpu_count() or 1)
-        model = load_bundle(args.bundle, device="cpu", quantize=config.scoring.quantize_int8_on_cpu,
-                            batch_size=config.scoring.batch_size)
+        model = load_bundle(args.bundle, device="cpu", **config.scoring.predictor_options())
         kind = model.kind
         predict = model.predict_proba
     else:
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                           "rss_after_imports_and_model_mb": rss_before}))
         return 0
     rows, chunks, parts = 0, 0, []
-    with connect(f"duckdb:///{args.db}") as wh:
+    with connect(f"duckdb:///{args.db}", duckdb_memory_limit=config.scoring.duckdb_memory_limit) as wh:
         for frame in iter_scoring_features(wh, config, day, chunk_rows):
             if args.limit:
                 frame = frame.head(args.limit - rows)

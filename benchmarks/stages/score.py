@@ -1,10 +1,14 @@
 """Stage score: scoring throughput, features in -> calibrated probabilities out, transformer bundle.
 
-On the same customers, three ways of running one bundle (``pipelines.models.load_bundle``):
-(a) ``fixed_fp32``: every row padded to ``model.max_length``, original order (the unoptimized baseline,
-driven by the harness with the bundle's own model, scaler and calibrator);
+On the same customers, several ways of running one bundle (``pipelines.models.load_bundle``) at
+``--score-max-length`` tokens (default 128):
+(a) ``fixed_fp32``: every row padded to max_length, original order (the unoptimized baseline, driven
+by the harness with the bundle's own model, scaler and calibrator);
 (b) ``bucketed_fp32``: ``TransformerPredictor.predict_proba`` (rows sorted by token length, padded per
-batch); (c) ``bucketed_int8``: the same with ``quantize=True`` (dynamic int8 encoder Linear layers).
+batch); (c) ``bucketed_bf16``: the same with the encoder in bf16 (only on CPUs with native bf16:
+AMX / AVX512-BF16); (d) ``bucketed_int8``: dynamic int8 encoder Linear layers.
+``default_*`` repeats the variant that the default config (``scoring.precision: auto`` plus its fp32
+check) picks on this machine: that is what the CPU-scoring target judges.
 Reports customers/s, batch size, sequence length, pad share, max |dp| vs (a), and whether ROC-AUC /
 PR-AUC on churn labels (and Spearman vs (a)) are unchanged to two decimals. Timing includes
 tokenization, numeric scaling and calibration; not the feature query (stage features measures that).
@@ -72,6 +76,8 @@ def run(ctx: Context) -> StageResult:
     import torch
 
     load_bundle = require("pipelines.models", "load_bundle")
+    from pipelines.training.device import cpu_has_native_bf16, resolve_inference_precision
+
     config = ctx.config()
     torch.set_num_threads(config.training.num_threads or os.cpu_count() or 1)
     result = StageResult("score", repeat=ctx.repeats(1))
@@ -88,24 +94,36 @@ def run(ctx: Context) -> StageResult:
                       f"fitted by the harness on {fit_n} other customers + {config.training.calibration} calibrator; "
                       "same cost per customer as the real model, not its accuracy")
     ctx.shared["transformer_bundle"] = str(path)
-    batch, seq = config.scoring.batch_size, config.model.max_length
-    fp32 = load_bundle(path, device="cpu", quantize=False, batch_size=batch)
-    int8 = load_bundle(path, device="cpu", quantize=True, batch_size=batch)
+    batch = config.scoring.batch_size
+
+    def load(**options):
+        pred = load_bundle(path, device="cpu", **{"batch_size": batch, **options})
+        trained_at = pred.max_length
+        pred.max_length = ctx.score_max_length or trained_at
+        return pred, trained_at
+
+    fp32, trained_length = load(precision="fp32")
     seq = fp32.max_length
+    variants = {"fixed_fp32": (fp32, lambda f: fixed_length_proba(fp32, f)), "bucketed_fp32": (fp32, None)}
+    if cpu_has_native_bf16():
+        variants["bucketed_bf16"] = (load(precision="bf16")[0], None)
+    else:
+        result.notes.append("bucketed_bf16 not measured: this CPU has no native bf16 (AMX / AVX512-BF16)")
+    variants["bucketed_int8"] = (load(precision="int8")[0], None)
+    # What `churn score` runs with the default config: scoring.precision (auto) and its fp32 check.
+    default_precision = resolve_inference_precision(torch.device("cpu"), config.scoring.precision)
+    guarded = load(**config.scoring.predictor_options())[0] if default_precision != "fp32" else None
     tokens = token_stats(fp32, frame)
     result.info.update({
         "customers_scored": len(frame), "input": source, "batch_size": batch, "max_length": seq,
-        "model": model_note, "bundle": str(path), "torch_threads": torch.get_num_threads(), "tokens": tokens,
+        "bundle_max_length": trained_length, "model": model_note, "bundle": str(path),
+        "torch_threads": torch.get_num_threads(), "tokens": tokens, "cpu_native_bf16": cpu_has_native_bf16(),
         "labels": f"churned at the latest fully observed cutoff ({int(labels.sum())} of {len(labels)} churned)",
     })
-    variants = {
-        "fixed_fp32": lambda f: fixed_length_proba(fp32, f),
-        "bucketed_fp32": fp32.predict_proba,
-        "bucketed_int8": int8.predict_proba,
-    }
     ref = None
-    for name, predict in variants.items():
-        predict(frame.head(batch))  # warm-up: thread pools, allocator, quantized kernels
+    for name, (pred, custom) in variants.items():
+        predict = custom or pred.predict_proba
+        predict(frame.head(batch))  # warm-up: thread pools, allocator, packed / quantized kernels
         seconds, p = [], None
         for _ in range(result.repeat):
             result.load_avg_1m.append(load1())
@@ -121,10 +139,11 @@ def run(ctx: Context) -> StageResult:
         for key, value in ranking(labels, p, ref).items():
             if not (name == "fixed_fp32" and key.startswith("spearman")):
                 result.add(f"{name}_{key}", value, "")
-    result.add("int8_hidden_state_rel_error", _hidden_error(fp32, int8, frame.head(32)), "ratio",
-               "norm(h_int8 - h_fp32) / norm(h_fp32), encoder last hidden state, 32 customers (diagnostic)")
+    result.add("int8_hidden_state_rel_error", _hidden_error(fp32, variants["bucketed_int8"][0], frame.head(32)),
+               "ratio", "norm(h_int8 - h_fp32) / norm(h_fp32), encoder last hidden state, 32 customers (diagnostic)")
+    _default_path(result, config, guarded, frame)
     keys = [k for k in ("roc_auc", "pr_auc") if f"fixed_fp32_{k}" in result.metrics]
-    for variant in ("bucketed_fp32", "bucketed_int8"):
+    for variant in [v for v in variants if v != "fixed_fp32"]:
         checks = {k: round(result.metrics[f"{variant}_{k}"].value, 2) == round(result.metrics[f"fixed_fp32_{k}"].value, 2)
                   for k in keys}
         checks["spearman_2dp_is_1.00"] = round(result.metrics[f"{variant}_spearman_vs_fixed_fp32"].value, 2) == 1.0
@@ -134,6 +153,27 @@ def run(ctx: Context) -> StageResult:
         _gpu(result, load_bundle, path, frame)
     result.load_avg_1m.append(load1())
     return result
+
+
+def _default_path(result: StageResult, config, guarded, frame) -> None:
+    """Copy the variant the default config scores with into ``default_*`` metrics (what the target judges).
+
+    The guarded predictor decides on the first ``scoring.precision_check_rows`` customers whether the
+    reduced precision stays within ``scoring.precision_tolerance`` of fp32; if not, the default is fp32.
+    """
+    chosen = "fp32"
+    if guarded is not None:
+        guarded.predict_proba(frame.head(max(config.scoring.precision_check_rows, 1)))
+        result.info["default_precision_check"] = guarded.precision_check
+        chosen = guarded.precision
+    variant = f"bucketed_{chosen}"
+    result.info["default_path"] = (f"{variant} (scoring.precision: {config.scoring.precision}"
+                                   + (f", fp32 check: {guarded.precision_check}" if guarded is not None else "")
+                                   + ")")
+    result.add("default_customers_per_s", result.metrics[f"{variant}_customers_per_s"].value, "customers/s",
+               f"= {variant}: what scoring runs with the default config on this machine")
+    result.add("default_max_abs_dp", result.metrics[f"{variant}_max_abs_dp"].value, "abs dp",
+               f"= {variant}: max abs(p - p_fixed_fp32)")
 
 
 def _hidden_error(fp32, int8, frame) -> float:

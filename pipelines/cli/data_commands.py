@@ -21,6 +21,9 @@ def _mapping(value: str) -> tuple[str, str]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("init-warehouse", help="create the schema, tables and views (idempotent)")
     p.add_argument("--reset", action="store_true", help="drop the schema first (deletes all data)")
+    p.add_argument("--partition-existing", action="store_true",
+                   help="PostgreSQL: convert output tables created unpartitioned by an older version (churn_scores) "
+                        "to one partition per day, in one transaction that rewrites their rows")
     p.set_defaults(handler=init_warehouse)
 
     p = subparsers.add_parser("generate", help="replace the raw tables with realistic, deterministic sample data",
@@ -57,8 +60,22 @@ def init_warehouse(config: Config, args: argparse.Namespace) -> int:
         if args.reset:
             wh.drop_schema()
         wh.init_schema()
+        if args.partition_existing:
+            _partition_existing(wh)
         logger.info("warehouse ready: %r", wh)
     return 0
+
+
+def _partition_existing(wh) -> None:
+    from pipelines.data.contract import OUTPUT_TABLES
+
+    convert = getattr(wh, "partition_table", None)
+    if convert is None:
+        logger.info("--partition-existing: %s has no native partitions; nothing to convert", wh.dialect)
+        return
+    for table in (t for t in OUTPUT_TABLES if t.native_partitions):
+        created = convert(table)
+        logger.info("%s: %s", table.name, f"partitioned into {created} day(s)" if created else "already partitioned")
 
 
 def generate(config: Config, args: argparse.Namespace) -> int:

@@ -18,6 +18,8 @@ Layout (baseline)::
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import platform
@@ -76,20 +78,26 @@ def library_versions() -> dict[str, str]:
 
 
 class TransformerPredictor:
-    """Calibrated churn probabilities from the encoder model, fast on CPU.
+    """Calibrated churn probabilities from the encoder model, fast on CPU and GPU.
 
     Speed: batched fast tokenization, rows sorted by token length and padded per batch, inference
-    mode; optional dynamic int8 quantization of the encoder's linear layers on CPU; bf16 autocast on
-    CUDA.
+    mode, and a reduced precision where the hardware has it (``precision``, see
+    :func:`pipelines.training.device.resolve_inference_precision`): bf16 autocast on CUDA; on CPU the
+    encoder's weights in bf16 (AMX / AVX512-BF16 matrix units), or dynamic int8 when asked for.
+
+    Guard: with ``check_rows > 0`` and a precision other than fp32, the first call also scores its
+    first ``check_rows`` customers in fp32; if any calibrated probability moves by more than
+    ``tolerance``, the predictor logs a warning and scores everything in fp32 from then on. So a
+    model whose calibration is too steep for bf16 costs speed, never accuracy.
     """
 
     kind = "transformer"
 
     def __init__(self, model: ChurnModel, tokenizer, scaler: NumericScaler, calibrator: Calibrator, *,
                  max_length: int, threshold: float = 0.5, metadata: dict | None = None,
-                 device: str | torch.device | None = None, quantize: bool = False, batch_size: int = 64,
-                 bf16: bool = True):
-        from pipelines.training.device import autocast_context, resolve_device
+                 device: str | torch.device | None = None, precision: str = "fp32", batch_size: int = 64,
+                 check_rows: int = 0, tolerance: float = 0.01):
+        from pipelines.training.device import resolve_device, resolve_inference_precision
 
         self.device = resolve_device(device or "auto")
         self.model = model.eval().to(self.device)
@@ -101,26 +109,32 @@ class TransformerPredictor:
         self.metadata = metadata or {}
         self.batch_size = batch_size
         self.feature_names = list(scaler.feature_names)
-        self.quantized = False
-        self._autocast = lambda: autocast_context(self.device, bf16)
-        if quantize:
-            if self.device.type == "cpu":
-                self.model = quantize_encoder(self.model)
-                self.quantized = True
-            else:
-                logger.info("int8 quantization is a CPU optimisation; skipped on %s", self.device)
+        self.requested_precision = precision
+        self.precision = resolve_inference_precision(self.device, precision)
+        self.tolerance = float(tolerance)
+        self.check_rows = int(check_rows)
+        self.precision_check: dict | None = None  # filled by the first call when the guard runs
+        self._fp32_encoder: nn.Module | None = None
+        if self.precision != "fp32" and self.check_rows > 0:
+            self._fp32_encoder = self.model.encoder
+        if self.device.type == "cpu" and self.precision == "bf16":
+            self.model.encoder = _copy_if(self._fp32_encoder, self.model.encoder).to(torch.bfloat16)
+        elif self.device.type == "cpu" and self.precision == "int8":
+            self.model.encoder = quantize_encoder(_copy_if(self._fp32_encoder, self.model.encoder))
         pad = tokenizer.pad_token_id
         self.pad_id = 0 if pad is None else int(pad)
 
-    def predict_logits(self, frame: pd.DataFrame) -> np.ndarray:
-        if TEXT_COLUMN not in frame.columns:
-            raise KeyError(f"frame lacks the {TEXT_COLUMN!r} column")
-        n = len(frame)
-        out = np.empty(n, dtype=np.float64)
-        if n == 0:
-            return out
-        ids = tokenize_texts(self.tokenizer, frame[TEXT_COLUMN].tolist(), self.max_length)
-        numeric = self.scaler.transform(frame)
+    @property
+    def quantized(self) -> bool:
+        return self.precision == "int8"
+
+    def _autocast(self):
+        if self.device.type == "cuda" and self.precision == "bf16":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _logits(self, ids: list[np.ndarray], numeric: np.ndarray) -> np.ndarray:
+        out = np.empty(len(ids), dtype=np.float64)
         with torch.inference_mode(), self._autocast():
             for idx in sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = pad_batch([ids[i] for i in idx], self.pad_id)
@@ -129,9 +143,41 @@ class TransformerPredictor:
                 out[idx] = logits.float().cpu().numpy()
         return out
 
+    def predict_logits(self, frame: pd.DataFrame) -> np.ndarray:
+        if TEXT_COLUMN not in frame.columns:
+            raise KeyError(f"frame lacks the {TEXT_COLUMN!r} column")
+        if len(frame) == 0:
+            return np.empty(0, dtype=np.float64)
+        ids = tokenize_texts(self.tokenizer, frame[TEXT_COLUMN].tolist(), self.max_length)
+        numeric = self.scaler.transform(frame)
+        if self._fp32_encoder is not None:
+            self._check_precision(ids[:self.check_rows], numeric[:self.check_rows])
+        return self._logits(ids, numeric)
+
+    def _check_precision(self, ids: list[np.ndarray], numeric: np.ndarray) -> None:
+        """Compare this precision with fp32 on the first customers; fall back to fp32 if they differ."""
+        fast = self.calibrator(_sigmoid(self._logits(ids, numeric)))
+        fast_encoder, fast_precision = self.model.encoder, self.precision
+        self.model.encoder, self.precision = self._fp32_encoder, "fp32"
+        exact = self.calibrator(_sigmoid(self._logits(ids, numeric)))
+        max_dp = float(np.max(np.abs(fast - exact)))
+        passed = max_dp <= self.tolerance
+        self.precision_check = {"precision": fast_precision, "rows": len(ids), "max_abs_dp": max_dp,
+                                "tolerance": self.tolerance, "passed": passed}
+        if passed:
+            self.model.encoder, self.precision = fast_encoder, fast_precision
+            logger.info("%s scoring checked against fp32 on %d customers: max |dp| %.4f <= %.3f; scoring in %s",
+                        fast_precision, len(ids), max_dp, self.tolerance, fast_precision)
+        else:
+            logger.warning("%s scoring moves calibrated probabilities by up to %.4f (> %.3f) on the first %d "
+                           "customers: scoring in fp32 instead (slower, exact). A steep calibrator amplifies "
+                           "small numeric differences; see training.calibration.", fast_precision, max_dp,
+                           self.tolerance, len(ids))
+        self._fp32_encoder = None
+
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated sigmoid scores (class-weighted training inflates them)."""
-        return 1.0 / (1.0 + np.exp(-self.predict_logits(frame)))
+        return _sigmoid(self.predict_logits(frame))
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return self.calibrator(self.predict_raw(frame))
@@ -165,7 +211,16 @@ class BaselinePredictor:
         return self.calibrator(self.predict_raw(frame))
 
 
-def quantize_encoder(model: ChurnModel) -> ChurnModel:
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def _copy_if(keep: nn.Module | None, encoder: nn.Module) -> nn.Module:
+    """A copy of ``encoder`` when the original must be kept (for the fp32 check), else itself."""
+    return copy.deepcopy(encoder) if keep is not None else encoder
+
+
+def quantize_encoder(encoder: nn.Module) -> nn.Module:
     """Dynamic int8 (per-channel weights) for the encoder's linear layers, except down-projections.
 
     Why skip down-projections (FFN intermediate -> hidden, ``in_features > out_features``): their inputs
@@ -175,12 +230,11 @@ def quantize_encoder(model: ChurnModel) -> ChurnModel:
     """
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    spec = {name: per_channel_dynamic_qconfig for name, module in model.encoder.named_modules()
+    spec = {name: per_channel_dynamic_qconfig for name, module in encoder.named_modules()
             if isinstance(module, nn.Linear) and module.in_features <= module.out_features}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notice
-        model.encoder = quantize_dynamic(model.encoder, spec, dtype=torch.qint8)
-    return model
+        return quantize_dynamic(encoder, spec, dtype=torch.qint8)
 
 
 # ---------------------------------------------------------------------------------------------- saving
@@ -305,9 +359,16 @@ def read_bundle_meta(path) -> dict:
     return meta
 
 
-def load_bundle(path, device: str | None = None, quantize: bool = False, batch_size: int = 64,
-                num_threads: int = 2) -> ChurnPredictor:
-    """Load a bundle directory as a predictor; refuses anything without safetensors / LightGBM text weights."""
+def load_bundle(path, device: str | None = None, precision: str = "fp32", batch_size: int = 64,
+                num_threads: int = 2, check_rows: int = 0, tolerance: float = 0.01,
+                quantize: bool = False) -> ChurnPredictor:
+    """Load a bundle directory as a predictor; refuses anything without safetensors / LightGBM text weights.
+
+    ``precision``/``check_rows``/``tolerance``: see :class:`TransformerPredictor` (the baseline ignores
+    them). ``quantize=True`` is the older spelling of ``precision="int8"``.
+    """
+    if quantize:
+        precision = "int8"
     root = Path(path)
     meta = read_bundle_meta(root)
     calibrator = Calibrator.from_dict(meta["calibrator"])
@@ -321,11 +382,12 @@ def load_bundle(path, device: str | None = None, quantize: bool = False, batch_s
         booster = lgb.Booster(model_file=str(model_file))
         return BaselinePredictor(booster, feature_names, calibrator, threshold=meta["threshold"], metadata=meta,
                                  num_threads=num_threads)
-    return _load_transformer(root, meta, calibrator, feature_names, device, quantize, batch_size)
+    return _load_transformer(root, meta, calibrator, feature_names, device=device, precision=precision,
+                             batch_size=batch_size, check_rows=check_rows, tolerance=tolerance)
 
 
 def _load_transformer(root: Path, meta: dict, calibrator: Calibrator, feature_names: list[str],
-                      device: str | None, quantize: bool, batch_size: int) -> TransformerPredictor:
+                      **predictor_options) -> TransformerPredictor:
     from transformers import AutoModel
 
     from pipelines.models.network import load_tokenizer
@@ -349,4 +411,4 @@ def _load_transformer(root: Path, meta: dict, calibrator: Calibrator, feature_na
     scaler = NumericScaler.from_dict(feature_names, meta["numeric"])
     return TransformerPredictor(model, load_tokenizer(str(enc_dir)), scaler, calibrator,
                                 max_length=meta["text"]["max_length"], threshold=meta["threshold"], metadata=meta,
-                                device=device, quantize=quantize, batch_size=batch_size)
+                                **predictor_options)

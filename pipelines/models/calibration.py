@@ -61,13 +61,16 @@ class Calibrator:
         raise ValueError(f"unknown calibrator method {method!r}")
 
 
-def fit_calibrator(y_true, raw, method: str = "isotonic") -> Calibrator:
+def fit_calibrator(y_true, raw, method: str = "centered_isotonic") -> Calibrator:
     """Fit on validation labels and raw scores; identity when validation lacks a class."""
     y = np.asarray(y_true, dtype=np.float64).ravel()
     s = np.asarray(raw, dtype=np.float64).ravel()
     if y.size == 0 or y.min() == y.max():
         logger.warning("calibration skipped: validation split holds a single class (n=%d)", y.size)
         return Calibrator("identity")
+    if method == "centered_isotonic":
+        x, y_knots = centered_isotonic_knots(s, y)
+        return Calibrator("isotonic", x=x.tolist(), y=y_knots.tolist())
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
@@ -83,3 +86,29 @@ def fit_calibrator(y_true, raw, method: str = "isotonic") -> Calibrator:
             return Calibrator("identity")
         return Calibrator("platt", a=a, b=b)
     raise ValueError(f"unknown calibration method {method!r}")
+
+
+def centered_isotonic_knots(raw: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots of centered isotonic regression (Oron & Flournoy, 2017): one per isotonic step, at its centre.
+
+    Why: classic isotonic regression is a staircase whose knots sit at both ends of each step, so two
+    adjacent knots can be 1e-4 apart in score and 0.1 apart in probability. A score that moves by that
+    little (bf16 arithmetic, another CPU, a GPU) then moves the probability by the whole step. Putting
+    one knot at the score-centre of each step keeps the fit monotone and the step levels, but makes the
+    curve continuous with a slope bounded by the spacing of step centres. The ends stay flat (the lowest
+    and highest steps' levels extend to the lowest and highest validation scores and beyond).
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    xs, counts = np.unique(raw, return_counts=True)
+    sums = np.bincount(np.searchsorted(xs, raw), weights=y, minlength=len(xs))
+    level = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit(xs, sums / counts,
+                                                                          sample_weight=counts).predict(xs)
+    starts = np.r_[0, np.flatnonzero(np.diff(level) > 0) + 1]
+    weight = np.add.reduceat(counts, starts).astype(np.float64)
+    centres = np.add.reduceat(xs * counts, starts) / weight
+    levels = level[starts]
+    knots_x = np.r_[xs[0], centres, xs[-1]]
+    knots_y = np.r_[levels[0], levels, levels[-1]]
+    keep = np.r_[True, np.diff(knots_x) > 0]  # a one-value end step puts its centre on the end
+    return knots_x[keep], knots_y[keep]

@@ -106,6 +106,8 @@ class ChurnHead(nn.Module):
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Pooled text vector in fp32 (a bf16 encoder's token states are summed in fp32, not bf16)."""
+    hidden = hidden.float()
     if how == "cls":
         return hidden[:, 0]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)

@@ -17,7 +17,7 @@ import mlflow
 
 PROBABILITY_COLUMN = "churn_probability"
 # load_bundle options a caller may pass as model_config={...} to mlflow.pyfunc.load_model.
-_BUNDLE_OPTIONS = ("quantize", "batch_size", "device", "num_threads")
+_BUNDLE_OPTIONS = ("precision", "quantize", "batch_size", "device", "num_threads", "check_rows", "tolerance")
 
 
 class ChurnRiskModel(PythonModel):

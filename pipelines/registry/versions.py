@@ -172,7 +172,7 @@ def _model_uri(name: str, version: str) -> str:
 def load_model_version(config: Config, version: str | int, *, cache_dir: str | Path | None = None,
                        **options) -> Any:
     """The version's bundle as a ChurnPredictor (fast path: no pyfunc wrapper). ``options`` go to load_bundle
-    (e.g. ``quantize=True, batch_size=64``). Bundles are downloaded once into a cache next to the datasets
+    (e.g. ``precision="bf16", batch_size=64``). Bundles are downloaded once into a cache next to the datasets
     (``data/models/<name>/v<version>-<model id>/``; ``cache_dir`` overrides)."""
     client = _client(config)
     name = config.registry.model_name

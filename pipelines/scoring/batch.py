@@ -101,13 +101,12 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
     model_name = config.registry.model_name
     started = time.perf_counter()
 
-    # quantize: dynamic int8 of the encoder's linear layers, applied by the bundle loader on CPU only.
-    predictor = load_model_version(config, model_version, quantize=config.scoring.quantize_int8_on_cpu,
-                                   batch_size=config.scoring.batch_size)
+    # precision (bf16 on AMX CPUs and GPUs by default) is checked against fp32 on the first customers.
+    predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
     logger.info("scoring %s with %s v%s (%s model), run %s", score_date, model_name, model_version,
                 getattr(predictor, "kind", "?"), run_id)
 
-    with open_warehouse(config) as wh:
+    with open_warehouse(config, config.scoring.duckdb_memory_limit) as wh:
         expected = population_count(wh, config, score_date)
         ids, probs = _score_stream(wh, config, predictor, score_date, expected, started)
         _validate_scores(ids, probs, score_date, expected)

@@ -66,6 +66,41 @@ def autocast_context(device: torch.device, bf16: bool = True):
     return contextlib.nullcontext()
 
 
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs whose matrix units compute bf16 natively (Intel AMX or AVX512-BF16).
+
+    Why it matters: there bf16 matmuls run several times faster than fp32 (oneDNN picks AMX tiles);
+    elsewhere (AVX2-only cores, most AMD parts before Zen 4) bf16 is emulated and slower than fp32.
+    """
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_inference_precision(device: torch.device, requested: str = "auto") -> str:
+    """The numeric precision scoring runs in on ``device``: ``fp32``, ``bf16`` or ``int8``.
+
+    ``auto``: bf16 on CUDA cards that support it (autocast) and on CPUs with native bf16 matmul, fp32
+    otherwise. ``int8`` (dynamic quantization) exists on CPU only and falls back to fp32 elsewhere.
+    """
+    if requested not in INFERENCE_PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; expected one of {INFERENCE_PRECISIONS}")
+    if device.type == "cuda":
+        if requested in ("auto", "bf16") and torch.cuda.is_bf16_supported():
+            return "bf16"
+        if requested == "int8":
+            logger.info("int8 quantization is a CPU optimisation; scoring on %s in fp32", device)
+        return "fp32"
+    if requested == "auto":
+        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    if requested == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        logger.warning("precision bf16 requested on a CPU without native bf16 (no AMX / AVX512-BF16): it is "
+                       "emulated and usually slower than fp32")
+    return requested
+
+
 def configure_threads(num_threads: int | None) -> None:
     if num_threads:
         torch.set_num_threads(num_threads)

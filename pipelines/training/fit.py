@@ -148,7 +148,8 @@ def _finish_on_main(config: Config, run, train, validation, feature_names, y_val
     )
     tr_predictor = TransformerPredictor(run.model, run.tokenizer, run.scaler, calibrator, max_length=m.max_length,
                                         threshold=threshold, device=run.device,
-                                        batch_size=config.training.eval_batch_size, bf16=config.training.bf16_on_gpu)
+                                        batch_size=config.training.eval_batch_size,
+                                        precision=_evaluation_precision(config, run.device))
     transformer = CandidateResult("transformer", tr_dir, metrics, run.history, run.best_epoch, run.seconds,
                                   threshold, tr_predictor)
 
@@ -187,3 +188,9 @@ def choose_candidate(setting: str, transformer_metrics: dict, baseline_metrics: 
         notes.append(f"training.candidate fixes the candidate to the {chosen} "
                      f"(validation PR-AUC: transformer {t_pr:.4f}, baseline {b_pr:.4f}).")
     return chosen, notes
+
+
+def _evaluation_precision(config: Config, device) -> str:
+    """Test metrics come from the model as trained: fp32 on CPU, bf16 autocast on GPU when training used it."""
+    on_gpu = str(device).startswith("cuda")
+    return "bf16" if on_gpu and config.training.bf16_on_gpu else "fp32"

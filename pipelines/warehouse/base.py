@@ -285,7 +285,10 @@ def connect(url: str, schema: str | None = None, read_chunk_rows: int = 100_000,
     )
 
 
-def open_warehouse(config: Config) -> Warehouse:
-    """The warehouse named by the config (URL and schema may come from the environment)."""
+def open_warehouse(config: Config, duckdb_memory_limit: str | None = None) -> Warehouse:
+    """The warehouse named by the config (URL and schema may come from the environment).
+
+    ``duckdb_memory_limit`` overrides ``warehouse.duckdb_memory_limit`` for this connection (a job's own cap).
+    """
     return connect(config.warehouse_url, config.warehouse_schema, config.warehouse.read_chunk_rows,
-                   config.warehouse.duckdb_memory_limit)
+                   duckdb_memory_limit or config.warehouse.duckdb_memory_limit)

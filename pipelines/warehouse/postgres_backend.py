@@ -251,8 +251,8 @@ class PostgresWarehouse(Warehouse):
             _unpartitioned_logged.add(key)
             logger.warning(
                 "%s is not partitioned (created by an older version): partition replaces use delete + insert, "
-                "the partition-swap fast path is off; PostgresWarehouse.partition_table(%r) converts it",
-                self.qualified(table.name), table.name)
+                "the partition-swap fast path is off; `churn init-warehouse --partition-existing` converts it",
+                self.qualified(table.name))
 
     def partition_table(self, table: Table | str) -> int:
         """Convert a ``native_partitions`` table created unpartitioned into the partitioned layout.

@@ -96,3 +96,26 @@ def test_demo_timings_are_parsed_from_the_printed_table():
     assert [(s["stage"], s["seconds"]) for s in steps] == [("init warehouse (reset)", 3.0), ("dag churn_training", 95.0)]
     headers_only = parse_timeline([(0.0, "== a"), (4.0, "x"), (6.0, "== b")], total=10.0)
     assert [(s["stage"], s["seconds"]) for s in headers_only] == [("a", 6.0), ("b", 4.0)]
+
+
+def test_tiny_score_stage_reports_every_variant_and_the_default_path(tmp_path):
+    out, work = tmp_path / "results", tmp_path / "work"
+    rc = main(["--scale", "200", "--stages", "gen,score", "--postgres-url", "none", "--repeat", "1",
+               "--score-limit", "48", "--score-max-length", "32", "--out", str(out), "--work-dir", str(work),
+               "--quiet"])
+    assert rc == 0
+    (run,) = json.loads(next(out.glob("*.json")).read_text())["runs"]
+    score = run["stages"]["score"]
+    assert score["status"] == "ok", score.get("reason")
+    metrics, info = score["metrics"], score["info"]
+    for variant in ("fixed_fp32", "bucketed_fp32", "bucketed_int8"):
+        assert metrics[f"{variant}_customers_per_s"]["value"] > 0
+    if info["cpu_native_bf16"]:
+        assert metrics["bucketed_bf16_max_abs_dp"]["value"] >= 0
+    assert metrics["bucketed_fp32_max_abs_dp"]["value"] < 1e-4  # dynamic padding does not change scores
+    assert info["max_length"] == 32 and info["default_path"].startswith("bucketed_")
+    chosen = info["default_path"].split()[0]
+    assert metrics["default_customers_per_s"]["value"] == metrics[f"{chosen}_customers_per_s"]["value"]
+    assert metrics["default_max_abs_dp"]["value"] == metrics[f"{chosen}_max_abs_dp"]["value"]
+    target = {t["key"]: t for t in run["targets"]}["cpu_scoring"]
+    assert target["status"] in ("met", "missed") and "customers/s" in target["measured"]

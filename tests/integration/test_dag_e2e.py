@@ -127,7 +127,6 @@ def _config(base: Path, encoder: str, warehouse_url: str) -> dict:
                      "num_threads": 2},
         "registry": {"tracking_uri": f"sqlite:///{base}/mlflow.db", "artifact_location": str(base / "mlartifacts"),
                      "auto_promote": True, "bootstrap_rounds": 30},
-        "scoring": {"quantize_int8_on_cpu": False},
         # Looser than the defaults: on 250 customers the non-drifted sample already moves many features
         # (default thresholds flag 70% of them); the drifted sample (drift_after) must still cross these.
         "monitoring": {"reports_dir": str(base / "reports"), "reference_sample_rows": 300,

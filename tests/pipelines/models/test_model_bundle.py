@@ -1,4 +1,4 @@
-"""Bundles: round trips, pickle refusal, int8 closeness, padding invariance, LoRA merge."""
+"""Bundles: round trips, pickle refusal, reduced precision (bf16, int8) and its fp32 check, padding invariance, LoRA merge."""
 
 from __future__ import annotations
 
@@ -74,12 +74,48 @@ def test_padding_and_batch_size_do_not_change_scores(tmp_path, tiny_config, fram
     np.testing.assert_allclose(one, many, atol=1e-5)
 
 
-def test_int8_quantized_scores_stay_close(tmp_path, tiny_config, frame):
+@pytest.mark.parametrize("options", [{"precision": "int8"}, {"quantize": True}])  # quantize: the older spelling
+def test_int8_quantized_scores_stay_close(tmp_path, tiny_config, frame, options):
     path, _ = _transformer_bundle(tmp_path, tiny_config, frame)
     fp32 = load_bundle(path).predict_raw(frame)
-    q = load_bundle(path, quantize=True)
-    assert q.quantized
+    q = load_bundle(path, device="cpu", **options)
+    assert q.quantized and q.precision == "int8"
     assert np.abs(q.predict_raw(frame) - fp32).max() < 0.01
+
+
+def test_bf16_cpu_scoring_passes_its_fp32_check_and_runs_in_bf16(tmp_path, tiny_config, frame):
+    path, expected = _transformer_bundle(tmp_path, tiny_config, frame)
+    fast = load_bundle(path, device="cpu", precision="bf16", check_rows=32, tolerance=0.01)
+    got = fast.predict_proba(frame)
+    assert fast.precision_check == {"precision": "bf16", "rows": 32, "max_abs_dp": pytest.approx(
+        np.abs(got[:32] - expected[:32]).max(), abs=1e-9), "tolerance": 0.01, "passed": True}
+    assert fast.precision == "bf16" and next(fast.model.encoder.parameters()).dtype == torch.bfloat16
+    assert 0 < np.abs(got - expected).max() < 0.01  # really computed in bf16, and close
+    assert fast.predict_proba(frame.head(5)).shape == (5,)  # checked once, not on every call
+    assert fast.precision_check["rows"] == 32
+
+
+def test_reduced_precision_falls_back_to_fp32_when_its_check_fails(tmp_path, tiny_config, frame):
+    path, expected = _transformer_bundle(tmp_path, tiny_config, frame)
+    guarded = load_bundle(path, device="cpu", precision="bf16", check_rows=16, tolerance=1e-9)
+    got = guarded.predict_proba(frame)
+    assert guarded.precision_check["passed"] is False and guarded.precision_check["max_abs_dp"] > 1e-9
+    assert guarded.precision == "fp32" and next(guarded.model.encoder.parameters()).dtype == torch.float32
+    np.testing.assert_allclose(got, expected, atol=1e-6)  # every customer scored in fp32
+
+
+def test_inference_precision_resolution(monkeypatch):
+    from pipelines.training import device as device_mod
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
+    assert device_mod.resolve_inference_precision(cpu, "auto") == "bf16"
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)
+    assert device_mod.resolve_inference_precision(cpu, "auto") == "fp32"
+    assert device_mod.resolve_inference_precision(cpu, "bf16") == "bf16"  # explicit: honoured, with a warning
+    assert device_mod.resolve_inference_precision(cpu, "int8") == "int8"
+    with pytest.raises(ValueError, match="unknown precision"):
+        device_mod.resolve_inference_precision(cpu, "fp8")
 
 
 def test_baseline_round_trip(tmp_path, frame):

@@ -50,7 +50,7 @@ def test_scores_every_population_customer_once(tiny_config, standins, monkeypatc
         expected = population_count(wh, config, standins.SCORE_DATE)
     assert expected > 50
     assert result["rows"] == len(frame) == frame["customer_id"].nunique() == expected
-    assert predictor.loaded == [("3", {"quantize": config.scoring.quantize_int8_on_cpu, "batch_size": config.scoring.batch_size})]
+    assert predictor.loaded == [("3", config.scoring.predictor_options())]
     assert predictor.calls >= 3  # streamed in chunks
     p = frame["churn_probability"].to_numpy()
     assert np.all((p >= 0) & (p <= 1))
@@ -123,3 +123,25 @@ def test_empty_population_is_an_error(config, standins, monkeypatch):
 def test_refuses_a_non_version(config):
     with pytest.raises(ScoringError, match="never 'latest'"):
         score_customers(config, "2025-03-01", "latest", "run")
+
+
+def test_scoring_runs_under_its_own_duckdb_memory_cap(tiny_config, standins, monkeypatch):
+    import pipelines.warehouse as warehouse
+
+    if not tiny_config.warehouse_url.startswith("duckdb"):
+        pytest.skip("a DuckDB setting; Postgres memory is the server's")
+    standins.install_standin(monkeypatch)
+    seen = []
+    real_open = warehouse.open_warehouse
+
+    def spy(config, duckdb_memory_limit=None):
+        wh = real_open(config, duckdb_memory_limit)
+        seen.append(wh.scalar("SELECT current_setting('memory_limit')"))
+        return wh
+
+    monkeypatch.setattr(warehouse, "open_warehouse", spy)
+    config = tiny_config.with_overrides({"scoring": {"duckdb_memory_limit": "300MB"}})
+    score_customers(config, standins.SCORE_DATE, "3", "manual__cap")
+    with real_open(config) as wh:
+        uncapped = wh.scalar("SELECT current_setting('memory_limit')")
+    assert seen == ["286.1 MiB"] and uncapped != "286.1 MiB"  # 300 MB; the warehouse default stays DuckDB's

@@ -257,3 +257,17 @@ def test_binary_copy_roundtrips_every_contract_type_and_nulls(pg):
     got = pg.query_arrow(f"SELECT * FROM {pg.qualified('roundtrip')} ORDER BY i")
     for name, expected in values.items():
         assert got.column(name).to_pylist() == expected.to_pylist(), name
+
+
+def test_cli_init_warehouse_partition_existing_converts_a_legacy_schema(legacy_pg, scores, postgres_url,
+                                                                         postgres_schema, monkeypatch):
+    from pipelines.cli.main import main
+
+    legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(4)), "score_date", D1)
+    monkeypatch.setenv("CHURN_WAREHOUSE_URL", postgres_url)
+    monkeypatch.setenv("CHURN_WAREHOUSE_SCHEMA", postgres_schema)
+    assert main(["init-warehouse"]) == 0
+    assert _relkind(legacy_pg) == "r"  # plain init never rewrites a table
+    assert main(["init-warehouse", "--partition-existing"]) == 0
+    assert _relkind(legacy_pg) == "p" and set(_partitions(legacy_pg)) == {D1} and _count(legacy_pg, D1) == 4
+    assert main(["init-warehouse", "--partition-existing"]) == 0  # idempotent
