@@ -78,11 +78,15 @@ def machine_info() -> dict[str, Any]:
     cores = os.cpu_count() or 1
     mem = _memory_gib()
     gpu = gpu_info()
-    torch_threads = None
+    torch_threads, cpu_matrix = None, None
     try:
         import torch
 
+        from pipelines.training.device import cpu_has_native_bf16
+
         torch_threads = torch.get_num_threads()
+        # what decides the CPU scoring path: vector width and native bf16 matrix units (AMX / AVX512-BF16)
+        cpu_matrix = f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
     except Exception:
         pass
     return {
@@ -90,6 +94,7 @@ def machine_info() -> dict[str, Any]:
         "hostname": socket.gethostname(),
         "cpu_cores": cores,
         "cpu_model": _cpu_model(),
+        "cpu_matrix": cpu_matrix,
         "memory_gib": mem,
         "gpu": gpu,
         "os": platform.platform(),

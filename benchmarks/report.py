@@ -57,7 +57,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [
         f"# Benchmarks {doc['date']} on `{m['name']}`",
         "",
-        f"{m['cpu_cores']} CPU cores ({m['cpu_model']}), {m['memory_gib']} GiB RAM, GPU: {gpu}; "
+        f"{m['cpu_cores']} CPU cores ({m['cpu_model']}; {m.get('cpu_matrix') or 'capability unknown'}), {m['memory_gib']} GiB RAM, GPU: {gpu}; "
         f"python {v['python']}, torch {v['torch']}, duckdb {v['duckdb']}, pandas {v['pandas']}, "
         f"transformers {v['transformers']}; commit `{(git.get('commit') or '?')[:10]}`"
         f"{' (+ uncommitted changes)' if git.get('dirty') else ''}.",

@@ -94,7 +94,7 @@ def run(ctx: Context) -> StageResult:
                       f"fitted by the harness on {fit_n} other customers + {config.training.calibration} calibrator; "
                       "same cost per customer as the real model, not its accuracy")
     ctx.shared["transformer_bundle"] = str(path)
-    batch = config.scoring.batch_size
+    batch = config.scoring.batch_size  # None: the predictor's default for the device
 
     def load(**options):
         pred = load_bundle(path, device="cpu", **{"batch_size": batch, **options})
@@ -103,7 +103,7 @@ def run(ctx: Context) -> StageResult:
         return pred, trained_at
 
     fp32, trained_length = load(precision="fp32")
-    seq = fp32.max_length
+    seq, batch = fp32.max_length, fp32.batch_size
     variants = {"fixed_fp32": (fp32, lambda f: fixed_length_proba(fp32, f)), "bucketed_fp32": (fp32, None)}
     if cpu_has_native_bf16():
         variants["bucketed_bf16"] = (load(precision="bf16")[0], None)
@@ -150,7 +150,7 @@ def run(ctx: Context) -> StageResult:
         result.info[f"{variant}_ranking_unchanged_2dp"] = all(checks.values())
         result.info[f"{variant}_ranking_checks"] = checks
     if torch.cuda.is_available():
-        _gpu(result, load_bundle, path, frame)
+        _gpu(result, load_bundle, path, frame, seq)
     result.load_avg_1m.append(load1())
     return result
 
@@ -189,11 +189,12 @@ def _hidden_error(fp32, int8, frame) -> float:
     return float((a - b).norm() / a.norm())
 
 
-def _gpu(result: StageResult, load_bundle, path, frame) -> None:
+def _gpu(result: StageResult, load_bundle, path, frame, max_length: int) -> None:
     import torch
 
     gpu_batch = 1024
-    pred = load_bundle(path, device="cuda", quantize=False, batch_size=gpu_batch)
+    pred = load_bundle(path, device="cuda", precision="bf16", batch_size=gpu_batch)
+    pred.max_length = max_length
     n = max(len(frame), 50_000)
     big = frame.sample(n=n, replace=len(frame) < n, random_state=1).reset_index(drop=True)
     pred.predict_proba(big.head(4 * gpu_batch))
@@ -203,4 +204,5 @@ def _gpu(result: StageResult, load_bundle, path, frame) -> None:
     torch.cuda.synchronize()
     secs = time.perf_counter() - start
     result.add("gpu_bucketed_bf16_customers_per_s", n / secs, "customers/s",
-               f"{torch.cuda.get_device_name(0)}, batch {gpu_batch}, bf16 autocast, {n:,} rows (resampled)")
+               f"{torch.cuda.get_device_name(0)}, batch {gpu_batch}, max_length {max_length}, bf16 autocast, "
+               f"{n:,} rows (resampled)")

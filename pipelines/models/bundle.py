@@ -49,6 +49,9 @@ BASELINE_FILE = "model.txt"
 FORMAT_VERSION = 1
 TEXT_COLUMN = "text_view"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
+# Customers per forward pass when none is configured: small batches stay in a CPU core's cache, a GPU
+# needs large ones to be busy.
+DEFAULT_BATCH_SIZE = {"cpu": 32, "cuda": 512}
 
 
 class BundleError(RuntimeError):
@@ -95,7 +98,7 @@ class TransformerPredictor:
 
     def __init__(self, model: ChurnModel, tokenizer, scaler: NumericScaler, calibrator: Calibrator, *,
                  max_length: int, threshold: float = 0.5, metadata: dict | None = None,
-                 device: str | torch.device | None = None, precision: str = "fp32", batch_size: int = 64,
+                 device: str | torch.device | None = None, precision: str = "fp32", batch_size: int | None = None,
                  check_rows: int = 0, tolerance: float = 0.01):
         from pipelines.training.device import resolve_device, resolve_inference_precision
 
@@ -107,7 +110,7 @@ class TransformerPredictor:
         self.max_length = max_length
         self.threshold = float(threshold)
         self.metadata = metadata or {}
-        self.batch_size = batch_size
+        self.batch_size = batch_size or DEFAULT_BATCH_SIZE.get(self.device.type, DEFAULT_BATCH_SIZE["cpu"])
         self.feature_names = list(scaler.feature_names)
         self.requested_precision = precision
         self.precision = resolve_inference_precision(self.device, precision)
@@ -138,7 +141,8 @@ class TransformerPredictor:
         with torch.inference_mode(), self._autocast():
             for idx in sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = pad_batch([ids[i] for i in idx], self.pad_id)
-                logits = self.model(input_ids.to(self.device), mask.to(self.device),
+                unpadded = bool(mask.all())  # length-sorted: most batches of long histories
+                logits = self.model(input_ids.to(self.device), None if unpadded else mask.to(self.device),
                                     torch.from_numpy(numeric[idx]).to(self.device))
                 out[idx] = logits.float().cpu().numpy()
         return out
@@ -359,7 +363,7 @@ def read_bundle_meta(path) -> dict:
     return meta
 
 
-def load_bundle(path, device: str | None = None, precision: str = "fp32", batch_size: int = 64,
+def load_bundle(path, device: str | None = None, precision: str = "fp32", batch_size: int | None = None,
                 num_threads: int = 2, check_rows: int = 0, tolerance: float = 0.01,
                 quantize: bool = False) -> ChurnPredictor:
     """Load a bundle directory as a predictor; refuses anything without safetensors / LightGBM text weights.

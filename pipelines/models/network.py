@@ -105,11 +105,16 @@ class ChurnHead(nn.Module):
         return self.mlp(x).squeeze(-1)
 
 
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Pooled text vector in fp32 (a bf16 encoder's token states are summed in fp32, not bf16)."""
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None, how: str) -> torch.Tensor:
+    """Pooled text vector in fp32 (a bf16 encoder's token states are summed in fp32, not bf16).
+
+    ``attention_mask`` None: the batch has no padding (every token counts).
+    """
     hidden = hidden.float()
     if how == "cls":
         return hidden[:, 0]
+    if attention_mask is None:
+        return hidden.mean(1)
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
@@ -134,8 +139,12 @@ class ChurnModel(nn.Module):
             self.encoder.eval()
         return self
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Pooled text vector of each row."""
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """Pooled text vector of each row; ``attention_mask`` None for a batch without padding.
+
+        Why allow None: without a mask the encoder's attention skips masking work (~10% of CPU
+        inference time at 128 tokens), and length-sorted batches of long customers have no padding.
+        """
         if self.frozen:  # no activations kept for backward: frozen training costs ~inference
             with torch.no_grad():
                 out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)

@@ -128,6 +128,9 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
         "run_id": run_id,
         "seconds": round(seconds, 3),
         "customers_per_second": round(written / seconds, 1) if seconds > 0 else None,
+        # the transformer's numeric precision after its fp32 check (absent for tree models)
+        "precision": getattr(predictor, "precision", None),
+        "precision_check": getattr(predictor, "precision_check", None),
     }
     logger.info("wrote %d scores for %s (tiers %s) in %.1f s", written, score_date, tier_counts, seconds)
     return result
@@ -173,7 +176,9 @@ def _score_stream(wh: Warehouse, config: Config, predictor: Any, score_date: dt.
     done = 0
     last_log = started
     # Progress is logged inside a chunk too: a CPU transformer may need minutes for one chunk.
-    slice_rows = max(PREDICT_SLICE_MIN_ROWS, 32 * config.scoring.batch_size)
+    # a transformer predictor resolved its device's default at load; 32 only for stand-ins without one
+    batch_size = config.scoring.batch_size or getattr(predictor, "batch_size", None) or 32
+    slice_rows = max(PREDICT_SLICE_MIN_ROWS, 32 * batch_size)
     for chunk in iter_scoring_features(wh, config, score_date, config.scoring.chunk_rows):
         if chunk is None or len(chunk) == 0:
             continue
@@ -185,7 +190,7 @@ def _score_stream(wh: Warehouse, config: Config, predictor: Any, score_date: dt.
         ids = chunk[ID_COLUMN].to_numpy(dtype=np.int64, copy=True)
         for start in range(0, len(chunk), slice_rows):
             piece = chunk.iloc[start:start + slice_rows]
-            probs = predict_in_batches(predictor, piece, config.scoring.batch_size)
+            probs = predict_in_batches(predictor, piece, batch_size)
             _check_probabilities(ids[start:start + len(piece)], probs, score_date)  # fail early, write nothing
             prob_parts.append(probs)
             done += len(piece)
