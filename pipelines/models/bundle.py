@@ -112,7 +112,6 @@ class TransformerPredictor:
         self.metadata = metadata or {}
         self.batch_size = batch_size or DEFAULT_BATCH_SIZE.get(self.device.type, DEFAULT_BATCH_SIZE["cpu"])
         self.feature_names = list(scaler.feature_names)
-        self.requested_precision = precision
         self.precision = resolve_inference_precision(self.device, precision)
         self.tolerance = float(tolerance)
         self.check_rows = int(check_rows)
