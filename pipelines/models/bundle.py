@@ -153,30 +153,32 @@ class TransformerPredictor:
             return np.empty(0, dtype=np.float64)
         ids = tokenize_texts(self.tokenizer, frame[TEXT_COLUMN].tolist(), self.max_length)
         numeric = self.scaler.transform(frame)
+        logits = self._logits(ids, numeric)
         if self._fp32_encoder is not None:
-            self._check_precision(ids[:self.check_rows], numeric[:self.check_rows])
-        return self._logits(ids, numeric)
+            logits = self._check_precision(ids, numeric, logits)
+        return logits
 
-    def _check_precision(self, ids: list[np.ndarray], numeric: np.ndarray) -> None:
-        """Compare this precision with fp32 on the first customers; fall back to fp32 if they differ."""
-        fast = self.calibrator(_sigmoid(self._logits(ids, numeric)))
+    def _check_precision(self, ids: list[np.ndarray], numeric: np.ndarray, fast_logits: np.ndarray) -> np.ndarray:
+        """Rescore the first ``check_rows`` customers in fp32; keep ``fast_logits`` if close, else redo all in fp32."""
+        n = min(self.check_rows, len(ids))
         fast_encoder, fast_precision = self.model.encoder, self.precision
         self.model.encoder, self.precision = self._fp32_encoder, "fp32"
-        exact = self.calibrator(_sigmoid(self._logits(ids, numeric)))
-        max_dp = float(np.max(np.abs(fast - exact)))
+        self._fp32_encoder = None
+        exact = self.calibrator(_sigmoid(self._logits(ids[:n], numeric[:n])))
+        max_dp = float(np.max(np.abs(self.calibrator(_sigmoid(fast_logits[:n])) - exact)))
         passed = max_dp <= self.tolerance
-        self.precision_check = {"precision": fast_precision, "rows": len(ids), "max_abs_dp": max_dp,
+        self.precision_check = {"precision": fast_precision, "rows": n, "max_abs_dp": max_dp,
                                 "tolerance": self.tolerance, "passed": passed}
         if passed:
             self.model.encoder, self.precision = fast_encoder, fast_precision
             logger.info("%s scoring checked against fp32 on %d customers: max |dp| %.4f <= %.3f; scoring in %s",
-                        fast_precision, len(ids), max_dp, self.tolerance, fast_precision)
-        else:
-            logger.warning("%s scoring moves calibrated probabilities by up to %.4f (> %.3f) on the first %d "
-                           "customers: scoring in fp32 instead (slower, exact). A steep calibrator amplifies "
-                           "small numeric differences; see training.calibration.", fast_precision, max_dp,
-                           self.tolerance, len(ids))
-        self._fp32_encoder = None
+                        fast_precision, n, max_dp, self.tolerance, fast_precision)
+            return fast_logits
+        logger.warning("%s scoring moves calibrated probabilities by up to %.4f (> %.3f) on the first %d "
+                       "customers: scoring in fp32 instead (slower, exact). A steep calibrator amplifies "
+                       "small numeric differences; see training.calibration.", fast_precision, max_dp,
+                       self.tolerance, n)
+        return self._logits(ids, numeric)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated sigmoid scores (class-weighted training inflates them)."""
