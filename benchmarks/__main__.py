@@ -31,22 +31,43 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--scale", default="10k", help="customers: 200, 10k, 100k, 1m (default 10k)")
-    p.add_argument("--stages", default=",".join(DEFAULT_STAGES),
-                   help=f"comma list of {','.join(ALL_STAGES)} (default: all but demo)")
-    p.add_argument("--repeat", type=int, default=None,
-                   help="runs per measurement, the median is reported (default: 3 for fast stages, 1 for slow)")
-    p.add_argument("--postgres-url", default=os.environ.get("CHURN_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-                   help="Postgres for write-back/feature build, in a throwaway schema; 'none' to skip "
-                        f"(default {DEFAULT_POSTGRES_URL}, skipped when unreachable)")
+    p.add_argument(
+        "--stages",
+        default=",".join(DEFAULT_STAGES),
+        help=f"comma list of {','.join(ALL_STAGES)} (default: all but demo)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="runs per measurement, the median is reported (default: 3 for fast stages, 1 for slow)",
+    )
+    p.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CHURN_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="Postgres for write-back/feature build, in a throwaway schema; 'none' to skip "
+        f"(default {DEFAULT_POSTGRES_URL}, skipped when unreachable)",
+    )
     p.add_argument("--out", default=str(PROJECT_ROOT / "benchmarks" / "results"), help="results directory")
-    p.add_argument("--work-dir", default=str(PROJECT_ROOT / "data" / "bench"),
-                   help="generated warehouses and scratch files (git-ignored; a scale's warehouse is reused)")
-    p.add_argument("--score-limit", type=int, default=512,
-                   help="customers scored per transformer variant (default 512: ~1 min per variant on 2 busy cores)")
+    p.add_argument(
+        "--work-dir",
+        default=str(PROJECT_ROOT / "data" / "bench"),
+        help="generated warehouses and scratch files (git-ignored; a scale's warehouse is reused)",
+    )
+    p.add_argument(
+        "--score-limit",
+        type=int,
+        default=512,
+        help="customers scored per transformer variant (default 512: ~1 min per variant on 2 busy cores)",
+    )
     p.add_argument("--bundle", default=None, help="trained model bundle directory for the score stage")
-    p.add_argument("--score-max-length", type=int, default=128,
-                   help="token budget the score stage runs the bundle at (default 128, the target's; a bundle trained "
-                        "at another length still scores correctly at this one)")
+    p.add_argument(
+        "--score-max-length",
+        type=int,
+        default=128,
+        help="token budget the score stage runs the bundle at (default 128, the target's; a bundle trained "
+        "at another length still scores correctly at this one)",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -87,21 +108,33 @@ def run_stage(name: str, ctx: Context) -> StageResult:
         result = StageResult(name, status="skipped", reason=str(exc))
     except Exception as exc:
         logger.error("stage %s failed: %s", name, exc)
-        result = StageResult(name, status="error",
-                             reason=f"{type(exc).__name__}: {exc}".strip()[:600],
-                             info={"traceback": traceback.format_exc()[-3000:]})
+        result = StageResult(
+            name,
+            status="error",
+            reason=f"{type(exc).__name__}: {exc}".strip()[:600],
+            info={"traceback": traceback.format_exc()[-3000:]},
+        )
     result.wall_seconds = round(time.perf_counter() - start, 2)
     if not result.load_avg_1m:
         result.load_avg_1m.append(load1())
-    logger.info("stage %s: %s in %.1f s%s", name, result.status, result.wall_seconds,
-                f" ({result.reason})" if result.reason else "")
+    logger.info(
+        "stage %s: %s in %.1f s%s",
+        name,
+        result.status,
+        result.wall_seconds,
+        f" ({result.reason})" if result.reason else "",
+    )
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     for noisy in ("transformers", "httpx", "filelock", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -114,14 +147,29 @@ def main(argv: list[str] | None = None) -> int:
     out_dir, work_dir = Path(args.out), Path(args.work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(customers=args.customers, scale=scale_label(args.customers), out_dir=out_dir, work_dir=work_dir,
-                  repeat=args.repeat, postgres_url=_postgres(args.postgres_url), score_limit=args.score_limit,
-                  bundle=args.bundle, score_max_length=args.score_max_length)
+    ctx = Context(
+        customers=args.customers,
+        scale=scale_label(args.customers),
+        out_dir=out_dir,
+        work_dir=work_dir,
+        repeat=args.repeat,
+        postgres_url=_postgres(args.postgres_url),
+        score_limit=args.score_limit,
+        bundle=args.bundle,
+        score_max_length=args.score_max_length,
+    )
     machine = machine_info()
     started = dt.datetime.now(dt.UTC)
-    run = {"scale": ctx.scale, "customers": ctx.customers, "date": started.date().isoformat(),
-           "started_at": started.isoformat(timespec="seconds"), "args": sys.argv[1:] if argv is None else argv,
-           "postgres": bool(ctx.postgres_url), "load_avg_1m_at_start": load1(), "stages": {}}
+    run = {
+        "scale": ctx.scale,
+        "customers": ctx.customers,
+        "date": started.date().isoformat(),
+        "started_at": started.isoformat(timespec="seconds"),
+        "args": sys.argv[1:] if argv is None else argv,
+        "postgres": bool(ctx.postgres_url),
+        "load_avg_1m_at_start": load1(),
+        "stages": {},
+    }
     logger.info("benchmarks: scale %s, stages %s, machine %s", ctx.scale, ",".join(args.stage_list), machine["name"])
     for name in args.stage_list:
         run["stages"][name] = run_stage(name, ctx).to_json()

@@ -48,8 +48,10 @@ def labelled_frame(ctx: Context, config, limit: int, seed: int = 0):
 def _sql_labels(wh, config, frame, cutoff) -> np.ndarray:
     end = cutoff + dt.timedelta(days=config.churn.horizon_days + 1)
     active = wh.query_df(
-        wh.render("SELECT DISTINCT customer_id FROM {orders} WHERE status = 'completed' "
-                  "AND ordered_at >= CAST(:start AS DATE) AND ordered_at < CAST(:end AS DATE)"),
+        wh.render(
+            "SELECT DISTINCT customer_id FROM {orders} WHERE status = 'completed' "
+            "AND ordered_at >= CAST(:start AS DATE) AND ordered_at < CAST(:end AS DATE)"
+        ),
         {"start": cutoff.isoformat(), "end": end.isoformat()},
     )["customer_id"]
     return (~frame["customer_id"].isin(set(active))).astype(int).to_numpy()
@@ -79,8 +81,9 @@ def find_trained_bundle(ctx: Context) -> str | None:
 def standin_transformer_bundle(ctx: Context, config, fit_frame, fit_labels) -> Path:
     import torch
 
-    models = require("pipelines.models", "build_churn_model", "NumericScaler", "fit_calibrator",
-                     "save_transformer_bundle")
+    models = require(
+        "pipelines.models", "build_churn_model", "NumericScaler", "fit_calibrator", "save_transformer_bundle"
+    )
     build_churn_model, NumericScaler, fit_calibrator, save_transformer_bundle = models  # noqa: N806
     numeric_feature_names = require("pipelines.features", "numeric_feature_names")
     from pipelines.models.batching import pad_batch, sorted_batches, tokenize_texts
@@ -120,10 +123,20 @@ def standin_transformer_bundle(ctx: Context, config, fit_frame, fit_labels) -> P
     calibrator = fit_calibrator(fit_labels, raw, config.training.calibration)
     out = ctx.work_dir / f"standin-transformer-{ctx.scale}"
     path = save_transformer_bundle(
-        out, model=model, tokenizer=tokenizer, scaler=scaler, calibrator=calibrator, threshold=0.5,
-        max_length=config.model.max_length, encoder_source=config.model.encoder, fine_tune="frozen",
-        extra={"benchmark_standin": f"head fitted on frozen packaged encoder, {len(fit_frame)} rows, final loss "
-                                    f"{float(loss):.3f}; encoder NOT fine-tuned"})
+        out,
+        model=model,
+        tokenizer=tokenizer,
+        scaler=scaler,
+        calibrator=calibrator,
+        threshold=0.5,
+        max_length=config.model.max_length,
+        encoder_source=config.model.encoder,
+        fine_tune="frozen",
+        extra={
+            "benchmark_standin": f"head fitted on frozen packaged encoder, {len(fit_frame)} rows, final loss "
+            f"{float(loss):.3f}; encoder NOT fine-tuned"
+        },
+    )
     logger.info("stand-in transformer bundle at %s (head loss %.3f)", path, float(loss))
     return Path(path)
 
@@ -134,9 +147,20 @@ def standin_baseline_bundle(ctx: Context, config, fit_frame, fit_labels) -> Path
     fit_calibrator, save_baseline_bundle = require("pipelines.models", "fit_calibrator", "save_baseline_bundle")
     names = require("pipelines.features", "numeric_feature_names")(config)
     x = fit_frame[names].to_numpy(dtype=np.float64, na_value=np.nan)
-    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 2, "min_data_in_leaf": 5},
-                        lgb.Dataset(x, np.asarray(fit_labels)), num_boost_round=100)
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_threads": 2, "min_data_in_leaf": 5},
+        lgb.Dataset(x, np.asarray(fit_labels)),
+        num_boost_round=100,
+    )
     calibrator = fit_calibrator(fit_labels, booster.predict(x), config.training.calibration)
     out = ctx.work_dir / f"standin-baseline-{ctx.scale}"
-    return Path(save_baseline_bundle(out, booster=booster, feature_names=names, calibrator=calibrator, threshold=0.5,
-                                     extra={"benchmark_standin": f"100 rounds on {len(fit_frame)} rows"}))
+    return Path(
+        save_baseline_bundle(
+            out,
+            booster=booster,
+            feature_names=names,
+            calibrator=calibrator,
+            threshold=0.5,
+            extra={"benchmark_standin": f"100 rounds on {len(fit_frame)} rows"},
+        )
+    )

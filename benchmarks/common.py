@@ -159,8 +159,10 @@ class Context:
 
         base = {
             "warehouse": {"url": f"duckdb:///{self.duckdb_path}"},
-            "registry": {"tracking_uri": f"sqlite:///{self.work_dir}/mlflow.db",
-                         "artifact_location": str(self.work_dir / "mlartifacts")},
+            "registry": {
+                "tracking_uri": f"sqlite:///{self.work_dir}/mlflow.db",
+                "artifact_location": str(self.work_dir / "mlartifacts"),
+            },
             "dataset": {"output_dir": str(self.work_dir / "datasets")},
             "monitoring": {"reports_dir": str(self.work_dir / "reports")},
             "sample_data": {"customers": self.customers},

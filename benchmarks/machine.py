@@ -41,7 +41,9 @@ def _cpu_model() -> str:
 
 def _git_commit() -> dict[str, Any]:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
 
     try:
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
@@ -56,8 +58,13 @@ def gpu_info() -> dict[str, Any] | None:
         if not torch.cuda.is_available():
             return None
         props = torch.cuda.get_device_properties(0)
-        return {"name": props.name, "count": torch.cuda.device_count(), "memory_gib": round(props.total_memory / 2**30, 1),
-                "cuda": torch.version.cuda, "bf16": torch.cuda.is_bf16_supported()}
+        return {
+            "name": props.name,
+            "count": torch.cuda.device_count(),
+            "memory_gib": round(props.total_memory / 2**30, 1),
+            "cuda": torch.version.cuda,
+            "bf16": torch.cuda.is_bf16_supported(),
+        }
     except Exception:
         return None
 
@@ -86,7 +93,9 @@ def machine_info() -> dict[str, Any]:
 
         torch_threads = torch.get_num_threads()
         # what decides the CPU scoring path: vector width and native bf16 matrix units (AMX / AVX512-BF16)
-        cpu_matrix = f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
+        cpu_matrix = (
+            f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if cpu_has_native_bf16() else 'no'}"
+        )
     except Exception:
         pass
     return {

@@ -72,24 +72,33 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += ["| stage | metric | value | unit | runs | load1 | notes |", "|---|---|---:|---|---|---|---|"]
         for name, stage in run["stages"].items():
             if stage["status"] != "ok":
-                lines.append(f"| {name} | - | - | - | - | {_loads(stage.get('load_avg_1m', []))} | "
-                             f"**{stage['status']}**: {_md(stage.get('reason', ''))[:200]} |")
+                lines.append(
+                    f"| {name} | - | - | - | - | {_loads(stage.get('load_avg_1m', []))} | "
+                    f"**{stage['status']}**: {_md(stage.get('reason', ''))[:200]} |"
+                )
                 continue
             first = True
             for key, metric in stage["metrics"].items():
                 runs = metric.get("runs", [])
                 runs_txt = ", ".join(_fmt(r) for r in runs) if len(runs) > 1 else ""
                 note = _md(metric.get("description", ""))
-                lines.append(f"| {name if first else ''} | {key} | {_fmt(metric['value'])} | {metric['unit']} | "
-                             f"{runs_txt} | {_loads(stage.get('load_avg_1m', [])) if first else ''} | {note} |")
+                lines.append(
+                    f"| {name if first else ''} | {key} | {_fmt(metric['value'])} | {metric['unit']} | "
+                    f"{runs_txt} | {_loads(stage.get('load_avg_1m', [])) if first else ''} | {note} |"
+                )
                 first = False
             for note in stage.get("notes", []):
                 lines.append(f"| {name} | note | | | | | {_md(note)[:240]} |")
         info_lines = _info_lines(run)
         if info_lines:
             lines += ["", *info_lines]
-        lines += ["", f"### Targets at scale {run['scale']}", "", "| target | required | measured | status | detail |",
-                  "|---|---|---:|---|---|"]
+        lines += [
+            "",
+            f"### Targets at scale {run['scale']}",
+            "",
+            "| target | required | measured | status | detail |",
+            "|---|---|---:|---|---|",
+        ]
         for t in run.get("targets", []):
             status = {"met": "**met**", "missed": "**missed**"}.get(t["status"], t["status"])
             lines.append(f"| {t['target']} | {t['required']} | {t['measured']} | {status} | {_md(t['detail'])} |")
@@ -102,8 +111,13 @@ EXTRAPOLATIONS = (
     ("features", "duckdb_build_seconds", "orders_plus_events", 20_000_000, "feature build at ~20M orders+events"),
     ("features", "duckdb_build_seconds", "customers", 1_000_000, "feature build at 1M customers (this generator)"),
     ("memory", "peak_rss_lightgbm_mb", "customers", 1_000_000, "scoring peak RSS at 1M customers, LightGBM"),
-    ("memory", "peak_rss_transformer_estimate_mb", "customers", 1_000_000,
-     "scoring peak RSS at 1M customers, transformer (estimate)"),
+    (
+        "memory",
+        "peak_rss_transformer_estimate_mb",
+        "customers",
+        1_000_000,
+        "scoring peak RSS at 1M customers, transformer (estimate)",
+    ),
 )
 
 
@@ -126,8 +140,14 @@ def extrapolate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if x1 == x0:
             continue
         slope = (y1 - y0) / (x1 - x0)
-        out.append({"label": label, "metric": f"{stage}.{metric}", "value": y1 + slope * (x_target - x1),
-                    "from": f"scales {s0} and {s1}"})
+        out.append(
+            {
+                "label": label,
+                "metric": f"{stage}.{metric}",
+                "value": y1 + slope * (x_target - x1),
+                "from": f"scales {s0} and {s1}",
+            }
+        )
     return out
 
 
@@ -135,16 +155,26 @@ def _summary(runs: list[dict[str, Any]]) -> list[str]:
     """One row per target: the largest scale where it was judged, else the most informative note."""
     if not runs:
         return []
-    lines = ["", "## Targets: summary over all scales measured today", "",
-             "| target | required | measured | scale | status | detail |", "|---|---|---:|---|---|---|"]
+    lines = [
+        "",
+        "## Targets: summary over all scales measured today",
+        "",
+        "| target | required | measured | scale | status | detail |",
+        "|---|---|---:|---|---|---|",
+    ]
     ordered = sorted(runs, key=lambda r: r.get("customers", 0), reverse=True)
     for i, _ in enumerate(ordered[0].get("targets", [])):
-        picks = [(run, t) for run in ordered for t in run.get("targets", []) if t["key"] == ordered[0]["targets"][i]["key"]]
-        run, t = next((p for p in picks if p[1]["status"] in ("met", "missed")), None) or \
-            next((p for p in picks if p[1]["measured"]), picks[0])
+        picks = [
+            (run, t) for run in ordered for t in run.get("targets", []) if t["key"] == ordered[0]["targets"][i]["key"]
+        ]
+        run, t = next((p for p in picks if p[1]["status"] in ("met", "missed")), None) or next(
+            (p for p in picks if p[1]["measured"]), picks[0]
+        )
         status = {"met": "**met**", "missed": "**missed**"}.get(t["status"], t["status"])
-        lines.append(f"| {t['target']} | {t['required']} | {t['measured']} | {run['scale'] if t['measured'] else ''} | {status} | "
-                     f"{_md(t['detail'])} |")
+        lines.append(
+            f"| {t['target']} | {t['required']} | {t['measured']} | {run['scale'] if t['measured'] else ''} | {status} | "
+            f"{_md(t['detail'])} |"
+        )
     return lines
 
 
@@ -152,9 +182,15 @@ def _cross_scale(runs: list[dict[str, Any]]) -> list[str]:
     rows = extrapolate(runs)
     if not rows:
         return []
-    lines = ["", "## Extrapolations (not measurements)", "",
-             "Straight line through the two largest scales measured on this machine today.", "",
-             "| what | metric | extrapolated | from |", "|---|---|---:|---|"]
+    lines = [
+        "",
+        "## Extrapolations (not measurements)",
+        "",
+        "Straight line through the two largest scales measured on this machine today.",
+        "",
+        "| what | metric | extrapolated | from |",
+        "|---|---|---:|---|",
+    ]
     lines += [f"| {r['label']} | {r['metric']} | {_fmt(r['value'])} | {r['from']} |" for r in rows]
     return lines
 
@@ -165,38 +201,52 @@ def _info_lines(run: dict[str, Any]) -> list[str]:
     gen = stages.get("gen") or stages.get("features")
     if gen and gen.get("status") == "ok":
         rc = gen["info"].get("row_counts", {})
-        out.append(f"- data: {rc.get('customers', 0):,} customers, {rc.get('orders', 0):,} orders, "
-                   f"{rc.get('events', 0):,} events, {rc.get('order_items', 0):,} order items, "
-                   f"{rc.get('reviews', 0):,} reviews")
+        out.append(
+            f"- data: {rc.get('customers', 0):,} customers, {rc.get('orders', 0):,} orders, "
+            f"{rc.get('events', 0):,} events, {rc.get('order_items', 0):,} order items, "
+            f"{rc.get('reviews', 0):,} reviews"
+        )
     feat = stages.get("features")
     if feat and feat.get("status") == "ok":
-        out.append(f"- features: {feat['info'].get('feature_rows') or 0:,} population rows at {feat['info'].get('score_date')}, "
-                   f"mean text view {feat['info'].get('mean_text_view_chars')} chars")
+        out.append(
+            f"- features: {feat['info'].get('feature_rows') or 0:,} population rows at {feat['info'].get('score_date')}, "
+            f"mean text view {feat['info'].get('mean_text_view_chars')} chars"
+        )
     score = stages.get("score")
     if score and score.get("status") == "ok":
         i = score["info"]
-        out.append(f"- score: {i.get('customers_scored'):,} customers, batch {i.get('batch_size')}, max_length "
-                   f"{i.get('max_length')}, input: {i.get('input')}; model: {i.get('model')}; labels: {i.get('labels')}")
+        out.append(
+            f"- score: {i.get('customers_scored'):,} customers, batch {i.get('batch_size')}, max_length "
+            f"{i.get('max_length')}, input: {i.get('input')}; model: {i.get('model')}; labels: {i.get('labels')}"
+        )
         tok = i.get("tokens", {})
         lengths = tok.get("lengths", {})
-        out.append(f"- score: tokens per customer mean {lengths.get('mean', 0):.0f}, p90 {lengths.get('p90', 0):.0f}, "
-                   f"{lengths.get('share_truncated_at_max', 0):.0%} truncated at max_length; padding share of computed "
-                   f"tokens: fixed {tok.get('fixed', {}).get('pad_share', 0):.0%}, bucketed "
-                   f"{tok.get('bucketed', {}).get('pad_share', 0):.0%}")
+        out.append(
+            f"- score: tokens per customer mean {lengths.get('mean', 0):.0f}, p90 {lengths.get('p90', 0):.0f}, "
+            f"{lengths.get('share_truncated_at_max', 0):.0%} truncated at max_length; padding share of computed "
+            f"tokens: fixed {tok.get('fixed', {}).get('pad_share', 0):.0%}, bucketed "
+            f"{tok.get('bucketed', {}).get('pad_share', 0):.0%}"
+        )
         if i.get("default_path"):
-            out.append(f"- score: default path = {i['default_path']}; bundle trained at {i.get('bundle_max_length')} "
-                       f"tokens, scored at {i.get('max_length')}")
+            out.append(
+                f"- score: default path = {i['default_path']}; bundle trained at {i.get('bundle_max_length')} "
+                f"tokens, scored at {i.get('max_length')}"
+            )
         for variant in [k.removesuffix("_ranking_checks") for k in i if k.endswith("_ranking_checks")]:
             checks = i.get(f"{variant}_ranking_checks", {})
-            out.append(f"- score: {variant} ranking unchanged to 2 decimals vs fixed_fp32: "
-                       f"{'yes' if i.get(f'{variant}_ranking_unchanged_2dp') else 'NO'} "
-                       f"({', '.join(f'{k} {v}' for k, v in checks.items())})")
+            out.append(
+                f"- score: {variant} ranking unchanged to 2 decimals vs fixed_fp32: "
+                f"{'yes' if i.get(f'{variant}_ranking_unchanged_2dp') else 'NO'} "
+                f"({', '.join(f'{k} {v}' for k, v in checks.items())})"
+            )
     train = stages.get("train")
     if train and train.get("status") == "ok":
         i = train["info"]
-        out.append(f"- train: {i.get('device')} {i.get('precision')}, batch {i.get('batch_size')} x "
-                   f"{i.get('sequence_length')} tokens, {i.get('params', 0):,} params, {i.get('timed_steps')} timed steps; "
-                   f"{i.get('loop')}")
+        out.append(
+            f"- train: {i.get('device')} {i.get('precision')}, batch {i.get('batch_size')} x "
+            f"{i.get('sequence_length')} tokens, {i.get('params', 0):,} params, {i.get('timed_steps')} timed steps; "
+            f"{i.get('loop')}"
+        )
     return out
 
 

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 _CATEGORIES = ("books", "electronics", "shoes", "toys", "garden", "beauty", "sports", "kitchen", "fashion", "grocery")
-_REVIEWS = ("parcel arrived late and damaged", "great quality, will buy again", "size runs small",
-            "customer service never answered", "exactly as described", "cheap material, returned it")
+_REVIEWS = (
+    "parcel arrived late and damaged",
+    "great quality, will buy again",
+    "size runs small",
+    "customer service never answered",
+    "exactly as described",
+    "cheap material, returned it",
+)
 
 
 def synthetic_frame(n: int, seed: int = 0, items: tuple[int, int] = (2, 14)):
@@ -30,7 +36,9 @@ def synthetic_frame(n: int, seed: int = 0, items: tuple[int, int] = (2, 14)):
             elif kind < 0.8:
                 parts.append(f'[{day}d ago] review {int(rng.integers(1, 6))}/5 "{rng.choice(_REVIEWS)}"')
             else:
-                parts.append(f"[{day}d ago] " + rng.choice(["support contact", f"abandoned cart: {rng.choice(_CATEGORIES)}"]))
+                parts.append(
+                    f"[{day}d ago] " + rng.choice(["support contact", f"abandoned cart: {rng.choice(_CATEGORIES)}"])
+                )
         texts.append(" | ".join(parts))
     frame = pd.DataFrame({"customer_id": np.arange(1, n + 1, dtype=np.int64), "text_view": texts})
     for i, name in enumerate(("recency_days", "orders_90d", "spend_365d", "returns_365d")):

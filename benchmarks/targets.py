@@ -28,21 +28,68 @@ class Target:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("features_1m", "feature + text-view build, 1M customers (~20M orders+events), DuckDB", "features",
-           "duckdb_build_seconds", "<=", 60, "s", min_customers=1_000_000),
-    Target("writeback_duckdb", "write-back into churn_scores, DuckDB", "writeback", "duckdb_rows_per_s", ">=", 1_000_000,
-           "rows/s"),
-    Target("writeback_postgres", "write-back into churn_scores, Postgres", "writeback", "postgres_rows_per_s", ">=",
-           200_000, "rows/s"),
-    Target("cpu_scoring", "CPU scoring, default encoder, 128 tokens, default path (scoring.precision: auto), "
-           "within 0.01 of unoptimized", "score", "default_customers_per_s", ">=", 150, "customers/s",
-           max_dp_metric="default_max_abs_dp"),
-    Target("scoring_rss_1m", "scoring 1M customers, peak RSS (transformer: estimated from a LightGBM run + its "
-           "extra memory; 3 GB read as 3 GiB)", "memory",
-           "peak_rss_transformer_estimate_mb", "<=", 3 * GIB, "MiB", min_customers=1_000_000),
-    Target("gpu_finetune", "fine-tuning on one H100, bf16", "train", "samples_per_s", ">=", 5_000, "samples/s", gpu=True),
-    Target("gpu_scoring", "scoring on one H100, 128 tokens, bf16", "score", "gpu_bucketed_bf16_customers_per_s", ">=",
-           30_000, "customers/s", gpu=True),
+    Target(
+        "features_1m",
+        "feature + text-view build, 1M customers (~20M orders+events), DuckDB",
+        "features",
+        "duckdb_build_seconds",
+        "<=",
+        60,
+        "s",
+        min_customers=1_000_000,
+    ),
+    Target(
+        "writeback_duckdb",
+        "write-back into churn_scores, DuckDB",
+        "writeback",
+        "duckdb_rows_per_s",
+        ">=",
+        1_000_000,
+        "rows/s",
+    ),
+    Target(
+        "writeback_postgres",
+        "write-back into churn_scores, Postgres",
+        "writeback",
+        "postgres_rows_per_s",
+        ">=",
+        200_000,
+        "rows/s",
+    ),
+    Target(
+        "cpu_scoring",
+        "CPU scoring, default encoder, 128 tokens, default path (scoring.precision: auto), within 0.01 of unoptimized",
+        "score",
+        "default_customers_per_s",
+        ">=",
+        150,
+        "customers/s",
+        max_dp_metric="default_max_abs_dp",
+    ),
+    Target(
+        "scoring_rss_1m",
+        "scoring 1M customers, peak RSS (transformer: estimated from a LightGBM run + its "
+        "extra memory; 3 GB read as 3 GiB)",
+        "memory",
+        "peak_rss_transformer_estimate_mb",
+        "<=",
+        3 * GIB,
+        "MiB",
+        min_customers=1_000_000,
+    ),
+    Target(
+        "gpu_finetune", "fine-tuning on one H100, bf16", "train", "samples_per_s", ">=", 5_000, "samples/s", gpu=True
+    ),
+    Target(
+        "gpu_scoring",
+        "scoring on one H100, 128 tokens, bf16",
+        "score",
+        "gpu_bucketed_bf16_customers_per_s",
+        ">=",
+        30_000,
+        "customers/s",
+        gpu=True,
+    ),
 )
 
 
@@ -61,8 +108,14 @@ def judge(target: Target, run: dict[str, Any], has_gpu: bool) -> dict[str, Any]:
     stages = run.get("stages", {})
     stage = stages.get(target.stage)
     customers = run.get("customers", 0)
-    out: dict[str, Any] = {"key": target.key, "target": target.label, "required": target.required,
-                           "measured": "", "status": "not measured here", "detail": ""}
+    out: dict[str, Any] = {
+        "key": target.key,
+        "target": target.label,
+        "required": target.required,
+        "measured": "",
+        "status": "not measured here",
+        "detail": "",
+    }
     if target.gpu and not has_gpu:
         out["detail"] = "no GPU on this machine"
         return out
@@ -86,13 +139,17 @@ def judge(target: Target, run: dict[str, Any], has_gpu: bool) -> dict[str, Any]:
             oe = stage.get("info", {}).get("orders_plus_events") or 0
             by_rows = value * 20_000_000 / oe if oe else float("nan")
             by_customers = value * target.min_customers / max(customers, 1)
-            detail = (f"{_fmt(value)} s at {customers:,} customers with {oe:,} orders+events; scaled linearly to "
-                      f"~20M orders+events: ~{_fmt(by_rows)} s; to 1M customers of this generator "
-                      f"(~{oe * target.min_customers / max(customers, 1) / 1e6:,.0f}M orders+events): ~{_fmt(by_customers)} s "
-                      f"({'within' if by_customers <= target.threshold else 'over'} target)")
+            detail = (
+                f"{_fmt(value)} s at {customers:,} customers with {oe:,} orders+events; scaled linearly to "
+                f"~20M orders+events: ~{_fmt(by_rows)} s; to 1M customers of this generator "
+                f"(~{oe * target.min_customers / max(customers, 1) / 1e6:,.0f}M orders+events): ~{_fmt(by_customers)} s "
+                f"({'within' if by_customers <= target.threshold else 'over'} target)"
+            )
         if target.key == "scoring_rss_1m":
-            detail += ("; peak RSS grows with customers (DuckDB working memory of the feature query), see the "
-                       "extrapolation section")
+            detail += (
+                "; peak RSS grows with customers (DuckDB working memory of the feature query), see the "
+                "extrapolation section"
+            )
         out["detail"] = detail
         return out
     ok = value >= target.threshold if target.op == ">=" else value <= target.threshold

@@ -83,8 +83,10 @@ def churn_training():
         from pipelines.registry import register_candidate
 
         version = str(register_candidate(load_config(), mlflow_run_id))
-        get_current_context()["outlet_events"][REGISTERED_MODEL].extra = {"version": version,
-                                                                            "mlflow_run_id": mlflow_run_id}
+        get_current_context()["outlet_events"][REGISTERED_MODEL].extra = {
+            "version": version,
+            "mlflow_run_id": mlflow_run_id,
+        }
         return version
 
     @task
@@ -101,8 +103,15 @@ def churn_training():
         from pipelines.orchestration import publish_run_summary as publish
 
         airflow_run_id = get_current_context()["run_id"]
-        return publish(load_config(), as_of=as_of, run_id=mlflow_run_id, version=version, metrics=metrics, gate=gate,
-                       airflow_run_id=airflow_run_id)
+        return publish(
+            load_config(),
+            as_of=as_of,
+            run_id=mlflow_run_id,
+            version=version,
+            metrics=metrics,
+            gate=gate,
+            airflow_run_id=airflow_run_id,
+        )
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def champion_changed(gate: dict) -> bool:

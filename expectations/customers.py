@@ -20,13 +20,21 @@ from pipelines.validation.rules import (
 def build_suite(ctx: SuiteContext) -> gx.ExpectationSuite:
     suite = gx.ExpectationSuite(name=T.name)
     add = suite.add_expectation
-    add(columns_match_contract(T))  # feature SQL selects columns by name: a renamed or missing column breaks every job downstream
+    add(
+        columns_match_contract(T)
+    )  # feature SQL selects columns by name: a renamed or missing column breaks every job downstream
     for e in column_types(ctx, T):
         add(e)  # a text customer_id or a naive signup_at silently breaks joins and tenure math
     add(has_rows(ctx, T.name))  # no customers means an empty population: training and scoring would run on nothing
-    add(gxe.ExpectColumnValuesToBeUnique(column="customer_id"))  # customer_id is the join key: duplicates would double-count orders and scores
+    add(
+        gxe.ExpectColumnValuesToBeUnique(column="customer_id")
+    )  # customer_id is the join key: duplicates would double-count orders and scores
     for e in required_not_null(T):
         add(e)  # a null key or signup date drops the customer from every join and tenure band
-    add(in_contract_range(T, "birth_year"))  # implausible birth years (0, 9999) are typos that would skew demographic features
-    add(not_after_as_of(ctx, "signup_at"))  # a signup after the as-of date is future data leaking into the training cutoff
+    add(
+        in_contract_range(T, "birth_year")
+    )  # implausible birth years (0, 9999) are typos that would skew demographic features
+    add(
+        not_after_as_of(ctx, "signup_at")
+    )  # a signup after the as-of date is future data leaking into the training cutoff
     return suite

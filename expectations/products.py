@@ -19,11 +19,17 @@ from pipelines.validation.rules import (
 def build_suite(ctx: SuiteContext) -> gx.ExpectationSuite:
     suite = gx.ExpectationSuite(name=T.name)
     add = suite.add_expectation
-    add(columns_match_contract(T))  # the text view reads title/category by name: a missing column breaks dataset building
+    add(
+        columns_match_contract(T)
+    )  # the text view reads title/category by name: a missing column breaks dataset building
     for e in column_types(ctx, T):
         add(e)  # a text price or product_id breaks numeric features and joins to order_items
-    add(has_rows(ctx, T.name))  # recorded for Data Docs; empty is allowed unless validation.require_non_empty lists products
-    add(gxe.ExpectColumnValuesToBeUnique(column="product_id"))  # product_id is the join key: duplicates would fan out order lines
+    add(
+        has_rows(ctx, T.name)
+    )  # recorded for Data Docs; empty is allowed unless validation.require_non_empty lists products
+    add(
+        gxe.ExpectColumnValuesToBeUnique(column="product_id")
+    )  # product_id is the join key: duplicates would fan out order lines
     for e in required_not_null(T):
         add(e)  # a product without id, title or price cannot be joined or described
     add(in_contract_range(T, "price"))  # a negative list price is a sign-flipped or corrupted import

@@ -57,14 +57,16 @@ class WarehouseConfig(_Section):
         "Overridden by CHURN_WAREHOUSE_URL. A relative DuckDB path is relative to the project root.",
     )
     schema_name: str | None = Field(
-        None, description="Schema holding every table; default 'main' on DuckDB, 'public' on Postgres. "
-        "Overridden by CHURN_WAREHOUSE_SCHEMA."
+        None,
+        description="Schema holding every table; default 'main' on DuckDB, 'public' on Postgres. "
+        "Overridden by CHURN_WAREHOUSE_SCHEMA.",
     )
     read_chunk_rows: int = Field(100_000, gt=0, description="Rows per chunk when streaming query results.")
     duckdb_memory_limit: str | None = Field(
-        None, description="DuckDB working-memory cap (e.g. 4GB) for machines shared with other work; operators "
+        None,
+        description="DuckDB working-memory cap (e.g. 4GB) for machines shared with other work; operators "
         "that cannot spill fail with 'Out of Memory' under it. null: DuckDB's default (80% of RAM). Scoring "
-        "streams features in customer slices (scoring.customers_per_feature_query), which bounds memory anyway."
+        "streams features in customer slices (scoring.customers_per_feature_query), which bounds memory anyway.",
     )
 
     @field_validator("duckdb_memory_limit")
@@ -95,20 +97,32 @@ class SampleDataConfig(_Section):
 
 
 class ChurnDefinitionConfig(_Section):
-    lookback_days: int = Field(365, gt=0, description="Population: >= 1 completed order in this many days before the cutoff.")
-    horizon_days: int = Field(90, gt=0, description="Churned: no completed order in [cutoff, cutoff + horizon) (cutoff = 00:00 UTC of the cutoff date).")
+    lookback_days: int = Field(
+        365, gt=0, description="Population: >= 1 completed order in this many days before the cutoff."
+    )
+    horizon_days: int = Field(
+        90,
+        gt=0,
+        description="Churned: no completed order in [cutoff, cutoff + horizon) (cutoff = 00:00 UTC of the cutoff date).",
+    )
 
 
 class DatasetConfig(_Section):
     cutoff_every_days: int = Field(30, gt=0, description="Spacing between training cutoffs.")
-    n_cutoffs: int = Field(8, ge=3, description="Cutoffs per training set: train on the earliest, validate on the "
-                           "second latest, test on the latest fully observed one.")
+    n_cutoffs: int = Field(
+        8,
+        ge=3,
+        description="Cutoffs per training set: train on the earliest, validate on the "
+        "second latest, test on the latest fully observed one.",
+    )
     validation_cutoffs: int = Field(1, ge=1, description="How many of the later cutoffs form the validation split.")
     test_cutoffs: int = Field(1, ge=1, description="How many of the latest cutoffs form the test split.")
     windows_days: list[int] = Field([30, 90, 180, 365], description="Windows for recency/frequency/monetary features.")
     text_recent_orders: int = Field(8, ge=0, description="Most recent orders rendered into the text view.")
     text_recent_reviews: int = Field(3, ge=0, description="Most recent reviews rendered into the text view.")
-    text_recent_events: int = Field(6, ge=0, description="Most recent notable events (support, abandoned carts) in the text view.")
+    text_recent_events: int = Field(
+        6, ge=0, description="Most recent notable events (support, abandoned carts) in the text view."
+    )
     output_dir: str = Field("data/datasets", description="Where materialized training sets (Parquet) are written.")
 
     @model_validator(mode="after")
@@ -129,7 +143,8 @@ class ModelConfig(_Section):
     head_hidden: list[int] = Field([128, 32], description="Hidden sizes of the MLP head over [text, numeric].")
     dropout: float = Field(0.1, ge=0, lt=1)
     fine_tune: Literal["full", "frozen", "lora"] = Field(
-        "full", description="full: update every encoder weight; frozen: train the head only; lora: low-rank adapters (peft)."
+        "full",
+        description="full: update every encoder weight; frozen: train the head only; lora: low-rank adapters (peft).",
     )
     lora_rank: int = Field(8, gt=0)
     lora_alpha: int = Field(16, gt=0, description="LoRA scaling numerator (effective scale alpha / rank).")
@@ -156,59 +171,82 @@ class TrainingConfig(_Section):
     bf16_on_gpu: bool = True
     num_threads: int | None = Field(None, gt=0, description="torch CPU threads; default: all cores.")
     calibration: Literal["centered_isotonic", "isotonic", "platt"] = Field(
-        "centered_isotonic", description="Probability calibration fitted on validation. centered_isotonic: isotonic "
+        "centered_isotonic",
+        description="Probability calibration fitted on validation. centered_isotonic: isotonic "
         "regression interpolated between the centres of its steps (continuous, bounded slope, so tiny score changes "
         "from bf16 or another machine move probabilities by tiny amounts); isotonic: the classic step fit (steep "
-        "jumps between steps); platt: a sigmoid in logit space.")
+        "jumps between steps); platt: a sigmoid in logit space.",
+    )
     candidate: Literal["best", "transformer", "baseline"] = Field(
         "best", description="Which model to register: best on validation PR-AUC, or a fixed kind."
     )
     baseline_rounds: int = Field(300, gt=0, description="Boosting rounds of the LightGBM baseline (early stopped).")
     lora_lr: float = Field(5e-4, gt=0, description="Learning rate of LoRA adapters (fine_tune: lora).")
-    log_every_steps: int = Field(50, gt=0, description="Progress log every N optimizer steps (and at least every ~10 s).")
+    log_every_steps: int = Field(
+        50, gt=0, description="Progress log every N optimizer steps (and at least every ~10 s)."
+    )
 
 
 class RegistryConfig(_Section):
     tracking_uri: str = Field(
-        "sqlite:///mlflow/mlflow.db", description="MLflow tracking URI; overridden by MLFLOW_TRACKING_URI. "
-        "A relative sqlite path is relative to the project root."
+        "sqlite:///mlflow/mlflow.db",
+        description="MLflow tracking URI; overridden by MLFLOW_TRACKING_URI. "
+        "A relative sqlite path is relative to the project root.",
     )
     artifact_location: str = Field("mlflow/artifacts", description="Artifact root for a new experiment (local store).")
     experiment: str = "churn-risk"
     model_name: str = "churn-risk"
     auto_promote: bool = Field(False, description="Promote a challenger that passes the gate without a human.")
     min_pr_auc_gain: float = Field(0.0, ge=0, description="Challenger must beat champion PR-AUC by this much.")
-    max_metric_regression: float = Field(0.02, ge=0, description="Tolerated drop in ROC-AUC; Brier may rise by this much.")
+    max_metric_regression: float = Field(
+        0.02, ge=0, description="Tolerated drop in ROC-AUC; Brier may rise by this much."
+    )
     bootstrap_rounds: int = Field(500, gt=0)
 
 
 class ScoringConfig(_Section):
     batch_size: int | None = Field(
-        None, gt=0, description="Customers per forward pass of the transformer. null: 32 on CPU (the fastest "
-        "measured on a 2-core Xeon: 161/s vs 142/s at 64 in bf16), 512 on a GPU.")
+        None,
+        gt=0,
+        description="Customers per forward pass of the transformer. null: 32 on CPU (the fastest "
+        "measured on a 2-core Xeon: 161/s vs 142/s at 64 in bf16), 512 on a GPU.",
+    )
     chunk_rows: int = Field(20_000, gt=0, description="Customers read, scored and buffered per chunk.")
     customers_per_feature_query: int = Field(
-        200_000, gt=0, description="Scoring features are computed per slice of this many customers (by id), so the "
-        "warehouse's working memory stays bounded however large the population is.")
+        200_000,
+        gt=0,
+        description="Scoring features are computed per slice of this many customers (by id), so the "
+        "warehouse's working memory stays bounded however large the population is.",
+    )
     risk_tiers: dict[str, float] = Field(
         {"low": 0.0, "medium": 0.3, "high": 0.6},
         description="Tier name -> lower probability bound; a customer gets the highest tier whose bound it reaches.",
     )
     duckdb_memory_limit: str | None = Field(
-        "1.5GB", description="DuckDB memory cap of the scoring job (overrides warehouse.duckdb_memory_limit there). "
+        "1.5GB",
+        description="DuckDB memory cap of the scoring job (overrides warehouse.duckdb_memory_limit there). "
         "Scoring reads features in customer slices, so it runs within a cap; without one DuckDB's buffer cache of a "
         "large warehouse file grows to several GB (4.4 GiB peak RSS at 1M customers, 2.2 GiB with 1.5GB). null: "
-        "warehouse.duckdb_memory_limit.")
+        "warehouse.duckdb_memory_limit.",
+    )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
-        "auto", description="Numeric precision of the transformer at scoring time. auto: bf16 on CUDA and on CPUs "
+        "auto",
+        description="Numeric precision of the transformer at scoring time. auto: bf16 on CUDA and on CPUs "
         "with native bf16 matrix units (Intel AMX / AVX512-BF16: ~2.8x faster than fp32 with the same batching), "
-        "fp32 elsewhere. int8: dynamic quantization on CPU (moves scores by up to ~0.16 on MiniLM; opt-in only).")
+        "fp32 elsewhere. int8: dynamic quantization on CPU (moves scores by up to ~0.16 on MiniLM; opt-in only).",
+    )
     precision_check_rows: int = Field(
-        128, ge=0, description="Before scoring in bf16/int8, the first this-many customers are also scored in fp32; "
-        "if a calibrated probability differs by more than precision_tolerance, the run scores in fp32. 0 disables.")
+        128,
+        ge=0,
+        description="Before scoring in bf16/int8, the first this-many customers are also scored in fp32; "
+        "if a calibrated probability differs by more than precision_tolerance, the run scores in fp32. 0 disables.",
+    )
     precision_tolerance: float = Field(
-        0.01, gt=0, le=1, description="Largest accepted |probability difference| between the reduced precision and "
-        "fp32 in that check.")
+        0.01,
+        gt=0,
+        le=1,
+        description="Largest accepted |probability difference| between the reduced precision and fp32 in that check.",
+    )
 
     @field_validator("duckdb_memory_limit")
     @classmethod
@@ -217,8 +255,12 @@ class ScoringConfig(_Section):
 
     def predictor_options(self) -> dict:
         """Keyword arguments of ``pipelines.models.load_bundle`` for scoring with this section."""
-        return {"precision": self.precision, "batch_size": self.batch_size,
-                "check_rows": self.precision_check_rows, "tolerance": self.precision_tolerance}
+        return {
+            "precision": self.precision,
+            "batch_size": self.batch_size,
+            "check_rows": self.precision_check_rows,
+            "tolerance": self.precision_tolerance,
+        }
 
     @field_validator("risk_tiers")
     @classmethod
@@ -227,8 +269,10 @@ class ScoringConfig(_Section):
             raise ValueError("scoring.risk_tiers needs at least one tier")
         bounds = sorted(value.values())
         if bounds[0] != 0.0 or bounds[-1] > 1.0 or len(set(bounds)) != len(bounds):
-            raise ValueError("scoring.risk_tiers bounds must be distinct, within [0, 1], and the lowest must be 0.0 "
-                             "so every probability gets a tier")
+            raise ValueError(
+                "scoring.risk_tiers bounds must be distinct, within [0, 1], and the lowest must be 0.0 "
+                "so every probability gets a tier"
+            )
         return value
 
 
@@ -239,35 +283,67 @@ class ScoringConfig(_Section):
 DRIFT_EXCLUDE_FEATURES = [
     "tenure_days",  # structural trend: grows with calendar time (year over year 0.67-0.87), season or not
     # seasonal: the 30/90/180-day windows and recency of reference and score date cover different seasons
-    "days_since_last_order", "days_since_last_event",
-    "orders_30d", "orders_90d", "orders_180d", "revenue_30d", "revenue_90d", "revenue_180d",
-    "orders_trend_90d", "revenue_trend_90d",  # quarter over quarter: seasonal by construction
-    "sessions_30d", "sessions_90d", "searches_90d", "add_to_cart_90d",
+    "days_since_last_order",
+    "days_since_last_event",
+    "orders_30d",
+    "orders_90d",
+    "orders_180d",
+    "revenue_30d",
+    "revenue_90d",
+    "revenue_180d",
+    "orders_trend_90d",
+    "revenue_trend_90d",  # quarter over quarter: seasonal by construction
+    "sessions_30d",
+    "sessions_90d",
+    "searches_90d",
+    "add_to_cart_90d",
 ]
 
 
 class MonitoringConfig(_Section):
     reports_dir: str = Field("reports", description="Where Evidently HTML reports are written.")
-    drift_share_threshold: float = Field(0.05, gt=0, le=1, description="Retrain when this share of the monitored "
-                                         "features drifts (0.05: any one of the default 12).")
-    prediction_drift_threshold: float = Field(0.25, gt=0, description="Retrain when the score distribution drifts by "
-                                              "more than this Wasserstein distance (normed); above the 0.14-0.19 that "
-                                              "seasonality alone gives on the sample data (July reference, December "
-                                              "scores).")
-    min_pr_auc: float = Field(0.3, ge=0, le=1, description="Retrain when realized PR-AUC of matured scores falls below.")
-    reference_sample_rows: int = Field(5_000, gt=0, description="Rows logged as the drift reference: the test split "
-                                       "(latest fully observed cutoff), topped up from validation; never train rows.")
-    feature_drift_method: Literal["wasserstein", "psi", "jensenshannon", "hellinger", "kl_div", "ks"] = Field(
-        "wasserstein", description="Evidently drift method for each numeric feature (wasserstein = normed Wasserstein "
-        "distance; ks gives a p-value, drifted when below the threshold)."
+    drift_share_threshold: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Retrain when this share of the monitored features drifts (0.05: any one of the default 12).",
     )
-    feature_drift_threshold: float = Field(0.37, gt=0, description="Per-feature drift threshold for that method. "
-                                           "0.37 (normed Wasserstein): midway between the largest move of a monitored "
-                                           "feature on sample data without injected drift (0.30) and the smallest "
-                                           "that flags the injected drift (0.44); see scripts/measure_drift_defaults.py.")
-    drift_features: list[str] | None = Field(None, description="Numeric features whose drift counts toward the "
-                                             "retrain decision; default: all of numeric_feature_names except "
-                                             "drift_exclude_features. The report and monitoring_drift show every feature.")
+    prediction_drift_threshold: float = Field(
+        0.25,
+        gt=0,
+        description="Retrain when the score distribution drifts by "
+        "more than this Wasserstein distance (normed); above the 0.14-0.19 that "
+        "seasonality alone gives on the sample data (July reference, December "
+        "scores).",
+    )
+    min_pr_auc: float = Field(
+        0.3, ge=0, le=1, description="Retrain when realized PR-AUC of matured scores falls below."
+    )
+    reference_sample_rows: int = Field(
+        5_000,
+        gt=0,
+        description="Rows logged as the drift reference: the test split "
+        "(latest fully observed cutoff), topped up from validation; never train rows.",
+    )
+    feature_drift_method: Literal["wasserstein", "psi", "jensenshannon", "hellinger", "kl_div", "ks"] = Field(
+        "wasserstein",
+        description="Evidently drift method for each numeric feature (wasserstein = normed Wasserstein "
+        "distance; ks gives a p-value, drifted when below the threshold).",
+    )
+    feature_drift_threshold: float = Field(
+        0.37,
+        gt=0,
+        description="Per-feature drift threshold for that method. "
+        "0.37 (normed Wasserstein): midway between the largest move of a monitored "
+        "feature on sample data without injected drift (0.30) and the smallest "
+        "that flags the injected drift (0.44); see scripts/measure_drift_defaults.py.",
+    )
+    drift_features: list[str] | None = Field(
+        None,
+        description="Numeric features whose drift counts toward the "
+        "retrain decision; default: all of numeric_feature_names except "
+        "drift_exclude_features. The report and monitoring_drift show every feature.",
+    )
     drift_exclude_features: list[str] = Field(
         default_factory=lambda: list(DRIFT_EXCLUDE_FEATURES),
         description="Features whose drift is reported but does not count toward retraining (when drift_features is "
@@ -277,21 +353,38 @@ class MonitoringConfig(_Section):
         "data without injected drift they move by 0.1-0.9 (normed Wasserstein) and the injected drift does not move "
         "them beyond that range. Unknown names are ignored.",
     )
-    current_sample_rows: int = Field(50_000, gt=0, description="At most this many scored customers (random sample) "
-                                     "are compared with the reference.")
-    backtest_lookback_days: int = Field(365, gt=0, description="Backtest only score dates at most this many days "
-                                        "older than their maturity (score_date + horizon_days).")
+    current_sample_rows: int = Field(
+        50_000, gt=0, description="At most this many scored customers (random sample) are compared with the reference."
+    )
+    backtest_lookback_days: int = Field(
+        365,
+        gt=0,
+        description="Backtest only score dates at most this many days "
+        "older than their maturity (score_date + horizon_days).",
+    )
 
 
 class ValidationConfig(_Section):
-    freshness_days: int = Field(30, gt=0, description="Freshness window: each table in require_recent needs a row in "
-                                "the freshness_days days that end with the run's as-of date.")
-    require_non_empty: list[str] = Field(["customers", "orders"], description="Raw tables that must hold at least one "
-                                         "row; the others (products, events, reviews) may be empty, e.g. for a "
-                                         "purchase-log-only shop.")
-    require_recent: list[str] = Field(["orders", "events"], description="Raw tables that need a row in the freshness "
-                                      "window; an empty table not in require_non_empty is exempt.")
-    data_docs_dir: str = Field("reports/data_docs", description="Where the Great Expectations Data Docs site is written.")
+    freshness_days: int = Field(
+        30,
+        gt=0,
+        description="Freshness window: each table in require_recent needs a row in "
+        "the freshness_days days that end with the run's as-of date.",
+    )
+    require_non_empty: list[str] = Field(
+        ["customers", "orders"],
+        description="Raw tables that must hold at least one "
+        "row; the others (products, events, reviews) may be empty, e.g. for a "
+        "purchase-log-only shop.",
+    )
+    require_recent: list[str] = Field(
+        ["orders", "events"],
+        description="Raw tables that need a row in the freshness "
+        "window; an empty table not in require_non_empty is exempt.",
+    )
+    data_docs_dir: str = Field(
+        "reports/data_docs", description="Where the Great Expectations Data Docs site is written."
+    )
     partial_unexpected_count: int = Field(5, gt=0, description="Example bad values kept per failed expectation.")
 
     @field_validator("require_non_empty", "require_recent")
@@ -326,8 +419,8 @@ class Config(_Section):
     def warehouse_url(self) -> str:
         url = os.environ.get(WAREHOUSE_URL_ENV) or self.warehouse.url
         prefix = "duckdb:///"
-        if url.startswith(prefix) and not url[len(prefix):].startswith("/") and url[len(prefix):] != ":memory:":
-            url = prefix + str(self.resolve_path(url[len(prefix):]))
+        if url.startswith(prefix) and not url[len(prefix) :].startswith("/") and url[len(prefix) :] != ":memory:":
+            url = prefix + str(self.resolve_path(url[len(prefix) :]))
         return url
 
     @property
@@ -339,8 +432,8 @@ class Config(_Section):
     def tracking_uri(self) -> str:
         uri = os.environ.get(TRACKING_URI_ENV) or self.registry.tracking_uri
         prefix = "sqlite:///"
-        if uri.startswith(prefix) and not uri[len(prefix):].startswith("/"):
-            uri = prefix + str(self.resolve_path(uri[len(prefix):]))
+        if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
+            uri = prefix + str(self.resolve_path(uri[len(prefix) :]))
         return uri
 
     def with_overrides(self, overrides: dict) -> Config:

@@ -130,8 +130,13 @@ def render_run_summary(
             value = "; ".join(map(str, value)) if isinstance(value, list | tuple) else value
             lines.append(f"- gate {key.replace('_', ' ')}: {value}")
     if candidates and candidates.get("rows"):
-        lines += ["", f"Candidates (registered: **{candidates.get('chosen', '?')}**):", "",
-                  "| metric | transformer val | transformer test | baseline val | baseline test |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Candidates (registered: **{candidates.get('chosen', '?')}**):",
+            "",
+            "| metric | transformer val | transformer test | baseline val | baseline test |",
+            "|---|---|---|---|---|",
+        ]
         for name, values in candidates["rows"].items():
             cells = " | ".join("-" if v is None else f"{v:.4f}" for v in values)
             lines.append(f"| {name} | {cells} |")
@@ -141,8 +146,12 @@ def render_run_summary(
     scalars = small_dict(metrics, limit=60)
     if scalars:
         lines += ["", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(scalars.items())]
-    other = {k: v for k, v in gate.items() if k not in {"promoted", "reason", "reasons", "decision", "champion_version"}}
+        lines += [
+            f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in sorted(scalars.items())
+        ]
+    other = {
+        k: v for k, v in gate.items() if k not in {"promoted", "reason", "reasons", "decision", "champion_version"}
+    }
     if other:
         lines += ["", "Gate detail:", "", "```json", json.dumps(small_dict(other), indent=2, default=str), "```"]
     return "\n".join(lines) + "\n"
@@ -160,8 +169,13 @@ def publish_run_summary(
 ) -> str:
     """Write ``<reports_dir>/runs/training_<as_of>_v<version>.md``, log it, and return its path."""
     text = render_run_summary(
-        as_of=as_of, run_id=run_id, version=str(version), metrics=metrics, gate=gate,
-        airflow_run_id=airflow_run_id, model_name=config.registry.model_name,
+        as_of=as_of,
+        run_id=run_id,
+        version=str(version),
+        metrics=metrics,
+        gate=gate,
+        airflow_run_id=airflow_run_id,
+        model_name=config.registry.model_name,
         candidates=candidate_comparison(config, run_id),
     )
     out_dir = config.resolve_path(config.monitoring.reports_dir) / RUN_SUMMARY_DIR
@@ -189,7 +203,14 @@ def candidate_comparison(config: Config, run_id: str) -> dict[str, Any]:
         logger.warning("could not read MLflow run %s for the candidate table: %s", run_id, exc)
         return {}
     metrics = run.data.metrics
-    rows = {name: [metrics.get(f"{kind}_{split}_{name}") for kind in ("transformer", "baseline")
-                   for split in ("val", "test")] for name in SUMMARY_METRICS}
-    return {"chosen": run.data.tags.get("candidate_kind"), "notes": run.data.tags.get("notes"),
-            "rows": {name: values for name, values in rows.items() if any(v is not None for v in values)}}
+    rows = {
+        name: [
+            metrics.get(f"{kind}_{split}_{name}") for kind in ("transformer", "baseline") for split in ("val", "test")
+        ]
+        for name in SUMMARY_METRICS
+    }
+    return {
+        "chosen": run.data.tags.get("candidate_kind"),
+        "notes": run.data.tags.get("notes"),
+        "rows": {name: values for name, values in rows.items() if any(v is not None for v in values)},
+    }

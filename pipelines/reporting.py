@@ -31,7 +31,7 @@ def _warehouse_missing(config: Config) -> str | None:
     url = config.warehouse_url
     prefix = "duckdb:///"
     if url.startswith(prefix):
-        path = url[len(prefix):]
+        path = url[len(prefix) :]
         if path != ":memory:" and not Path(path).exists():
             return f"The warehouse {path} does not exist yet: run `make demo` or `churn init-warehouse`."
     return None
@@ -96,7 +96,8 @@ def _newest_partition(config: Config, table: str, sql: str, *, no_table: str, no
 def last_scoring_summary(config: Config) -> dict[str, Any]:
     """The newest churn_scores partition: date, rows, model version, run id and risk-tier counts."""
     latest, frame, unavailable = _newest_partition(
-        config, "churn_scores",
+        config,
+        "churn_scores",
         "SELECT risk_tier, model_version, run_id, COUNT(*) AS n, MAX(scored_at) AS scored_at "
         "FROM {churn_scores} WHERE score_date = :d GROUP BY risk_tier, model_version, run_id",
         no_table="No churn_scores table yet: run `churn init-warehouse` and the churn_scoring DAG.",
@@ -122,7 +123,8 @@ def last_scoring_summary(config: Config) -> dict[str, Any]:
 def last_drift_summary(config: Config) -> dict[str, Any]:
     """The newest monitoring_drift partition: dataset-level metrics, drifted features, report path."""
     latest, frame, unavailable = _newest_partition(
-        config, "monitoring_drift",
+        config,
+        "monitoring_drift",
         "SELECT metric, feature, value, threshold, drifted, report_path, model_version "
         "FROM {monitoring_drift} WHERE score_date = :d ORDER BY metric, feature",
         no_table="No monitoring_drift table yet.",
@@ -141,12 +143,17 @@ def last_drift_summary(config: Config) -> dict[str, Any]:
         "model_version": str(frame["model_version"].iloc[0]) if len(frame) else None,
         "drifted": bool(frame["drifted"].fillna(False).astype(bool).any()) if len(frame) else False,
         "metrics": [
-            {"metric": str(r.metric), "value": float(r.value),
-             "threshold": None if r.threshold is None or r.threshold != r.threshold else float(r.threshold),
-             "drifted": bool(r.drifted)}
+            {
+                "metric": str(r.metric),
+                "value": float(r.value),
+                "threshold": None if r.threshold is None or r.threshold != r.threshold else float(r.threshold),
+                "drifted": bool(r.drifted),
+            }
             for r in dataset_level.itertuples()
         ],
-        "drifted_features": sorted({str(f) for f in per_feature[per_feature["drifted"].fillna(False).astype(bool)]["feature"]}),
+        "drifted_features": sorted(
+            {str(f) for f in per_feature[per_feature["drifted"].fillna(False).astype(bool)]["feature"]}
+        ),
         "features_checked": int(per_feature["feature"].nunique()),
         "report_path": reports[0] if reports else None,
         "report_available": drift_report_path(config, score_date) is not None,

@@ -54,8 +54,9 @@ def create_app() -> FastAPI:
         try:
             summary = ops_summary(_load_config())
         except Exception as exc:  # e.g. a broken config file: still a page, not a 500
-            return HTMLResponse(_page("Churn model", f"<p class='warn'>Cannot load the churn config: "
-                                                     f"{html.escape(str(exc))}</p>"))
+            return HTMLResponse(
+                _page("Churn model", f"<p class='warn'>Cannot load the churn config: {html.escape(str(exc))}</p>")
+            )
         return HTMLResponse(render_summary(summary))
 
     @app.get("/api/summary", dependencies=dependencies)
@@ -109,7 +110,11 @@ def render_summary(summary: dict[str, Any]) -> str:
 
     champ = summary.get("champion") or {}
     if champ.get("available"):
-        rows = [("version", champ["version"]), ("MLflow run", champ["run_id"]), ("model URI", champ.get("model_uri", ""))]
+        rows = [
+            ("version", champ["version"]),
+            ("MLflow run", champ["run_id"]),
+            ("model URI", champ.get("model_uri", "")),
+        ]
         metrics = champ.get("metrics") or {}
         body = _kv_table(rows)
         if metrics:
@@ -118,32 +123,49 @@ def render_summary(summary: dict[str, Any]) -> str:
             body += f"<p class='warn'>{html.escape(champ['metrics_message'])}</p>"
         parts.append(f"<section><h2>Champion</h2>{body}</section>")
     else:
-        parts.append(f"<section><h2>Champion</h2><p class='warn'>{html.escape(champ.get('message', 'unknown'))}</p></section>")
+        parts.append(
+            f"<section><h2>Champion</h2><p class='warn'>{html.escape(champ.get('message', 'unknown'))}</p></section>"
+        )
 
     scoring = summary.get("scoring") or {}
     if scoring.get("available"):
-        body = _kv_table([
-            ("score date", scoring["score_date"]), ("rows", scoring["rows"]),
-            ("model version", ", ".join(scoring.get("model_versions") or [])),
-            ("run id", ", ".join(scoring.get("run_ids") or [])), ("scored at", scoring.get("scored_at")),
-        ])
+        body = _kv_table(
+            [
+                ("score date", scoring["score_date"]),
+                ("rows", scoring["rows"]),
+                ("model version", ", ".join(scoring.get("model_versions") or [])),
+                ("run id", ", ".join(scoring.get("run_ids") or [])),
+                ("scored at", scoring.get("scored_at")),
+            ]
+        )
         body += "<h3>Risk tiers</h3>" + _kv_table(list((scoring.get("tiers") or {}).items()))
         parts.append(f"<section><h2>Last scoring run</h2>{body}</section>")
     else:
-        parts.append(f"<section><h2>Last scoring run</h2><p class='warn'>{html.escape(scoring.get('message', 'unknown'))}</p></section>")
+        parts.append(
+            f"<section><h2>Last scoring run</h2><p class='warn'>{html.escape(scoring.get('message', 'unknown'))}</p></section>"
+        )
 
     drift = summary.get("drift") or {}
     if drift.get("available"):
-        status = "<span class='bad'>drift detected</span>" if drift.get("drifted") else "<span class='ok'>no drift</span>"
+        status = (
+            "<span class='bad'>drift detected</span>" if drift.get("drifted") else "<span class='ok'>no drift</span>"
+        )
         body = f"<p>{status} on {html.escape(drift['score_date'])} (model version {html.escape(str(drift.get('model_version')))})</p>"
         if drift.get("metrics"):
-            body += _kv_table([
-                (m["metric"], f"{_fmt(m['value'])} (threshold {_fmt(m['threshold'])})" + (" DRIFTED" if m["drifted"] else ""))
-                for m in drift["metrics"]
-            ])
+            body += _kv_table(
+                [
+                    (
+                        m["metric"],
+                        f"{_fmt(m['value'])} (threshold {_fmt(m['threshold'])})" + (" DRIFTED" if m["drifted"] else ""),
+                    )
+                    for m in drift["metrics"]
+                ]
+            )
         if drift.get("drifted_features"):
-            body += f"<p>Drifted features ({len(drift['drifted_features'])}/{drift.get('features_checked')}): " \
-                    f"{html.escape(', '.join(drift['drifted_features']))}</p>"
+            body += (
+                f"<p>Drifted features ({len(drift['drifted_features'])}/{drift.get('features_checked')}): "
+                f"{html.escape(', '.join(drift['drifted_features']))}</p>"
+            )
         if drift.get("report_available"):
             href = f"reports/drift/{html.escape(drift['score_date'])}"
             body += f"<p><a href='{href}' target='_blank'>Open the drift report</a></p>"
@@ -151,7 +173,9 @@ def render_summary(summary: dict[str, Any]) -> str:
             body += f"<p>Report: <code>{html.escape(drift['report_path'])}</code></p>"
         parts.append(f"<section><h2>Last drift check</h2>{body}</section>")
     else:
-        parts.append(f"<section><h2>Last drift check</h2><p class='warn'>{html.escape(drift.get('message', 'unknown'))}</p></section>")
+        parts.append(
+            f"<section><h2>Last drift check</h2><p class='warn'>{html.escape(drift.get('message', 'unknown'))}</p></section>"
+        )
 
     parts.append(f"<p><small>generated {html.escape(str(summary.get('generated_at', '')))}</small></p>")
     return _page("Churn model", "".join(parts))

@@ -7,9 +7,12 @@ import yaml
 from pipelines.config import DEFAULT_CONFIG_PATH, Config
 
 cfg = Config()
-out = ["# Churn platform configuration: every key with its default and what it means.",
-       "# Environment variables override only URLs and secrets: CHURN_WAREHOUSE_URL, CHURN_WAREHOUSE_SCHEMA,",
-       "# MLFLOW_TRACKING_URI. Pick another file with CHURN_CONFIG=path or --config path.", ""]
+out = [
+    "# Churn platform configuration: every key with its default and what it means.",
+    "# Environment variables override only URLs and secrets: CHURN_WAREHOUSE_URL, CHURN_WAREHOUSE_SCHEMA,",
+    "# MLFLOW_TRACKING_URI. Pick another file with CHURN_CONFIG=path or --config path.",
+    "",
+]
 for section, field in Config.model_fields.items():
     model = field.annotation
     out.append(f"{section}:")
@@ -17,7 +20,9 @@ for section, field in Config.model_fields.items():
         if f.description:
             out.append(f"  # {f.description}")
         val = getattr(getattr(cfg, section), name)
-        dumped = yaml.safe_dump({name: json.loads(json.dumps(val, default=str))}, default_flow_style=True, sort_keys=False).strip()
+        dumped = yaml.safe_dump(
+            {name: json.loads(json.dumps(val, default=str))}, default_flow_style=True, sort_keys=False
+        ).strip()
         dumped = dumped[1:-1] if dumped.startswith("{") else dumped
         out.append(f"  {dumped}")
     out.append("")

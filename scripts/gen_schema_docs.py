@@ -14,8 +14,11 @@ def render_schema_reference() -> str:
         kind = "raw input, validated by Great Expectations" if table.raw else "written by the platform"
         lines.append(f"#### `{table.name}` ({kind})")
         lines.append("")
-        lines.append(table.description + f" Key: `{', '.join(table.primary_key)}`."
-                     + (f" Replaced one `{table.partition_column}` partition at a time." if table.partition_column else ""))
+        lines.append(
+            table.description
+            + f" Key: `{', '.join(table.primary_key)}`."
+            + (f" Replaced one `{table.partition_column}` partition at a time." if table.partition_column else "")
+        )
         lines.append("")
         lines.append("| column | type | null | description |")
         lines.append("|---|---|---|---|")
@@ -25,7 +28,9 @@ def render_schema_reference() -> str:
                 rule = f" One of: {', '.join(col.allowed_values)}."
             elif col.min_value is not None or col.max_value is not None:
                 rule = f" Range: [{col.min_value if col.min_value is not None else ''}, {col.max_value if col.max_value is not None else ''}]."
-            lines.append(f"| `{col.name}` | {SQL_TYPES[col.type]} | {'yes' if col.nullable else 'no'} | {col.description}{rule} |")
+            lines.append(
+                f"| `{col.name}` | {SQL_TYPES[col.type]} | {'yes' if col.nullable else 'no'} | {col.description}{rule} |"
+            )
         for fk in table.foreign_keys:
             lines.append(f"| | | | `{fk.column}` references `{fk.ref_table}.{fk.ref_column}` |")
         lines.append("")

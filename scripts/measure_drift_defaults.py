@@ -45,8 +45,14 @@ class Scenario:
     predictor: object = None  # the baseline that made the predictions
 
 
-def generate(config: Config, customers: int, drift_after: dt.date | None, seed: int = SEED,
-             start: dt.date = START, end: dt.date = END) -> None:
+def generate(
+    config: Config,
+    customers: int,
+    drift_after: dt.date | None,
+    seed: int = SEED,
+    start: dt.date = START,
+    end: dt.date = END,
+) -> None:
     from pipelines.data.generator import generate_sample_data
     from pipelines.warehouse import open_warehouse
 
@@ -55,8 +61,9 @@ def generate(config: Config, customers: int, drift_after: dt.date | None, seed: 
         generate_sample_data(wh, customers=customers, seed=seed, start=start, end=end, drift_after=drift_after)
 
 
-def build_scenario(name: str, config: Config, as_of: dt.date = AS_OF, score_dates=SCORE_DATES, *,
-                   old_reference: bool = False) -> Scenario:
+def build_scenario(
+    name: str, config: Config, as_of: dt.date = AS_OF, score_dates=SCORE_DATES, *, old_reference: bool = False
+) -> Scenario:
     """Features at the training cutoffs, a baseline predictor, the reference sample and the scoring frames."""
     from pipelines.datasets.build import choose_cutoffs
     from pipelines.features import build_features, iter_scoring_features, numeric_feature_names
@@ -70,14 +77,16 @@ def build_scenario(name: str, config: Config, as_of: dt.date = AS_OF, score_date
     splits = choose_cutoffs(config, as_of)
     with open_warehouse(config) as wh:
         frame = build_features(wh, config, [c for cs in splits.values() for c in cs])
-        current = {d: pd.concat(list(iter_scoring_features(wh, config, d, config.scoring.chunk_rows)),
-                                ignore_index=True) for d in score_dates}
+        current = {
+            d: pd.concat(list(iter_scoring_features(wh, config, d, config.scoring.chunk_rows)), ignore_index=True)
+            for d in score_dates
+        }
     by_split = {s: frame[frame["cutoff_date"].isin(cs)].reset_index(drop=True) for s, cs in splits.items()}
     run = train_baseline(config, by_split["train"], by_split["validation"], names)
-    calibrator = fit_calibrator(by_split["validation"]["churned"].to_numpy(), run.val_raw,
-                                config.training.calibration)
-    predictor = BaselinePredictor(run.booster, names, calibrator, threshold=0.5,
-                                  num_threads=config.training.num_threads or 2)
+    calibrator = fit_calibrator(by_split["validation"]["churned"].to_numpy(), run.val_raw, config.training.calibration)
+    predictor = BaselinePredictor(
+        run.booster, names, calibrator, threshold=0.5, num_threads=config.training.num_threads or 2
+    )
     if old_reference:
         train = by_split["train"]
         n = min(len(train), config.monitoring.reference_sample_rows)
@@ -97,16 +106,25 @@ def evaluate(scenario: Scenario, config: Config | None = None) -> list[dict]:
 
     config = config or scenario.config
     mon = config.monitoring
-    features = _drift_features(numeric_feature_names(config), mon.drift_features, scenario.reference,
-                               exclude=mon.drift_exclude_features)
+    features = _drift_features(
+        numeric_feature_names(config), mon.drift_features, scenario.reference, exclude=mon.drift_exclude_features
+    )
     rows = []
     for day, current in scenario.current.items():
         summary = summarize_snapshot(run_drift_report(scenario.reference, current, features, config).dict())
         retrain, reasons = decide(summary, None, config)
-        rows.append({"scenario": scenario.name, "score_date": day.isoformat(), "n_features": len(features),
-                     "drift_share": summary.drift_share, "prediction_drift": summary.prediction.value,
-                     "retrain": retrain, "drifted": summary.drifted_features,
-                     "per_feature": {k: round(v.value, 4) for k, v in summary.features.items()}})
+        rows.append(
+            {
+                "scenario": scenario.name,
+                "score_date": day.isoformat(),
+                "n_features": len(features),
+                "drift_share": summary.drift_share,
+                "prediction_drift": summary.prediction.value,
+                "retrain": retrain,
+                "drifted": summary.drifted_features,
+                "per_feature": {k: round(v.value, 4) for k, v in summary.features.items()},
+            }
+        )
     return rows
 
 
@@ -116,8 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--workdir", default="/tmp/drift-measure")
     parser.add_argument("--old-reference", action="store_true", help="sample the reference from the train split")
-    parser.add_argument("--old-defaults", action="store_true",
-                        help="the pre-change monitoring defaults (0.1 / 0.3 / 0.1, nothing excluded)")
+    parser.add_argument(
+        "--old-defaults",
+        action="store_true",
+        help="the pre-change monitoring defaults (0.1 / 0.3 / 0.1, nothing excluded)",
+    )
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--json", help="also write every number (per feature too) to this file")
     args = parser.parse_args(argv)
@@ -127,8 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     base = Config().with_overrides({"training": {"num_threads": 2}})
     if args.old_defaults:
-        base = base.with_overrides({"monitoring": {"feature_drift_threshold": 0.1, "drift_share_threshold": 0.3,
-                                                   "prediction_drift_threshold": 0.1, "drift_exclude_features": []}})
+        base = base.with_overrides(
+            {
+                "monitoring": {
+                    "feature_drift_threshold": 0.1,
+                    "drift_share_threshold": 0.3,
+                    "prediction_drift_threshold": 0.1,
+                    "drift_exclude_features": [],
+                }
+            }
+        )
     rows = []
     for name, drift_after in (("no drift", None), (f"drift_after={DRIFT_AFTER}", DRIFT_AFTER)):
         tag = "drift" if drift_after else "nodrift"
@@ -139,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         rows += evaluate(build_scenario(name, config, old_reference=args.old_reference))
     print(f"{'scenario':<26}{'score_date':<12}{'share drifted':>14}{'pred drift':>11}  decision")
     for r in rows:
-        print(f"{r['scenario']:<26}{r['score_date']:<12}{r['drift_share']:>14.3f}{r['prediction_drift']:>11.3f}  "
-              f"{'retrain' if r['retrain'] else 'ok'}  ({len(r['drifted'])}/{r['n_features']}: "
-              f"{', '.join(r['drifted'])})")
+        print(
+            f"{r['scenario']:<26}{r['score_date']:<12}{r['drift_share']:>14.3f}{r['prediction_drift']:>11.3f}  "
+            f"{'retrain' if r['retrain'] else 'ok'}  ({len(r['drifted'])}/{r['n_features']}: "
+            f"{', '.join(r['drifted'])})"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
     return 0

@@ -29,8 +29,10 @@ def config(tmp_path: Path):
     return Config().with_overrides(
         {
             "warehouse": {"url": f"duckdb:///{tmp_path}/warehouse.duckdb"},
-            "registry": {"tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
-                         "artifact_location": str(tmp_path / "mlartifacts")},
+            "registry": {
+                "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
+                "artifact_location": str(tmp_path / "mlartifacts"),
+            },
             "dataset": {"output_dir": str(tmp_path / "datasets")},
             "monitoring": {"reports_dir": str(tmp_path / "reports")},
             "validation": {"data_docs_dir": str(tmp_path / "data_docs")},
@@ -110,8 +112,14 @@ def tiny_encoder_dir(tmp_path_factory, packaged_encoder_path) -> str:
 
     out = tmp_path_factory.mktemp("tiny_encoder")
     tokenizer = AutoTokenizer.from_pretrained(packaged_encoder_path)
-    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=512)
+    cfg = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     import torch
 
     torch.manual_seed(0)

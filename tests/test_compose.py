@@ -11,8 +11,15 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
-AIRFLOW_SERVICES = {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-                    "airflow-worker", "airflow-worker-gpu", "airflow-init"}
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-worker-gpu",
+    "airflow-init",
+}
 LONG_RUNNING = {"postgres", "redis", "mlflow"} | (AIRFLOW_SERVICES - {"airflow-init"})
 
 
@@ -40,8 +47,13 @@ def test_shared_anchor_used_by_every_airflow_service(raw, compose, services):
     common_env = compose["x-airflow-common"]["environment"]
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
-        for key in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "CHURN_WAREHOUSE_URL",
-                    "MLFLOW_TRACKING_URI", "CHURN_CONFIG"):
+        for key in (
+            "AIRFLOW__CORE__EXECUTOR",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+            "CHURN_WAREHOUSE_URL",
+            "MLFLOW_TRACKING_URI",
+            "CHURN_CONFIG",
+        ):
             assert env.get(key) == common_env[key], f"{name}: {key}"
         assert services[name]["volumes"] == compose["x-airflow-common"]["volumes"], name
 
@@ -49,7 +61,10 @@ def test_shared_anchor_used_by_every_airflow_service(raw, compose, services):
 def test_executor_broker_and_metadata(compose):
     env = compose["x-airflow-common"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:") or "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    assert (
+        env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:")
+        or "@redis:6379" in env["AIRFLOW__CELERY__BROKER_URL"]
+    )
     assert "@postgres/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
@@ -70,7 +85,10 @@ def test_commands(services):
     assert re.search(r"celery worker .*--queues gpu\b", gpu_cmd)
     assert "--queues gpu" not in services["airflow-worker"]["command"]
     init = "\n".join(services["airflow-init"]["command"])
-    assert "/entrypoint airflow version" in init and services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+    assert (
+        "/entrypoint airflow version" in init
+        and services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+    )
     assert services["airflow-init"]["environment"]["_AIRFLOW_WWW_USER_CREATE"] == "true"
     assert "airflow connections add churn_warehouse" in init
     assert "churn init-warehouse" in init
@@ -150,9 +168,21 @@ def test_airflow_dockerfile_installs_our_package_with_constraints():
 
 def test_dollar_signs_meant_for_the_shell_are_escaped(raw):
     """Compose interpolates ${VAR}; shell-time variables must be written $${VAR} (or be defined with defaults)."""
-    allowed = {"AIRFLOW_UID", "POSTGRES_PASSWORD", "WAREHOUSE_PASSWORD", "MLFLOW_DB_PASSWORD", "AIRFLOW_FERNET_KEY",
-               "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "CHURN_GPU_QUEUE", "CHURN_GPU_POOL",
-               "CHURN_SCORING_CRON", "_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD",
-               "CHURN_AIRFLOW_IMAGE", "CHURN_MLFLOW_IMAGE"}
+    allowed = {
+        "AIRFLOW_UID",
+        "POSTGRES_PASSWORD",
+        "WAREHOUSE_PASSWORD",
+        "MLFLOW_DB_PASSWORD",
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "AIRFLOW_API_SECRET_KEY",
+        "CHURN_GPU_QUEUE",
+        "CHURN_GPU_POOL",
+        "CHURN_SCORING_CRON",
+        "_AIRFLOW_WWW_USER_USERNAME",
+        "_AIRFLOW_WWW_USER_PASSWORD",
+        "CHURN_AIRFLOW_IMAGE",
+        "CHURN_MLFLOW_IMAGE",
+    }
     for match in re.finditer(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", raw):
         assert match.group(1) in allowed, f"${{{match.group(1)}}} would be interpolated by compose"

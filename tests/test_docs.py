@@ -6,7 +6,7 @@ from scripts.gen_schema_docs import BEGIN, END, render_schema_reference
 
 def test_readme_schema_reference_matches_contract():
     text = (PROJECT_ROOT / "README.md").read_text()
-    block = text[text.index(BEGIN): text.index(END) + len(END)]
+    block = text[text.index(BEGIN) : text.index(END) + len(END)]
     assert block == render_schema_reference(), "run: python scripts/gen_schema_docs.py"
 
 

@@ -46,8 +46,13 @@ def generate(ctx: Context, wh=None) -> tuple[dict[str, int], float]:
     try:
         wh.init_schema()
         start = time.perf_counter()
-        returned = generate_sample_data(wh, customers=ctx.customers, seed=config.sample_data.seed,
-                                        start=config.sample_data.start, end=config.sample_data.end)
+        returned = generate_sample_data(
+            wh,
+            customers=ctx.customers,
+            seed=config.sample_data.seed,
+            start=config.sample_data.start,
+            end=config.sample_data.end,
+        )
         seconds = time.perf_counter() - start
         counts = table_counts(wh)
         if isinstance(returned, dict):

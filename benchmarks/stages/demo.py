@@ -56,20 +56,30 @@ def run(ctx: Context) -> StageResult:
     work = ctx.work_dir / "demo"
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env.update({
-        "CHURN_WAREHOUSE_URL": f"duckdb:///{work}/warehouse.duckdb",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db",
-        "AIRFLOW_HOME": str(work / "airflow"),
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONPATH": str(PROJECT_ROOT) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
-        "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
-    })
+    env.update(
+        {
+            "CHURN_WAREHOUSE_URL": f"duckdb:///{work}/warehouse.duckdb",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db",
+            "AIRFLOW_HOME": str(work / "airflow"),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "PYTHONPATH": str(PROJECT_ROOT) + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+            "PATH": f"{PROJECT_ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}",
+        }
+    )
     result = StageResult("demo", repeat=1)
     result.load_avg_1m.append(load1())
     start = time.perf_counter()
     lines: list[tuple[float, str]] = []
-    proc = subprocess.Popen(["bash", str(script)], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        ["bash", str(script)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         lines.append((time.perf_counter() - start, line.rstrip("\n")))

@@ -39,8 +39,16 @@ def run(ctx: Context) -> StageResult:
     day = score_date(config)
     result = StageResult("features", repeat=ctx.repeats(3 if ctx.small else 1))
     orders_events = counts.get("orders", 0) + counts.get("events", 0)
-    result.info.update({"backend": "duckdb", "customers": ctx.customers, "score_date": day.isoformat(),
-                        "cutoffs": 1, "row_counts": counts, "orders_plus_events": orders_events})
+    result.info.update(
+        {
+            "backend": "duckdb",
+            "customers": ctx.customers,
+            "score_date": day.isoformat(),
+            "cutoffs": 1,
+            "row_counts": counts,
+            "orders_plus_events": orders_events,
+        }
+    )
 
     with open_duckdb(ctx) as wh:
         rows_seen = {}
@@ -51,15 +59,31 @@ def run(ctx: Context) -> StageResult:
             return {"seconds": seconds, "rows_per_s": rows / seconds if seconds else 0.0}
 
         runs = repeat_runs(result.repeat, once, result)
-        result.add("duckdb_build_seconds", runs["seconds"], "s",
-                   f"build_features, 1 cutoff, {ctx.customers:,} customers, {orders_events:,} orders+events")
-        result.add("duckdb_build_rows_per_s", runs["rows_per_s"], "rows/s", "feature rows (population customers) per second")
-        result.info.update({"feature_rows": rows_seen.get("rows"), "mean_text_view_chars":
-                            round(rows_seen["chars"] / rows_seen["rows"], 1) if rows_seen.get("rows") else None})
+        result.add(
+            "duckdb_build_seconds",
+            runs["seconds"],
+            "s",
+            f"build_features, 1 cutoff, {ctx.customers:,} customers, {orders_events:,} orders+events",
+        )
+        result.add(
+            "duckdb_build_rows_per_s", runs["rows_per_s"], "rows/s", "feature rows (population customers) per second"
+        )
+        result.info.update(
+            {
+                "feature_rows": rows_seen.get("rows"),
+                "mean_text_view_chars": round(rows_seen["chars"] / rows_seen["rows"], 1)
+                if rows_seen.get("rows")
+                else None,
+            }
+        )
         try:
             stream_runs = [(_stream(wh, config, day)) for _ in range(result.repeat)]
-            result.add("duckdb_stream_seconds", [s for s, _ in stream_runs], "s",
-                       f"iter_scoring_features drained, chunk_rows={config.scoring.chunk_rows}")
+            result.add(
+                "duckdb_stream_seconds",
+                [s for s, _ in stream_runs],
+                "s",
+                f"iter_scoring_features drained, chunk_rows={config.scoring.chunk_rows}",
+            )
             result.info["stream_rows"] = stream_runs[0][1]
         except Exception as exc:  # streaming is optional to this stage
             result.notes.append(f"iter_scoring_features not measured: {exc}")
@@ -93,7 +117,9 @@ def _postgres(ctx: Context, config, day, result: StageResult) -> None:
         pg.execute("ANALYZE")  # fresh statistics, as a nightly load would leave them
         result.info["postgres_copy"] = {"rows": copied, "seconds": round(time.perf_counter() - start, 2)}
         runs = [_build(pg, config, day)[0] for _ in range(result.repeat)]
-        result.add("postgres_build_seconds", runs, "s", f"build_features on Postgres, 1 cutoff, {ctx.customers:,} customers")
+        result.add(
+            "postgres_build_seconds", runs, "s", f"build_features on Postgres, 1 cutoff, {ctx.customers:,} customers"
+        )
     except Exception as exc:
         result.notes.append(f"Postgres feature build failed: {type(exc).__name__}: {str(exc)[:300]}")
     finally:

@@ -19,6 +19,12 @@ def run(ctx: Context) -> StageResult:
     result.add("customers_per_s", runs["customers_per_s"], "customers/s", "generate_sample_data into DuckDB")
     result.add("seconds", runs["seconds"], "s", f"generate {ctx.customers:,} customers")
     orders, events = counts_seen.get("orders", 0), counts_seen.get("events", 0)
-    result.info.update({"backend": "duckdb", "customers": ctx.customers, "row_counts": counts_seen,
-                        "orders_plus_events": orders + events})
+    result.info.update(
+        {
+            "backend": "duckdb",
+            "customers": ctx.customers,
+            "row_counts": counts_seen,
+            "orders_plus_events": orders + events,
+        }
+    )
     return result

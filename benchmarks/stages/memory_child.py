@@ -64,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--predictor", choices=["constant", "bundle"], required=True)
     parser.add_argument("--bundle", default=None)
     parser.add_argument("--limit", type=int, default=None, help="stop after this many customers")
-    parser.add_argument("--duckdb-memory-limit", default=None,
-                        help="scoring.duckdb_memory_limit, e.g. 4GB (default: the config's, 1.5GB)")
+    parser.add_argument(
+        "--duckdb-memory-limit",
+        default=None,
+        help="scoring.duckdb_memory_limit, e.g. 4GB (default: the config's, 1.5GB)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -92,16 +95,26 @@ def main(argv: list[str] | None = None) -> int:
         kind = model.kind
         predict = model.predict_proba
     else:
+
         def predict(frame):
             return np.full(len(frame), 0.5)
+
     rss_before = _status_mb("VmRSS")
     start = time.perf_counter()
     if not args.limit and _score_customers(config, day, model if args.predictor == "bundle" else _Constant()):
-        print(json.dumps({"predictor": kind, "pipeline": "pipelines.scoring.score_customers",
-                          **_score_customers.result, "seconds": time.perf_counter() - start,
-                          "maxrss_mb": _status_mb("VmHWM"),
-                          "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                          "rss_after_imports_and_model_mb": rss_before}))
+        print(
+            json.dumps(
+                {
+                    "predictor": kind,
+                    "pipeline": "pipelines.scoring.score_customers",
+                    **_score_customers.result,
+                    "seconds": time.perf_counter() - start,
+                    "maxrss_mb": _status_mb("VmHWM"),
+                    "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                    "rss_after_imports_and_model_mb": rss_before,
+                }
+            )
+        )
         return 0
     rows, chunks, parts = 0, 0, []
     with connect(f"duckdb:///{args.db}", duckdb_memory_limit=config.scoring.duckdb_memory_limit) as wh:
@@ -113,26 +126,41 @@ def main(argv: list[str] | None = None) -> int:
             tiers = np.full(n, "low", dtype=object)
             for tier, bound in sorted(config.scoring.risk_tiers.items(), key=lambda kv: kv[1]):
                 tiers[p >= bound] = tier
-            parts.append(pa.table({
-                "customer_id": pa.array(frame["customer_id"].to_numpy(dtype=np.int64)),
-                "score_date": pa.array([day] * n, pa.date32()),
-                "churn_probability": pa.array(p),
-                "risk_tier": pa.array(tiers.tolist(), pa.string()),
-                "model_name": pa.array([config.registry.model_name] * n, pa.string()),
-                "model_version": pa.array([f"bench-{kind}"] * n, pa.string()),
-                "run_id": pa.array(["bench-memory"] * n, pa.string()),
-                "scored_at": pa.array([dt.datetime.now(dt.UTC)] * n, pa.timestamp("us", tz="UTC")),
-            }))
+            parts.append(
+                pa.table(
+                    {
+                        "customer_id": pa.array(frame["customer_id"].to_numpy(dtype=np.int64)),
+                        "score_date": pa.array([day] * n, pa.date32()),
+                        "churn_probability": pa.array(p),
+                        "risk_tier": pa.array(tiers.tolist(), pa.string()),
+                        "model_name": pa.array([config.registry.model_name] * n, pa.string()),
+                        "model_version": pa.array([f"bench-{kind}"] * n, pa.string()),
+                        "run_id": pa.array(["bench-memory"] * n, pa.string()),
+                        "scored_at": pa.array([dt.datetime.now(dt.UTC)] * n, pa.timestamp("us", tz="UTC")),
+                    }
+                )
+            )
             rows += n
             chunks += 1
             if args.limit and rows >= args.limit:
                 break
         written = wh.replace_partition("churn_scores", pa.concat_tables(parts), "score_date", day) if parts else 0
-    print(json.dumps({"predictor": kind, "pipeline": "benchmarks emulation (limited run)", "rows": rows, "chunks": chunks, "chunk_rows": chunk_rows, "written": written,
-                      "seconds": time.perf_counter() - start,
-                      "maxrss_mb": _status_mb("VmHWM"),
-                      "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-                      "rss_after_imports_and_model_mb": rss_before}))
+    print(
+        json.dumps(
+            {
+                "predictor": kind,
+                "pipeline": "benchmarks emulation (limited run)",
+                "rows": rows,
+                "chunks": chunks,
+                "chunk_rows": chunk_rows,
+                "written": written,
+                "seconds": time.perf_counter() - start,
+                "maxrss_mb": _status_mb("VmHWM"),
+                "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                "rss_after_imports_and_model_mb": rss_before,
+            }
+        )
+    )
     return 0
 
 

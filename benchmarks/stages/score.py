@@ -37,8 +37,14 @@ def fixed_length_proba(pred, frame) -> np.ndarray:
     out = np.empty(len(frame), dtype=np.float64)
     with torch.inference_mode():
         for start in range(0, len(texts), pred.batch_size):
-            enc = pred.tokenizer(texts[start:start + pred.batch_size], padding="max_length", truncation=True,
-                                 max_length=pred.max_length, return_tensors="pt", return_token_type_ids=False)
+            enc = pred.tokenizer(
+                texts[start : start + pred.batch_size],
+                padding="max_length",
+                truncation=True,
+                max_length=pred.max_length,
+                return_tensors="pt",
+                return_token_type_ids=False,
+            )
             sl = slice(start, start + pred.batch_size)
             out[sl] = pred.model(enc["input_ids"], enc["attention_mask"], torch.from_numpy(numeric[sl])).float().numpy()
     return pred.calibrator(1.0 / (1.0 + np.exp(-out)))
@@ -52,8 +58,12 @@ def token_stats(pred, frame) -> dict[str, dict[str, float]]:
     fixed = len(lengths) * pred.max_length
     bucketed = int(sum(len(idx) * lengths[idx].max() for idx in sorted_batches(lengths, pred.batch_size)))
     return {
-        "lengths": {"mean": float(lengths.mean()), "p50": float(np.median(lengths)), "p90": float(np.percentile(lengths, 90)),
-                    "share_truncated_at_max": float(np.mean(lengths >= pred.max_length))},
+        "lengths": {
+            "mean": float(lengths.mean()),
+            "p50": float(np.median(lengths)),
+            "p90": float(np.percentile(lengths, 90)),
+            "share_truncated_at_max": float(np.mean(lengths >= pred.max_length)),
+        },
         "fixed": {"computed_tokens": fixed, "pad_share": round(1 - real / fixed, 3)},
         "bucketed": {"computed_tokens": bucketed, "pad_share": round(1 - real / bucketed, 3)},
     }
@@ -90,9 +100,11 @@ def run(ctx: Context) -> StageResult:
         fit_n = FIT_ROWS if len(full) >= 2 * FIT_ROWS else len(full) // 2
         path = standin_transformer_bundle(ctx, config, full.iloc[:fit_n], labels_all[:fit_n])
         frame, labels = full.iloc[fit_n:].reset_index(drop=True), labels_all[fit_n:]
-        model_note = (f"STAND-IN bundle (no trained model found): packaged MiniLM encoder as shipped + ChurnHead "
-                      f"fitted by the harness on {fit_n} other customers + {config.training.calibration} calibrator; "
-                      "same cost per customer as the real model, not its accuracy")
+        model_note = (
+            f"STAND-IN bundle (no trained model found): packaged MiniLM encoder as shipped + ChurnHead "
+            f"fitted by the harness on {fit_n} other customers + {config.training.calibration} calibrator; "
+            "same cost per customer as the real model, not its accuracy"
+        )
     ctx.shared["transformer_bundle"] = str(path)
     batch = config.scoring.batch_size  # None: the predictor's default for the device
 
@@ -114,12 +126,21 @@ def run(ctx: Context) -> StageResult:
     default_precision = resolve_inference_precision(torch.device("cpu"), config.scoring.precision)
     guarded = load(**config.scoring.predictor_options())[0] if default_precision != "fp32" else None
     tokens = token_stats(fp32, frame)
-    result.info.update({
-        "customers_scored": len(frame), "input": source, "batch_size": batch, "max_length": seq,
-        "bundle_max_length": trained_length, "model": model_note, "bundle": str(path),
-        "torch_threads": torch.get_num_threads(), "tokens": tokens, "cpu_native_bf16": cpu_has_native_bf16(),
-        "labels": f"churned at the latest fully observed cutoff ({int(labels.sum())} of {len(labels)} churned)",
-    })
+    result.info.update(
+        {
+            "customers_scored": len(frame),
+            "input": source,
+            "batch_size": batch,
+            "max_length": seq,
+            "bundle_max_length": trained_length,
+            "model": model_note,
+            "bundle": str(path),
+            "torch_threads": torch.get_num_threads(),
+            "tokens": tokens,
+            "cpu_native_bf16": cpu_has_native_bf16(),
+            "labels": f"churned at the latest fully observed cutoff ({int(labels.sum())} of {len(labels)} churned)",
+        }
+    )
     ref = None
     for name, (pred, custom) in variants.items():
         predict = custom or pred.predict_proba
@@ -132,20 +153,30 @@ def run(ctx: Context) -> StageResult:
             seconds.append(time.perf_counter() - start)
         logger.info("  score %s: %d customers in %.2f s (load1 %.2f)", name, len(frame), seconds[-1], load1())
         ref = p if ref is None else ref
-        result.add(f"{name}_customers_per_s", [len(frame) / s for s in seconds], "customers/s",
-                   f"batch {batch}, max_length {seq}, {len(frame):,} customers")
+        result.add(
+            f"{name}_customers_per_s",
+            [len(frame) / s for s in seconds],
+            "customers/s",
+            f"batch {batch}, max_length {seq}, {len(frame):,} customers",
+        )
         if name != "fixed_fp32":
             result.add(f"{name}_max_abs_dp", float(np.max(np.abs(p - ref))), "abs dp", "max abs(p - p_fixed_fp32)")
         for key, value in ranking(labels, p, ref).items():
             if not (name == "fixed_fp32" and key.startswith("spearman")):
                 result.add(f"{name}_{key}", value, "")
-    result.add("int8_hidden_state_rel_error", _hidden_error(fp32, variants["bucketed_int8"][0], frame.head(32)),
-               "ratio", "norm(h_int8 - h_fp32) / norm(h_fp32), encoder last hidden state, 32 customers (diagnostic)")
+    result.add(
+        "int8_hidden_state_rel_error",
+        _hidden_error(fp32, variants["bucketed_int8"][0], frame.head(32)),
+        "ratio",
+        "norm(h_int8 - h_fp32) / norm(h_fp32), encoder last hidden state, 32 customers (diagnostic)",
+    )
     _default_path(result, config, guarded, frame)
     keys = [k for k in ("roc_auc", "pr_auc") if f"fixed_fp32_{k}" in result.metrics]
     for variant in [v for v in variants if v != "fixed_fp32"]:
-        checks = {k: round(result.metrics[f"{variant}_{k}"].value, 2) == round(result.metrics[f"fixed_fp32_{k}"].value, 2)
-                  for k in keys}
+        checks = {
+            k: round(result.metrics[f"{variant}_{k}"].value, 2) == round(result.metrics[f"fixed_fp32_{k}"].value, 2)
+            for k in keys
+        }
         checks["spearman_2dp_is_1.00"] = round(result.metrics[f"{variant}_spearman_vs_fixed_fp32"].value, 2) == 1.0
         result.info[f"{variant}_ranking_unchanged_2dp"] = all(checks.values())
         result.info[f"{variant}_ranking_checks"] = checks
@@ -167,13 +198,23 @@ def _default_path(result: StageResult, config, guarded, frame) -> None:
         result.info["default_precision_check"] = guarded.precision_check
         chosen = guarded.precision
     variant = f"bucketed_{chosen}"
-    result.info["default_path"] = (f"{variant} (scoring.precision: {config.scoring.precision}"
-                                   + (f", fp32 check: {guarded.precision_check}" if guarded is not None else "")
-                                   + ")")
-    result.add("default_customers_per_s", result.metrics[f"{variant}_customers_per_s"].value, "customers/s",
-               f"= {variant}: what scoring runs with the default config on this machine")
-    result.add("default_max_abs_dp", result.metrics[f"{variant}_max_abs_dp"].value, "abs dp",
-               f"= {variant}: max abs(p - p_fixed_fp32)")
+    result.info["default_path"] = (
+        f"{variant} (scoring.precision: {config.scoring.precision}"
+        + (f", fp32 check: {guarded.precision_check}" if guarded is not None else "")
+        + ")"
+    )
+    result.add(
+        "default_customers_per_s",
+        result.metrics[f"{variant}_customers_per_s"].value,
+        "customers/s",
+        f"= {variant}: what scoring runs with the default config on this machine",
+    )
+    result.add(
+        "default_max_abs_dp",
+        result.metrics[f"{variant}_max_abs_dp"].value,
+        "abs dp",
+        f"= {variant}: max abs(p - p_fixed_fp32)",
+    )
 
 
 def _hidden_error(fp32, int8, frame) -> float:
@@ -203,6 +244,10 @@ def _gpu(result: StageResult, load_bundle, path, frame, max_length: int) -> None
     pred.predict_proba(big)
     torch.cuda.synchronize()
     secs = time.perf_counter() - start
-    result.add("gpu_bucketed_bf16_customers_per_s", n / secs, "customers/s",
-               f"{torch.cuda.get_device_name(0)}, batch {gpu_batch}, max_length {max_length}, bf16 autocast, "
-               f"{n:,} rows (resampled)")
+    result.add(
+        "gpu_bucketed_bf16_customers_per_s",
+        n / secs,
+        "customers/s",
+        f"{torch.cuda.get_device_name(0)}, batch {gpu_batch}, max_length {max_length}, bf16 autocast, "
+        f"{n:,} rows (resampled)",
+    )

@@ -19,8 +19,15 @@ from benchmarks.common import Context, StageResult, load1, require
 logger = logging.getLogger("benchmarks.train")
 
 # Dense bf16 tensor-core peak (no sparsity), FLOP/s; most specific names first.
-BF16_PEAK = {"H100 PCIe": 756e12, "H100 NVL": 835e12, "H100": 989e12, "H200": 989e12, "A100": 312e12,
-             "L4": 121e12, "A10G": 70e12}
+BF16_PEAK = {
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L4": 121e12,
+    "A10G": 70e12,
+}
 
 
 def bf16_peak(name: str) -> float | None:
@@ -35,7 +42,8 @@ def run(ctx: Context) -> StageResult:
 
     build_churn_model, NumericScaler = require("pipelines.models", "build_churn_model", "NumericScaler")  # noqa: N806
     build_optimizer, train_step, make_batch, encode_split = require(
-        "pipelines.training.transformer", "build_optimizer", "train_step", "make_batch", "encode_split")
+        "pipelines.training.transformer", "build_optimizer", "train_step", "make_batch", "encode_split"
+    )
     from benchmarks.synthetic import synthetic_frame
     from pipelines.models.network import load_tokenizer, resolve_encoder_path
     from pipelines.training.device import autocast_context
@@ -88,26 +96,48 @@ def run(ctx: Context) -> StageResult:
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     emb = sum(p.numel() for p in model.encoder.embeddings.parameters()) if hasattr(model.encoder, "embeddings") else 0
-    result.add("samples_per_s", [batch / s for s in step_seconds], "samples/s",
-               f"batch {batch}, {seq} tokens, {device.type}, fine_tune={config.model.fine_tune}")
-    result.add("tokens_per_s", [t / s for t, s in zip(tokens, step_seconds, strict=True)], "tokens/s",
-               "non-pad tokens per second")
+    result.add(
+        "samples_per_s",
+        [batch / s for s in step_seconds],
+        "samples/s",
+        f"batch {batch}, {seq} tokens, {device.type}, fine_tune={config.model.fine_tune}",
+    )
+    result.add(
+        "tokens_per_s",
+        [t / s for t, s in zip(tokens, step_seconds, strict=True)],
+        "tokens/s",
+        "non-pad tokens per second",
+    )
     result.add("step_seconds", step_seconds, "s", "forward + backward + clip + AdamW step")
-    result.info.update({
-        "device": device.type, "precision": "bf16 autocast" if cuda and config.training.bf16_on_gpu else "fp32",
-        "batch_size": batch, "sequence_length": seq, "mean_tokens_per_sample": float(np.mean(tokens)) / batch,
-        "warmup_steps": warmup, "timed_steps": steps, "params": params, "trainable_params": trainable,
-        "non_embedding_params": params - emb, "encoder": config.model.encoder, "fine_tune": config.model.fine_tune,
-        "torch_threads": torch.get_num_threads(),
-        "loop": "pipelines.training.transformer.train_step + build_optimizer on synthetic ~128-token text views",
-    })
+    result.info.update(
+        {
+            "device": device.type,
+            "precision": "bf16 autocast" if cuda and config.training.bf16_on_gpu else "fp32",
+            "batch_size": batch,
+            "sequence_length": seq,
+            "mean_tokens_per_sample": float(np.mean(tokens)) / batch,
+            "warmup_steps": warmup,
+            "timed_steps": steps,
+            "params": params,
+            "trainable_params": trainable,
+            "non_embedding_params": params - emb,
+            "encoder": config.model.encoder,
+            "fine_tune": config.model.fine_tune,
+            "torch_threads": torch.get_num_threads(),
+            "loop": "pipelines.training.transformer.train_step + build_optimizer on synthetic ~128-token text views",
+        }
+    )
     if cuda:
         name = torch.cuda.get_device_name(0)
         peak = bf16_peak(name)
         result.info["gpu"] = name
         if peak:
-            result.add("bf16_peak_fraction", 6 * params * result.metrics["tokens_per_s"].value / peak, "fraction",
-                       f"6 * {params:,} params * tokens/s over {peak / 1e12:.0f} TFLOP/s dense bf16 ({name})")
+            result.add(
+                "bf16_peak_fraction",
+                6 * params * result.metrics["tokens_per_s"].value / peak,
+                "fraction",
+                f"6 * {params:,} params * tokens/s over {peak / 1e12:.0f} TFLOP/s dense bf16 ({name})",
+            )
     else:
         result.notes.append("CPU: samples/s only (the bf16 peak fraction is a GPU metric)")
     return result

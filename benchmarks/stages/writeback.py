@@ -31,16 +31,18 @@ def scores_table(rows: int, day: dt.date, seed: int = 0) -> pa.Table:
     p = rng.random(rows)
     tiers = np.where(p >= 0.6, "high", np.where(p >= 0.3, "medium", "low"))
     now = dt.datetime.now(dt.UTC)
-    return pa.table({
-        "customer_id": pa.array(np.arange(1, rows + 1, dtype=np.int64)),
-        "score_date": pa.array([day] * rows, pa.date32()),
-        "churn_probability": pa.array(p),
-        "risk_tier": pa.array(tiers.tolist(), pa.string()),
-        "model_name": pa.array(["churn-risk"] * rows, pa.string()),
-        "model_version": pa.array(["7"] * rows, pa.string()),
-        "run_id": pa.array(["bench-run"] * rows, pa.string()),
-        "scored_at": pa.array([now] * rows, pa.timestamp("us", tz="UTC")),
-    })
+    return pa.table(
+        {
+            "customer_id": pa.array(np.arange(1, rows + 1, dtype=np.int64)),
+            "score_date": pa.array([day] * rows, pa.date32()),
+            "churn_probability": pa.array(p),
+            "risk_tier": pa.array(tiers.tolist(), pa.string()),
+            "model_name": pa.array(["churn-risk"] * rows, pa.string()),
+            "model_version": pa.array(["7"] * rows, pa.string()),
+            "run_id": pa.array(["bench-run"] * rows, pa.string()),
+            "scored_at": pa.array([now] * rows, pa.timestamp("us", tz="UTC")),
+        }
+    )
 
 
 class _ReplaceLog(logging.Handler):
@@ -89,8 +91,13 @@ def run(ctx: Context) -> StageResult:
 
     rows = ctx.customers  # 1M rows at scale 1m, proportional below
     result = StageResult("writeback", repeat=ctx.repeats(3))
-    result.info.update({"rows": rows, "method": "Warehouse.replace_partition(churn_scores, score_date) "
-                        "over an existing partition, one other partition present"})
+    result.info.update(
+        {
+            "rows": rows,
+            "method": "Warehouse.replace_partition(churn_scores, score_date) "
+            "over an existing partition, one other partition present",
+        }
+    )
     path = ctx.work_dir / f"writeback-{uuid.uuid4().hex[:8]}.duckdb"
     try:
         with connect(f"duckdb:///{path}") as wh:
@@ -113,17 +120,31 @@ def run(ctx: Context) -> StageResult:
     try:
         secs, methods = _measure(wh, rows, result.repeat, result)
         swapped = bool(methods) and all(m.startswith("partition swap") for m in methods)
-        how = ("partition swap (binary COPY into a new table, key built after the load, detach + attach)" if swapped
-               else "; ".join(sorted(set(methods))) or "replace_partition")
-        result.add("postgres_rows_per_s", [rows / s for s in secs], "rows/s",
-                   f"{rows:,} rows, {how}, primary key (score_date, customer_id), schema {schema} (dropped)")
+        how = (
+            "partition swap (binary COPY into a new table, key built after the load, detach + attach)"
+            if swapped
+            else "; ".join(sorted(set(methods))) or "replace_partition"
+        )
+        result.add(
+            "postgres_rows_per_s",
+            [rows / s for s in secs],
+            "rows/s",
+            f"{rows:,} rows, {how}, primary key (score_date, customer_id), schema {schema} (dropped)",
+        )
         result.add("postgres_seconds", secs, "s")
         phases = [_phases(m) for m in methods]
         for phase in ("load", "index", "swap"):
             if phases and all(phase in p for p in phases):
-                result.add(f"postgres_{phase}_seconds", [p[phase] for p in phases], "s",
-                           {"load": "CREATE TABLE + COPY FREEZE, one transaction", "index": "primary key build",
-                            "swap": "detach + drop old partition, rename, attach: one transaction"}[phase])
+                result.add(
+                    f"postgres_{phase}_seconds",
+                    [p[phase] for p in phases],
+                    "s",
+                    {
+                        "load": "CREATE TABLE + COPY FREEZE, one transaction",
+                        "index": "primary key build",
+                        "swap": "detach + drop old partition, rename, attach: one transaction",
+                    }[phase],
+                )
     finally:
         try:
             wh.drop_schema()

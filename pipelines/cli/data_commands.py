@@ -21,14 +21,20 @@ def _mapping(value: str) -> tuple[str, str]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("init-warehouse", help="create the schema, tables and views (idempotent)")
     p.add_argument("--reset", action="store_true", help="drop the schema first (deletes all data)")
-    p.add_argument("--partition-existing", action="store_true",
-                   help="PostgreSQL: convert output tables created unpartitioned by an older version (churn_scores) "
-                        "to one partition per day, in one transaction that rewrites their rows")
+    p.add_argument(
+        "--partition-existing",
+        action="store_true",
+        help="PostgreSQL: convert output tables created unpartitioned by an older version (churn_scores) "
+        "to one partition per day, in one transaction that rewrites their rows",
+    )
     p.set_defaults(handler=init_warehouse)
 
-    p = subparsers.add_parser("generate", help="replace the raw tables with realistic, deterministic sample data",
-                              description="Simulate customers, orders, clickstream and reviews. Defaults come "
-                              "from the config's sample_data section. Replaces the six raw tables.")
+    p = subparsers.add_parser(
+        "generate",
+        help="replace the raw tables with realistic, deterministic sample data",
+        description="Simulate customers, orders, clickstream and reviews. Defaults come "
+        "from the config's sample_data section. Replaces the six raw tables.",
+    )
     p.add_argument("--customers", type=int, help="number of customers (default: sample_data.customers)")
     p.add_argument("--seed", type=int, help="random seed; the same seed gives identical data")
     p.add_argument("--start", type=iso_date, help="first day of history, YYYY-MM-DD")
@@ -39,17 +45,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("import", help="import your own exports (CSV or Parquet) into the raw tables")
     kinds = p.add_subparsers(dest="import_kind", metavar="KIND", required=True)
-    for kind, help_text in (("transactions", "purchase log -> customers, orders, order_items, products"),
-                            ("events", "clickstream -> events"), ("reviews", "product reviews -> reviews")):
+    for kind, help_text in (
+        ("transactions", "purchase log -> customers, orders, order_items, products"),
+        ("events", "clickstream -> events"),
+        ("reviews", "product reviews -> reviews"),
+    ):
         k = kinds.add_parser(kind, help=help_text)
         k.add_argument("file", help="CSV (optionally .gz) or Parquet file")
-        k.add_argument("--map", dest="column_map", action="append", type=_mapping, default=[], metavar="FIELD=COLUMN",
-                       help="use file column COLUMN for contract field FIELD (repeatable), e.g. customer_id=user")
+        k.add_argument(
+            "--map",
+            dest="column_map",
+            action="append",
+            type=_mapping,
+            default=[],
+            metavar="FIELD=COLUMN",
+            help="use file column COLUMN for contract field FIELD (repeatable), e.g. customer_id=user",
+        )
         replaced = "all raw tables" if kind == "transactions" else f"the {kind} table"
         k.add_argument("--replace", action="store_true", help=f"clear {replaced} first")
         if kind == "events":
-            k.add_argument("--event-map", action="append", type=_mapping, default=[], metavar="NAME=TYPE",
-                           help="map your event name to a contract event type, e.g. wishlist=view (repeatable)")
+            k.add_argument(
+                "--event-map",
+                action="append",
+                type=_mapping,
+                default=[],
+                metavar="NAME=TYPE",
+                help="map your event name to a contract event type, e.g. wishlist=view (repeatable)",
+            )
         k.set_defaults(handler=import_file)
 
 
@@ -89,10 +111,20 @@ def generate(config: Config, args: argparse.Namespace) -> int:
     seed = sample.seed if args.seed is None else args.seed
     with open_warehouse(config) as wh:
         wh.init_schema()
-        counts = generate_sample_data(wh, customers=customers, seed=seed, start=start, end=end,
-                                      drift_after=drift_after, chunk_customers=args.chunk_customers)
-    lines = [f"generated sample data (seed {seed}, {start} .. {end}"
-             + (f", drift after {drift_after}" if drift_after else "") + ")"]
+        counts = generate_sample_data(
+            wh,
+            customers=customers,
+            seed=seed,
+            start=start,
+            end=end,
+            drift_after=drift_after,
+            chunk_customers=args.chunk_customers,
+        )
+    lines = [
+        f"generated sample data (seed {seed}, {start} .. {end}"
+        + (f", drift after {drift_after}" if drift_after else "")
+        + ")"
+    ]
     lines += [f"  {table:<12} {rows:>12,}" for table, rows in counts.items()]
     emit(*lines)
     return 0
@@ -107,12 +139,16 @@ def import_file(config: Config, args: argparse.Namespace) -> int:
         if args.import_kind == "transactions":
             report = importers.import_transactions(wh, args.file, column_map, replace=args.replace)
         elif args.import_kind == "events":
-            report = importers.import_events(wh, args.file, column_map, replace=args.replace,
-                                             event_map=dict(args.event_map))
+            report = importers.import_events(
+                wh, args.file, column_map, replace=args.replace, event_map=dict(args.event_map)
+            )
         else:
             report = importers.import_reviews(wh, args.file, column_map, replace=args.replace)
-    lines = [f"imported {report.kind} from {report.path} ({report.rows_read:,} rows read"
-             + (", raw tables replaced" if report.replaced and report.kind == "transactions" else "") + ")"]
+    lines = [
+        f"imported {report.kind} from {report.path} ({report.rows_read:,} rows read"
+        + (", raw tables replaced" if report.replaced and report.kind == "transactions" else "")
+        + ")"
+    ]
     lines += [f"  {table:<12} {rows:>12,} new rows" for table, rows in report.written.items()]
     emit(*lines)
     return 0

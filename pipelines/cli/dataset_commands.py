@@ -16,8 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build-training-sets",
         help="features + labels at past cutoffs, split by time, written as Parquet with a manifest",
     )
-    p.add_argument("--as-of", required=True, type=iso_date,
-                   help="data date: the latest cutoff is as_of - churn.horizon_days (labels fully observed)")
+    p.add_argument(
+        "--as-of",
+        required=True,
+        type=iso_date,
+        help="data date: the latest cutoff is as_of - churn.horizon_days (labels fully observed)",
+    )
     p.set_defaults(handler=build_training_sets_command)
 
     p = subparsers.add_parser("show-features", help="print one customer's features and text view at a cutoff")
@@ -41,8 +45,12 @@ def show_features_command(config: Config, args: argparse.Namespace) -> int:
     with open_warehouse(config) as wh:
         frame = customer_features(wh, config, args.customer, args.as_of)
     if frame.empty:
-        logger.error("customer %d is not in the population at %s (no completed order in the %d days before)",
-                     args.customer, args.as_of, config.churn.lookback_days)
+        logger.error(
+            "customer %d is not in the population at %s (no completed order in the %d days before)",
+            args.customer,
+            args.as_of,
+            config.churn.lookback_days,
+        )
         return 1
     row = frame.iloc[0]
     names = numeric_feature_names(config)

@@ -20,13 +20,19 @@ METRIC_COLUMNS = ("pr_auc", "roc_auc", "brier", "log_loss", "ece", "lift_at_10",
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="build training sets, fit transformer + baseline, log to MLflow, register, run the gate",
+        "train",
+        help="build training sets, fit transformer + baseline, log to MLflow, register, run the gate",
         description="Build the training sets as of DATE (or use --manifest), fit both candidates, log the run to "
-                    "MLflow, evaluate on test, register the chosen model as @challenger and run the promotion gate "
-                    "(it promotes only when registry.auto_promote is true).",
+        "MLflow, evaluate on test, register the chosen model as @challenger and run the promotion gate "
+        "(it promotes only when registry.auto_promote is true).",
     )
-    p.add_argument("--as-of", required=True, type=dt.date.fromisoformat, metavar="DATE",
-                   help="last day of observed data (YYYY-MM-DD)")
+    p.add_argument(
+        "--as-of",
+        required=True,
+        type=dt.date.fromisoformat,
+        metavar="DATE",
+        help="last day of observed data (YYYY-MM-DD)",
+    )
     p.add_argument("--manifest", metavar="PATH", help="use existing training sets (manifest.json) instead of building")
     p.set_defaults(handler=train)
 
@@ -90,8 +96,23 @@ def models(config: Config, args: argparse.Namespace) -> int:
     for row in rows:
         row["aliases"] = ",".join(row["aliases"])
         row["gate"] = (row.get("gate") or "")[:40]
-    emit(format_table(rows, ["version", "aliases", "kind", "as_of", "test_pr_auc", "test_roc_auc", "test_brier",
-                              "created", "run_id", "gate"]))
+    emit(
+        format_table(
+            rows,
+            [
+                "version",
+                "aliases",
+                "kind",
+                "as_of",
+                "test_pr_auc",
+                "test_roc_auc",
+                "test_brier",
+                "created",
+                "run_id",
+                "gate",
+            ],
+        )
+    )
     return 0
 
 
@@ -113,12 +134,21 @@ def compare(config: Config, args: argparse.Namespace) -> int:
     elif paired:
         new, old = paired["newer"], paired["older"]
         emit(f"\npaired, both scored on version {new}'s test split ({paired['rows']} rows):")
-        rows = [{"": metric, f"v{new}": paired[new][metric], f"v{old}": paired[old][metric],
-                 "diff": paired[new][metric] - paired[old][metric]} for metric in ("pr_auc", "roc_auc", "brier")]
+        rows = [
+            {
+                "": metric,
+                f"v{new}": paired[new][metric],
+                f"v{old}": paired[old][metric],
+                "diff": paired[new][metric] - paired[old][metric],
+            }
+            for metric in ("pr_auc", "roc_auc", "brier")
+        ]
         emit(format_table(rows, ["", f"v{new}", f"v{old}", "diff"]))
         ci = paired["pr_auc_difference"]
-        emit(f"PR-AUC v{new} - v{old}: bootstrap mean {_fmt(ci.get('mean'))}, 95% CI "
-              f"[{_fmt(ci.get('ci_low'))}, {_fmt(ci.get('ci_high'))}]")
+        emit(
+            f"PR-AUC v{new} - v{old}: bootstrap mean {_fmt(ci.get('mean'))}, 95% CI "
+            f"[{_fmt(ci.get('ci_low'))}, {_fmt(ci.get('ci_high'))}]"
+        )
     return 0
 
 

@@ -15,7 +15,8 @@ logger = logging.getLogger(__name__)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "score", help="score the active population for a date and write churn_scores (replaces that date)",
+        "score",
+        help="score the active population for a date and write churn_scores (replaces that date)",
         description="Score every customer with a completed order in the lookback window before DATE with one "
         "registered model version, and atomically replace the churn_scores partition of DATE.",
     )
@@ -25,13 +26,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=score)
 
     p = subparsers.add_parser(
-        "monitor", help="drift report (Evidently), backtest of matured scores, retrain signal for a scored date",
+        "monitor",
+        help="drift report (Evidently), backtest of matured scores, retrain signal for a scored date",
         description="Compare DATE's scored population with the model version's training reference (Evidently "
         "HTML under reports/drift/), write monitoring_drift and monitoring_performance, print the retrain decision.",
     )
     p.add_argument("--date", required=True, type=iso_date, help="score date to monitor (must have churn_scores rows)")
-    p.add_argument("--model-version", help="version whose reference to compare with (default: the version that "
-                   "wrote DATE's scores)")
+    p.add_argument(
+        "--model-version",
+        help="version whose reference to compare with (default: the version that wrote DATE's scores)",
+    )
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to an MLflow monitoring run")
     p.set_defaults(handler=monitor)
 
@@ -66,8 +70,13 @@ def _scored_version(config: Config, day: dt.date) -> str:
     from pipelines.warehouse import open_warehouse
 
     with open_warehouse(config) as wh:
-        frame = wh.query_df(wh.render("SELECT model_version, COUNT(*) AS n FROM {churn_scores} "
-                                      "WHERE score_date = :d GROUP BY model_version ORDER BY n DESC"), {"d": day})
+        frame = wh.query_df(
+            wh.render(
+                "SELECT model_version, COUNT(*) AS n FROM {churn_scores} "
+                "WHERE score_date = :d GROUP BY model_version ORDER BY n DESC"
+            ),
+            {"d": day},
+        )
     if frame.empty:
         raise MonitoringError(f"churn_scores has no rows for {day}; run `churn score --date {day}` first")
     return str(frame["model_version"].iloc[0])

@@ -19,10 +19,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run every raw-table suite in expectations/ as one GX checkpoint and rebuild Data Docs. "
         "Exits 3 and names each failing table.column and expectation when anything fails.",
     )
-    p.add_argument("--as-of", type=iso_date, default=None,
-                   help="run date: later timestamps are future data; freshness window ends here (default: today, UTC)")
-    p.add_argument("--table", action="append", dest="tables", metavar="TABLE",
-                   help="validate only this raw table (repeatable; default: all)")
+    p.add_argument(
+        "--as-of",
+        type=iso_date,
+        default=None,
+        help="run date: later timestamps are future data; freshness window ends here (default: today, UTC)",
+    )
+    p.add_argument(
+        "--table",
+        action="append",
+        dest="tables",
+        metavar="TABLE",
+        help="validate only this raw table (repeatable; default: all)",
+    )
     p.set_defaults(handler=validate)
 
 

@@ -75,8 +75,8 @@ def choose_cutoffs(config: Config, as_of: dt.date) -> dict[str, list[dt.date]]:
     n_train = ds.n_cutoffs - ds.validation_cutoffs - ds.test_cutoffs
     return {
         "train": cutoffs[:n_train],
-        "validation": cutoffs[n_train:n_train + ds.validation_cutoffs],
-        "test": cutoffs[n_train + ds.validation_cutoffs:],
+        "validation": cutoffs[n_train : n_train + ds.validation_cutoffs],
+        "test": cutoffs[n_train + ds.validation_cutoffs :],
     }
 
 
@@ -86,9 +86,11 @@ def _check_history(warehouse, config: Config, earliest_cutoff: dt.date, as_of: d
     last = warehouse.scalar(warehouse.render("SELECT MAX(ordered_at) FROM {orders}"))
     ds, churn = config.dataset, config.churn
     needed = earliest_cutoff - dt.timedelta(days=churn.lookback_days)
-    plan = (f"{ds.n_cutoffs} cutoffs every {ds.cutoff_every_days} days ending at {as_of} - "
-            f"{churn.horizon_days} horizon days, first cutoff {earliest_cutoff}, with {churn.lookback_days} "
-            f"lookback days")
+    plan = (
+        f"{ds.n_cutoffs} cutoffs every {ds.cutoff_every_days} days ending at {as_of} - "
+        f"{churn.horizon_days} horizon days, first cutoff {earliest_cutoff}, with {churn.lookback_days} "
+        f"lookback days"
+    )
     if first is None:
         raise InsufficientHistoryError(f"the warehouse holds no orders; {plan} need orders from {needed} to {as_of}")
     first_day = _utc_day(first)
@@ -99,8 +101,12 @@ def _check_history(warehouse, config: Config, earliest_cutoff: dt.date, as_of: d
         )
     last_day = _utc_day(last)
     if last_day < as_of - dt.timedelta(days=1):
-        logger.warning("the latest order is on %s, before as_of %s: labels of the latest cutoffs may be inflated "
-                       "(missing data reads as churn)", last_day, as_of)
+        logger.warning(
+            "the latest order is on %s, before as_of %s: labels of the latest cutoffs may be inflated "
+            "(missing data reads as churn)",
+            last_day,
+            as_of,
+        )
 
 
 def _utc_day(value) -> dt.date:
@@ -115,8 +121,12 @@ def _cap_train(train: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
     order = np.random.default_rng(seed).permutation(len(train))
     shuffled = train.iloc[order]
     kept = shuffled.sort_values(CUTOFF_COLUMN, ascending=False, kind="stable").head(cap)
-    logger.info("training.max_train_examples=%d: kept %d of %d train rows (most recent cutoffs first)",
-                cap, len(kept), len(train))
+    logger.info(
+        "training.max_train_examples=%d: kept %d of %d train rows (most recent cutoffs first)",
+        cap,
+        len(kept),
+        len(train),
+    )
     return kept.sort_values([CUTOFF_COLUMN, ID_COLUMN]).reset_index(drop=True)
 
 
@@ -182,7 +192,7 @@ def build_training_sets(config: Config, as_of: dt.date) -> str:
                 "horizon_days": config.churn.horizon_days,
                 "population": "customers with >= 1 completed order in [cutoff - lookback_days, cutoff)",
                 "label": "churned = 1 when no completed order in [cutoff, cutoff + horizon_days) "
-                         "(cutoff = cutoff_date 00:00 UTC)",
+                "(cutoff = cutoff_date 00:00 UTC)",
                 "features": "only rows with time < cutoff_date 00:00 UTC",
                 "history_span_days": span_days(config),
             },

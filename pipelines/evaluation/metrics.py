@@ -128,8 +128,9 @@ def compute_metrics(y_true, p, threshold: float | None = None) -> dict[str, floa
     return out
 
 
-def segment_metrics(frame: pd.DataFrame, p, segment_columns: Sequence[str],
-                    label_column: str = "churned") -> pd.DataFrame:
+def segment_metrics(
+    frame: pd.DataFrame, p, segment_columns: Sequence[str], label_column: str = "churned"
+) -> pd.DataFrame:
     """One row per (segment column, value): n, churn rate, mean score, ROC-AUC and PR-AUC where defined.
 
     Why: a model can look fine overall and be useless for, say, new customers from one channel.
@@ -144,19 +145,31 @@ def segment_metrics(frame: pd.DataFrame, p, segment_columns: Sequence[str],
         for value in sorted(set(values), key=str):
             mask = values == value
             y, s = labels[mask], scores[mask]
-            rows.append({"segment": column, "value": value, "n": int(mask.sum()),
-                         "churn_rate": float(y.mean()), "mean_score": float(s.mean()),
-                         "roc_auc": roc_auc(y, s), "pr_auc": pr_auc(y, s)})
+            rows.append(
+                {
+                    "segment": column,
+                    "value": value,
+                    "n": int(mask.sum()),
+                    "churn_rate": float(y.mean()),
+                    "mean_score": float(s.mean()),
+                    "roc_auc": roc_auc(y, s),
+                    "pr_auc": pr_auc(y, s),
+                }
+            )
     return pd.DataFrame(rows, columns=["segment", "value", "n", "churn_rate", "mean_score", "roc_auc", "pr_auc"])
 
 
 _METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "pr_auc": pr_auc, "roc_auc": roc_auc, "brier": brier, "log_loss": log_loss,
+    "pr_auc": pr_auc,
+    "roc_auc": roc_auc,
+    "brier": brier,
+    "log_loss": log_loss,
 }
 
 
-def bootstrap_metric_difference(y, p_a, p_b, metric: str = "pr_auc", rounds: int = 500,
-                                seed: int = 0, alpha: float = 0.05) -> dict[str, float]:
+def bootstrap_metric_difference(
+    y, p_a, p_b, metric: str = "pr_auc", rounds: int = 500, seed: int = 0, alpha: float = 0.05
+) -> dict[str, float]:
     """Paired bootstrap of metric(a) - metric(b) on the same resampled customers.
 
     Pairing removes the shared sampling noise, so the interval is about the models, not the sample.
@@ -182,8 +195,14 @@ def bootstrap_metric_difference(y, p_a, p_b, metric: str = "pr_auc", rounds: int
     observed = fn(y_arr, a) - fn(y_arr, b)
     if not diffs:
         logger.warning("bootstrap: no resample held both classes; interval undefined")
-        return {"observed": observed, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan,
-                "prob_a_better": math.nan, "rounds": 0.0}
+        return {
+            "observed": observed,
+            "mean": math.nan,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "prob_a_better": math.nan,
+            "rounds": 0.0,
+        }
     d = np.asarray(diffs)
     better = d < 0 if metric in ("brier", "log_loss") else d > 0
     return {

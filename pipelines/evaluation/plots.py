@@ -72,8 +72,14 @@ def _calibration(y, p, path: Path, label: str, bins: int = 10) -> Path:
     mean_p = np.bincount(idx, weights=p, minlength=bins)[used] / counts[used]
     rate = np.bincount(idx, weights=y, minlength=bins)[used] / counts[used]
     ax.plot([0, 1], [0, 1], ls="--", color=_GREY, label="perfectly calibrated")
-    ax.plot(mean_p, rate, marker="o", color=_BLUE, lw=2,
-            label=f"{label} (ECE = {expected_calibration_error(y, p, bins):.3f})")
+    ax.plot(
+        mean_p,
+        rate,
+        marker="o",
+        color=_BLUE,
+        lw=2,
+        label=f"{label} (ECE = {expected_calibration_error(y, p, bins):.3f})",
+    )
     ax.set_title("Calibration (reliability diagram)", fontsize=12)
     ax.set_ylabel("Observed churn rate")
     ax.set_xlim(0, 1)
@@ -88,8 +94,9 @@ def _calibration(y, p, path: Path, label: str, bins: int = 10) -> Path:
 
 
 def _gains(y, p, path: Path, label: str) -> Path:
-    fig, ax = _figure("Cumulative gains and lift", "Share of customers contacted (highest risk first)",
-                      "Share of churners captured")
+    fig, ax = _figure(
+        "Cumulative gains and lift", "Share of customers contacted (highest risk first)", "Share of churners captured"
+    )
     order = np.argsort(-p, kind="mergesort")
     n, positives = y.size, max(int(y.sum()), 1)
     share = np.arange(1, n + 1) / n
@@ -99,15 +106,20 @@ def _gains(y, p, path: Path, label: str) -> Path:
     for top in (0.1, 0.2):
         k = max(1, int(round(top * n)))
         ax.plot(share[k - 1], captured[k - 1], "o", color=_ORANGE)
-        ax.annotate(f"top {top:.0%}: {captured[k - 1]:.0%}", (share[k - 1], captured[k - 1]),
-                    textcoords="offset points", xytext=(8, -12), fontsize=9)
+        ax.annotate(
+            f"top {top:.0%}: {captured[k - 1]:.0%}",
+            (share[k - 1], captured[k - 1]),
+            textcoords="offset points",
+            xytext=(8, -12),
+            fontsize=9,
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     lift_ax = ax.twinx()
     lift = captured / share
     lift_ax.plot(share, lift, color=_ORANGE, lw=1.5, alpha=0.8, label="lift")
     lift_ax.set_ylabel("Lift", color=_ORANGE)
-    lift_ax.set_ylim(0, max(float(np.nanmax(lift[max(0, n // 100):])), 1.0) * 1.1 if n else 2)
+    lift_ax.set_ylim(0, max(float(np.nanmax(lift[max(0, n // 100) :])), 1.0) * 1.1 if n else 2)
     handles = ax.get_legend_handles_labels()
     more = lift_ax.get_legend_handles_labels()
     ax.legend(handles[0] + more[0], handles[1] + more[1], loc="lower right")
@@ -120,8 +132,14 @@ def _score_hist(y, p, path: Path) -> Path:
     for cls, name, color in ((0, "retained", _BLUE), (1, "churned", _ORANGE)):
         s = p[y == cls]
         if s.size:
-            ax.hist(s, bins=bins, weights=np.full(s.size, 1 / s.size), alpha=0.55, color=color,
-                    label=f"{name} (n = {s.size}, mean = {s.mean():.3f})")
+            ax.hist(
+                s,
+                bins=bins,
+                weights=np.full(s.size, 1 / s.size),
+                alpha=0.55,
+                color=color,
+                label=f"{name} (n = {s.size}, mean = {s.mean():.3f})",
+            )
     ax.set_xlim(0, 1)
     ax.legend(loc="upper center")
     return _save(fig, path)

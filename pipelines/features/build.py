@@ -49,8 +49,7 @@ def _conform(frame: pd.DataFrame, config: Config, labels: bool) -> pd.DataFrame:
     cols = feature_columns(config, labels)
     frame = frame.reindex(columns=cols)
     frame[ID_COLUMN] = frame[ID_COLUMN].astype("int64")
-    frame[CUTOFF_COLUMN] = pd.to_datetime(frame[CUTOFF_COLUMN]).dt.date if len(frame) else pd.Series(
-        [], dtype="object")
+    frame[CUTOFF_COLUMN] = pd.to_datetime(frame[CUTOFF_COLUMN]).dt.date if len(frame) else pd.Series([], dtype="object")
     for name in numeric_feature_names(config):
         frame[name] = frame[name].astype("float64")
     for name in (TEXT_COLUMN, *SEGMENT_COLUMNS):
@@ -60,8 +59,9 @@ def _conform(frame: pd.DataFrame, config: Config, labels: bool) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def build_features(warehouse: Warehouse, config: Config, cutoffs: list[dt.date], *,
-                   labels: bool = True) -> pd.DataFrame:
+def build_features(
+    warehouse: Warehouse, config: Config, cutoffs: list[dt.date], *, labels: bool = True
+) -> pd.DataFrame:
     """One row per (population customer, cutoff) with features, text view, segments and label.
 
     Computed by one SQL statement in the warehouse; ``churned`` is included unless ``labels=False``
@@ -71,13 +71,21 @@ def build_features(warehouse: Warehouse, config: Config, cutoffs: list[dt.date],
     sql = warehouse.render(feature_sql(config, len(days), labels=labels))
     started = time.perf_counter()
     frame = warehouse.query_df(sql, feature_params(config, days, labels=labels))
-    logger.info("built features for %d rows over %d cutoff(s) (%s .. %s) in %.1f s on %s",
-                len(frame), len(days), days[0], days[-1], time.perf_counter() - started, warehouse.dialect)
+    logger.info(
+        "built features for %d rows over %d cutoff(s) (%s .. %s) in %.1f s on %s",
+        len(frame),
+        len(days),
+        days[0],
+        days[-1],
+        time.perf_counter() - started,
+        warehouse.dialect,
+    )
     return _conform(frame, config, labels)
 
 
-def iter_scoring_features(warehouse: Warehouse, config: Config, score_date: dt.date,
-                          chunk_rows: int) -> Iterator[pd.DataFrame]:
+def iter_scoring_features(
+    warehouse: Warehouse, config: Config, score_date: dt.date, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
     """The scoring population at cutoff ``score_date`` (no label), in chunks ordered by customer_id.
 
     Why in customer-id slices: one query over millions of customers (text views, window functions,
@@ -95,28 +103,39 @@ def iter_scoring_features(warehouse: Warehouse, config: Config, score_date: dt.d
     logger.info("streamed scoring features for %d customers at %s", total, day)
 
 
-def population_id_ranges(warehouse: Warehouse, config: Config, cutoff: dt.date,
-                         customers_per_range: int) -> list[tuple[int, int]]:
+def population_id_ranges(
+    warehouse: Warehouse, config: Config, cutoff: dt.date, customers_per_range: int
+) -> list[tuple[int, int]]:
     """Inclusive customer-id ranges holding about ``customers_per_range`` population customers each."""
     start = _utc_midnight(cutoff - dt.timedelta(days=config.churn.lookback_days))
-    ids = warehouse.query_arrow(
-        warehouse.render("SELECT DISTINCT customer_id FROM {orders} WHERE status = 'completed' "
-                         "AND ordered_at >= :start AND ordered_at < :end ORDER BY customer_id"),
-        {"start": start, "end": _utc_midnight(cutoff)},
-    ).column(0).to_numpy()
-    return [(int(ids[i]), int(ids[min(i + customers_per_range, len(ids)) - 1]))
-            for i in range(0, len(ids), customers_per_range)]
+    ids = (
+        warehouse.query_arrow(
+            warehouse.render(
+                "SELECT DISTINCT customer_id FROM {orders} WHERE status = 'completed' "
+                "AND ordered_at >= :start AND ordered_at < :end ORDER BY customer_id"
+            ),
+            {"start": start, "end": _utc_midnight(cutoff)},
+        )
+        .column(0)
+        .to_numpy()
+    )
+    return [
+        (int(ids[i]), int(ids[min(i + customers_per_range, len(ids)) - 1]))
+        for i in range(0, len(ids), customers_per_range)
+    ]
 
 
 def _utc_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def customer_features(warehouse: Warehouse, config: Config, customer_id: int, cutoff: dt.date, *,
-                      labels: bool = False) -> pd.DataFrame:
+def customer_features(
+    warehouse: Warehouse, config: Config, customer_id: int, cutoff: dt.date, *, labels: bool = False
+) -> pd.DataFrame:
     """One customer's row at ``cutoff`` (empty when not in the population); for inspection."""
     days = _normalize_cutoffs([cutoff])
     sql = warehouse.render(feature_sql(config, 1, labels=labels, customer_range=True))
-    frame = warehouse.query_df(sql, feature_params(config, days, labels=labels,
-                                                   customer_range=(customer_id, customer_id)))
+    frame = warehouse.query_df(
+        sql, feature_params(config, days, labels=labels, customer_range=(customer_id, customer_id))
+    )
     return _conform(frame, config, labels)

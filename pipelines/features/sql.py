@@ -66,54 +66,84 @@ def feature_definitions(config: Config) -> list[Feature]:
     """Every numeric feature with its SQL and meaning; the order is the frame's column order."""
     span = span_days(config)
     feats = [
-        Feature("days_since_last_order",
-                "CAST(EXTRACT(EPOCH FROM (p.cutoff_ts - p.last_completed_at)) / 86400.0 AS DOUBLE PRECISION)",
-                "days from the last completed order to the cutoff (fractional)"),
-        Feature("days_since_last_event",
-                f"CAST(COALESCE(EXTRACT(EPOCH FROM (p.cutoff_ts - e.last_event_at)) / 86400.0, {span})"
-                " AS DOUBLE PRECISION)",
-                f"days from the last site event to the cutoff; {span} (the history span) when none in it"),
-        Feature("tenure_days",
-                "CAST(COALESCE(GREATEST(EXTRACT(EPOCH FROM (p.cutoff_ts - cu.signup_at)) / 86400.0, 0), 0)"
-                " AS DOUBLE PRECISION)",
-                "days since signup (0 when the customer row is missing)"),
+        Feature(
+            "days_since_last_order",
+            "CAST(EXTRACT(EPOCH FROM (p.cutoff_ts - p.last_completed_at)) / 86400.0 AS DOUBLE PRECISION)",
+            "days from the last completed order to the cutoff (fractional)",
+        ),
+        Feature(
+            "days_since_last_event",
+            f"CAST(COALESCE(EXTRACT(EPOCH FROM (p.cutoff_ts - e.last_event_at)) / 86400.0, {span})"
+            " AS DOUBLE PRECISION)",
+            f"days from the last site event to the cutoff; {span} (the history span) when none in it",
+        ),
+        Feature(
+            "tenure_days",
+            "CAST(COALESCE(GREATEST(EXTRACT(EPOCH FROM (p.cutoff_ts - cu.signup_at)) / 86400.0, 0), 0)"
+            " AS DOUBLE PRECISION)",
+            "days since signup (0 when the customer row is missing)",
+        ),
     ]
     for w in _windows(config):
         feats.append(Feature(f"orders_{w}d", _num(f"p.orders_{w}d"), f"completed orders in the last {w} days"))
     for w in _windows(config):
         feats.append(Feature(f"revenue_{w}d", _num(f"p.revenue_{w}d"), f"completed revenue in the last {w} days"))
     feats += [
-        Feature("orders_trend_90d", _ratio("p.orders_last90 - p.orders_prev90", "p.orders_last90 + p.orders_prev90"),
-                "(orders last 90d - previous 90d) / their sum, in [-1, 1], 0 when both are 0"),
-        Feature("revenue_trend_90d",
-                _ratio("COALESCE(p.revenue_last90, 0) - COALESCE(p.revenue_prev90, 0)",
-                       "COALESCE(p.revenue_last90, 0) + COALESCE(p.revenue_prev90, 0)"),
-                "(revenue last 90d - previous 90d) / their sum, in [-1, 1], 0 when both are 0"),
-        Feature("avg_order_value_365d", _ratio("p.revenue_long", "p.orders_long"),
-                "completed revenue / completed orders over 365 days"),
-        Feature("categories_365d", _num("k.categories_365d"),
-                "distinct item categories of completed orders in 365 days"),
-        Feature("cancellation_rate_365d", _ratio("p.cancelled_long", "p.all_orders_long"),
-                "cancelled / all orders in 365 days (0 without orders)"),
-        Feature("return_rate_365d", _ratio("p.returned_long", "p.all_orders_long"),
-                "returned / all orders in 365 days (0 without orders)"),
+        Feature(
+            "orders_trend_90d",
+            _ratio("p.orders_last90 - p.orders_prev90", "p.orders_last90 + p.orders_prev90"),
+            "(orders last 90d - previous 90d) / their sum, in [-1, 1], 0 when both are 0",
+        ),
+        Feature(
+            "revenue_trend_90d",
+            _ratio(
+                "COALESCE(p.revenue_last90, 0) - COALESCE(p.revenue_prev90, 0)",
+                "COALESCE(p.revenue_last90, 0) + COALESCE(p.revenue_prev90, 0)",
+            ),
+            "(revenue last 90d - previous 90d) / their sum, in [-1, 1], 0 when both are 0",
+        ),
+        Feature(
+            "avg_order_value_365d",
+            _ratio("p.revenue_long", "p.orders_long"),
+            "completed revenue / completed orders over 365 days",
+        ),
+        Feature(
+            "categories_365d", _num("k.categories_365d"), "distinct item categories of completed orders in 365 days"
+        ),
+        Feature(
+            "cancellation_rate_365d",
+            _ratio("p.cancelled_long", "p.all_orders_long"),
+            "cancelled / all orders in 365 days (0 without orders)",
+        ),
+        Feature(
+            "return_rate_365d",
+            _ratio("p.returned_long", "p.all_orders_long"),
+            "returned / all orders in 365 days (0 without orders)",
+        ),
     ]
     for w in EVENT_WINDOWS:
-        feats.append(Feature(f"sessions_{w}d", _num(f"e.sessions_{w}d"),
-                             f"sessions (session id x UTC day) in the last {w} days"))
+        feats.append(
+            Feature(f"sessions_{w}d", _num(f"e.sessions_{w}d"), f"sessions (session id x UTC day) in the last {w} days")
+        )
     feats += [
         Feature("searches_90d", _num("e.searches_90d"), "search events in 90 days"),
         Feature("add_to_cart_90d", _num("e.add_to_cart_90d"), "add-to-cart events in 90 days"),
-        Feature("cart_abandonment_rate_90d", _ratio("e.abandoned_90d", "e.cart_sessions_90d"),
-                "sessions with add-to-cart but no checkout / sessions with add-to-cart, 90 days (0 without carts)"),
+        Feature(
+            "cart_abandonment_rate_90d",
+            _ratio("e.abandoned_90d", "e.cart_sessions_90d"),
+            "sessions with add-to-cart but no checkout / sessions with add-to-cart, 90 days (0 without carts)",
+        ),
     ]
     for w in EVENT_WINDOWS:
         feats.append(Feature(f"support_contacts_{w}d", _num(f"e.support_{w}d"), f"support contacts in {w} days"))
     feats += [
         Feature("reviews_365d", _num("r.reviews_365d"), "reviews written in 365 days"),
         Feature("mean_rating_365d", _num("r.mean_rating_365d"), "mean star rating in 365 days (0 without reviews)"),
-        Feature("low_rating_share_365d", _ratio("r.low_ratings_365d", "r.reviews_365d"),
-                "share of reviews rated <= 2 in 365 days (0 without reviews)"),
+        Feature(
+            "low_rating_share_365d",
+            _ratio("r.low_ratings_365d", "r.reviews_365d"),
+            "share of reviews rated <= 2 in 365 days (0 without reviews)",
+        ),
     ]
     return feats
 
@@ -131,8 +161,9 @@ def _ts(day: dt.date) -> str:
     return f"{day.isoformat()} 00:00:00+00"
 
 
-def feature_params(config: Config, cutoffs: Sequence[dt.date], *, labels: bool,
-                   customer_range: tuple[int, int] | None = None) -> dict:
+def feature_params(
+    config: Config, cutoffs: Sequence[dt.date], *, labels: bool, customer_range: tuple[int, int] | None = None
+) -> dict:
     """Bound parameters for :func:`feature_sql` (instants as ISO text with an explicit UTC offset)."""
     span = span_days(config)
     horizon = config.churn.horizon_days
@@ -158,8 +189,14 @@ def _cross_cutoffs(source: str, alias: str, columns: str, span: int) -> str:
   FROM {source} {alias} JOIN cutoffs c ON {alias}.dn < c.cutoff_dn AND {alias}.dn >= c.cutoff_dn - {int(span)}"""
 
 
-def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, customer_range: bool = False,
-                order_by: str = "p.cutoff_date, p.customer_id") -> str:
+def feature_sql(
+    config: Config,
+    n_cutoffs: int,
+    *,
+    labels: bool,
+    customer_range: bool = False,
+    order_by: str = "p.cutoff_date, p.customer_id",
+) -> str:
     """The whole query (``{table}`` placeholders unrendered) for ``n_cutoffs`` bound cutoffs.
 
     ``customer_range`` restricts every source scan to ``customer_id BETWEEN :customer_lo AND
@@ -215,7 +252,7 @@ def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, customer_range:
         _cutoffs_cte(n_cutoffs),
         # orders in any cutoff's span, numbered per customer oldest first (seq feeds the text view)
         f"""ord AS (
-  SELECT customer_id, order_id, ordered_at, status, total_amount, {day_number('ordered_at')} AS dn,
+  SELECT customer_id, order_id, ordered_at, status, total_amount, {day_number("ordered_at")} AS dn,
          ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY ordered_at, order_id) AS seq
   FROM {{orders}}
   WHERE ordered_at >= CAST(:scan_start AS TIMESTAMPTZ) AND ordered_at < CAST(:scan_end AS TIMESTAMPTZ) {only()}
@@ -244,7 +281,7 @@ def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, customer_range:
 )""",
         # events: one row per session and UTC day (a day never straddles a cutoff)
         f"""ev_sd AS (
-  SELECT customer_id, session_id, {day_number('event_at')} AS dn,
+  SELECT customer_id, session_id, {day_number("event_at")} AS dn,
          MAX(event_at) AS last_at, MAX(event_id) AS last_event_id,
          COUNT(*) FILTER (WHERE event_type = 'search') AS n_search,
          COUNT(*) FILTER (WHERE event_type = 'add_to_cart') AS n_atc,
@@ -253,13 +290,16 @@ def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, customer_range:
            AND COUNT(*) FILTER (WHERE event_type = 'checkout') = 0 AS abandoned
   FROM {{events}}
   WHERE event_at >= CAST(:scan_start AS TIMESTAMPTZ) AND event_at < CAST(:scan_end AS TIMESTAMPTZ) {only()}
-  GROUP BY customer_id, session_id, {day_number('event_at')}
+  GROUP BY customer_id, session_id, {day_number("event_at")}
 )""",
         f"""ev_agg AS (
   SELECT customer_id, cutoff_date,
     {sep.join(event_aggs)}
-  FROM ({_cross_cutoffs("ev_sd", "s", "s.customer_id, s.last_at, s.n_search, s.n_atc, s.n_support, s.abandoned",
-                        span)}) x
+  FROM ({
+            _cross_cutoffs(
+                "ev_sd", "s", "s.customer_id, s.last_at, s.n_search, s.n_atc, s.n_support, s.abandoned", span
+            )
+        }) x
   GROUP BY customer_id, cutoff_date
 )""",
         """ev_notable AS (
@@ -274,7 +314,7 @@ def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, customer_range:
   GROUP BY customer_id, cutoff_date
 )""",
         f"""rev AS (
-  SELECT customer_id, review_id, rating, review_text, reviewed_at, {day_number('reviewed_at')} AS dn,
+  SELECT customer_id, review_id, rating, review_text, reviewed_at, {day_number("reviewed_at")} AS dn,
          ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY reviewed_at, review_id) AS seq
   FROM {{reviews}}
   WHERE reviewed_at >= CAST(:scan_start AS TIMESTAMPTZ) AND reviewed_at < CAST(:scan_end AS TIMESTAMPTZ) {only()}
@@ -289,15 +329,19 @@ def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, customer_range:
   FROM ({_cross_cutoffs("rev", "r", "r.customer_id, r.rating, r.seq", span)}) x
   GROUP BY customer_id, cutoff_date
 )""",
-        text_ctes(recent_orders=ds.text_recent_orders, recent_reviews=ds.text_recent_reviews,
-                  recent_events=ds.text_recent_events, only_customer=only("e.")),
+        text_ctes(
+            recent_orders=ds.text_recent_orders,
+            recent_reviews=ds.text_recent_reviews,
+            recent_events=ds.text_recent_events,
+            only_customer=only("e."),
+        ),
     ]
     if labels:
         ctes.append(f"""future AS (
   SELECT o.customer_id, c.cutoff_date, COUNT(*) AS n_future
   FROM {{orders}} o JOIN cutoffs c ON o.ordered_at >= c.cutoff_ts AND o.ordered_at < c.label_end
   WHERE o.{completed} AND o.ordered_at >= CAST(:label_scan_start AS TIMESTAMPTZ)
-    AND o.ordered_at < CAST(:label_scan_end AS TIMESTAMPTZ) {only('o.')}
+    AND o.ordered_at < CAST(:label_scan_end AS TIMESTAMPTZ) {only("o.")}
   GROUP BY o.customer_id, c.cutoff_date
 )""")
 
@@ -324,8 +368,11 @@ def feature_sql(config: Config, n_cutoffs: int, *, labels: bool, customer_range:
         select.append("CASE WHEN f.n_future IS NULL THEN 1 ELSE 0 END AS churned")
         joins.append("LEFT JOIN future f ON f.customer_id = p.customer_id AND f.cutoff_date = p.cutoff_date")
     return (
-        "WITH " + ",\n".join(ctes)
-        + "\nSELECT\n  " + ",\n  ".join(select)
-        + "\nFROM population p\n" + "\n".join(joins)
+        "WITH "
+        + ",\n".join(ctes)
+        + "\nSELECT\n  "
+        + ",\n  ".join(select)
+        + "\nFROM population p\n"
+        + "\n".join(joins)
         + f"\nORDER BY {order_by}"
     )

@@ -53,8 +53,10 @@ def _category_list(column: str) -> str:
     Why not string_agg(DISTINCT ... ORDER BY ...): that is the slowest aggregate on DuckDB and 98% of
     orders hold at most two categories.
     """
-    return (f"CASE WHEN COUNT(*) = 1 THEN MIN({column}) ELSE MIN({column}) || ', ' || MAX({column}) "
-            f"|| CASE WHEN COUNT(*) > 2 THEN ' +' || CAST(COUNT(*) - 2 AS TEXT) || ' more' ELSE '' END END")
+    return (
+        f"CASE WHEN COUNT(*) = 1 THEN MIN({column}) ELSE MIN({column}) || ', ' || MAX({column}) "
+        f"|| CASE WHEN COUNT(*) > 2 THEN ' +' || CAST(COUNT(*) - 2 AS TEXT) || ' more' ELSE '' END END"
+    )
 
 
 def _top(source: str, agg: str, alias: str, columns: str, n: int, *, population: bool) -> str:
@@ -63,8 +65,9 @@ def _top(source: str, agg: str, alias: str, columns: str, n: int, *, population:
     ``seq`` numbers a customer's rows oldest first once; the rows inside a cutoff's span are the
     contiguous run ending at ``max_seq`` (``n_span`` long), so the newest ``n`` are a seq range.
     """
-    pop = ("\n  JOIN population p ON p.customer_id = a.customer_id AND p.cutoff_date = a.cutoff_date"
-           if population else "")
+    pop = (
+        "\n  JOIN population p ON p.customer_id = a.customer_id AND p.cutoff_date = a.cutoff_date" if population else ""
+    )
     return f"""{alias} AS (
   SELECT a.customer_id, a.cutoff_date, a.cutoff_dn - s.dn AS age, {columns}
   FROM {agg} a{pop}
@@ -83,10 +86,16 @@ def text_ctes(*, recent_orders: int, recent_reviews: int, recent_events: int, on
     """
     total = int(recent_orders) + int(recent_reviews) + int(recent_events)
     ctes = [
-        _top("ord", "population", "ord_top", "s.order_id, s.ordered_at, s.status, s.total_amount",
-             recent_orders, population=False),
+        _top(
+            "ord",
+            "population",
+            "ord_top",
+            "s.order_id, s.ordered_at, s.status, s.total_amount",
+            recent_orders,
+            population=False,
+        ),
         f"""ord_top_cats AS (
-  SELECT order_id, {_category_list('category')} AS cats
+  SELECT order_id, {_category_list("category")} AS cats
   FROM (
     SELECT DISTINCT i.order_id, i.category
     FROM {{order_items}} i
@@ -94,15 +103,26 @@ def text_ctes(*, recent_orders: int, recent_reviews: int, recent_events: int, on
   ) d
   GROUP BY order_id
 )""",
-        _top("rev", "rev_agg", "rev_top", "s.review_id, s.reviewed_at, s.rating, s.review_text",
-             recent_reviews, population=True),
-        _top("ev_notable", "ev_notable_agg", "ev_top",
-             "s.session_id, s.dn, s.last_at, s.last_event_id, s.n_support, s.abandoned", recent_events,
-             population=True),
+        _top(
+            "rev",
+            "rev_agg",
+            "rev_top",
+            "s.review_id, s.reviewed_at, s.rating, s.review_text",
+            recent_reviews,
+            population=True,
+        ),
+        _top(
+            "ev_notable",
+            "ev_notable_agg",
+            "ev_top",
+            "s.session_id, s.dn, s.last_at, s.last_event_id, s.n_support, s.abandoned",
+            recent_events,
+            population=True,
+        ),
         f"""cart_cats AS (
-  SELECT customer_id, session_id, dn, {_category_list('category')} AS cats
+  SELECT customer_id, session_id, dn, {_category_list("category")} AS cats
   FROM (
-    SELECT DISTINCT e.customer_id, e.session_id, {day_number('e.event_at')} AS dn, pr.category
+    SELECT DISTINCT e.customer_id, e.session_id, {day_number("e.event_at")} AS dn, pr.category
     FROM {{events}} e
     JOIN {{products}} pr ON pr.product_id = e.product_id
     JOIN (SELECT DISTINCT customer_id, session_id FROM ev_top WHERE abandoned) t
@@ -116,16 +136,16 @@ def text_ctes(*, recent_orders: int, recent_reviews: int, recent_events: int, on
     ]
     parts = [
         f"""  SELECT o.customer_id, o.cutoff_date, o.ordered_at AS item_at, 1 AS prio, o.order_id AS item_id,
-         {_days_ago('o.age')} || 'order ' || CAST(CAST(o.total_amount AS DECIMAL(18, 2)) AS TEXT) || ' ' || o.status
+         {_days_ago("o.age")} || 'order ' || CAST(CAST(o.total_amount AS DECIMAL(18, 2)) AS TEXT) || ' ' || o.status
          || COALESCE(': ' || oc.cats, '') AS line
   FROM ord_top o LEFT JOIN ord_top_cats oc ON oc.order_id = o.order_id""",
         f"""  SELECT r.customer_id, r.cutoff_date, r.reviewed_at AS item_at, 2 AS prio, r.review_id AS item_id,
-         {_days_ago('r.age')} || 'review ' || CAST(r.rating AS TEXT) || '/5'
+         {_days_ago("r.age")} || 'review ' || CAST(r.rating AS TEXT) || '/5'
          || COALESCE(' "' || LEFT(REPLACE(REPLACE(TRIM(r.review_text), CHR(13), ' '), CHR(10), ' '), {REVIEW_TEXT_CHARS})
                      || '"', '') AS line
   FROM rev_top r""",
         f"""  SELECT e.customer_id, e.cutoff_date, e.last_at AS item_at, 3 AS prio, e.last_event_id AS item_id,
-         {_days_ago('e.age')} || CONCAT_WS(', ',
+         {_days_ago("e.age")} || CONCAT_WS(', ',
            CASE WHEN e.n_support > 1 THEN 'support contact x' || CAST(e.n_support AS TEXT)
                 WHEN e.n_support = 1 THEN 'support contact' END,
            CASE WHEN e.abandoned THEN 'abandoned cart' || COALESCE(': ' || cc.cats, '') END) AS line

@@ -21,9 +21,15 @@ def tokenize_texts(tokenizer, texts: Sequence[str], max_length: int, chunk: int 
     """Token ids per text (truncated, unpadded), tokenized in chunks with the fast (Rust) tokenizer."""
     out: list[np.ndarray] = []
     for start in range(0, len(texts), chunk):
-        part = ["" if t is None else str(t) for t in texts[start:start + chunk]]
-        enc = tokenizer(part, truncation=True, max_length=max_length, padding=False,
-                        return_attention_mask=False, return_token_type_ids=False)
+        part = ["" if t is None else str(t) for t in texts[start : start + chunk]]
+        enc = tokenizer(
+            part,
+            truncation=True,
+            max_length=max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         out.extend(np.asarray(ids, dtype=np.int64) for ids in enc["input_ids"])
     return out
 
@@ -34,15 +40,15 @@ def pad_batch(sequences: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tenso
     ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
     mask = np.zeros((len(sequences), width), dtype=np.int64)
     for row, seq in enumerate(sequences):
-        ids[row, :len(seq)] = seq
-        mask[row, :len(seq)] = 1
+        ids[row, : len(seq)] = seq
+        mask[row, : len(seq)] = 1
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     """Deterministic inference batches: rows sorted by length (longest first), then chunked."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -55,8 +61,17 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     ``num_replicas``-th batch, so every rank runs the same number of steps (no DDP hang).
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 mega_batch_mult: int = 50, num_replicas: int = 1, rank: int = 0):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        mega_batch_mult: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ):
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
         self.lengths = np.asarray(lengths)
@@ -79,9 +94,9 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         perm = rng.permutation(n)
         batches: list[list[int]] = []
         for start in range(0, n, self.mega):
-            mega = perm[start:start + self.mega]
+            mega = perm[start : start + self.mega]
             mega = mega[np.argsort(-self.lengths[mega], kind="stable")]
-            batches.extend(mega[i:i + self.batch_size].tolist() for i in range(0, len(mega), self.batch_size))
+            batches.extend(mega[i : i + self.batch_size].tolist() for i in range(0, len(mega), self.batch_size))
         order = rng.permutation(len(batches))
         return [batches[i] for i in order]
 
@@ -90,7 +105,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         if self.num_replicas > 1:
             total = math.ceil(len(batches) / self.num_replicas) * self.num_replicas
             batches = batches + batches[: total - len(batches)]
-            batches = batches[self.rank::self.num_replicas]
+            batches = batches[self.rank :: self.num_replicas]
         return iter(batches)
 
     def __len__(self) -> int:

@@ -71,8 +71,7 @@ class ChurnPredictor(Protocol):
 
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for dist in ("churn-platform", "torch", "transformers", "peft", "safetensors", "lightgbm", "scikit-learn",
-                 "numpy"):
+    for dist in ("churn-platform", "torch", "transformers", "peft", "safetensors", "lightgbm", "scikit-learn", "numpy"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -96,10 +95,22 @@ class TransformerPredictor:
 
     kind = "transformer"
 
-    def __init__(self, model: ChurnModel, tokenizer, scaler: NumericScaler, calibrator: Calibrator, *,
-                 max_length: int, threshold: float = 0.5, metadata: dict | None = None,
-                 device: str | torch.device | None = None, precision: str = "fp32", batch_size: int | None = None,
-                 check_rows: int = 0, tolerance: float = 0.01):
+    def __init__(
+        self,
+        model: ChurnModel,
+        tokenizer,
+        scaler: NumericScaler,
+        calibrator: Calibrator,
+        *,
+        max_length: int,
+        threshold: float = 0.5,
+        metadata: dict | None = None,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        batch_size: int | None = None,
+        check_rows: int = 0,
+        tolerance: float = 0.01,
+    ):
         from pipelines.training.device import resolve_device, resolve_inference_precision
 
         self.device = resolve_device(device or "auto")
@@ -141,8 +152,11 @@ class TransformerPredictor:
             for idx in sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = pad_batch([ids[i] for i in idx], self.pad_id)
                 unpadded = bool(mask.all())  # length-sorted: most batches of long histories
-                logits = self.model(input_ids.to(self.device), None if unpadded else mask.to(self.device),
-                                    torch.from_numpy(numeric[idx]).to(self.device))
+                logits = self.model(
+                    input_ids.to(self.device),
+                    None if unpadded else mask.to(self.device),
+                    torch.from_numpy(numeric[idx]).to(self.device),
+                )
                 out[idx] = logits.float().cpu().numpy()
         return out
 
@@ -167,17 +181,33 @@ class TransformerPredictor:
         exact = self.calibrator(_sigmoid(self._logits(ids[:n], numeric[:n])))
         max_dp = float(np.max(np.abs(self.calibrator(_sigmoid(fast_logits[:n])) - exact)))
         passed = max_dp <= self.tolerance
-        self.precision_check = {"precision": fast_precision, "rows": n, "max_abs_dp": max_dp,
-                                "tolerance": self.tolerance, "passed": passed}
+        self.precision_check = {
+            "precision": fast_precision,
+            "rows": n,
+            "max_abs_dp": max_dp,
+            "tolerance": self.tolerance,
+            "passed": passed,
+        }
         if passed:
             self.model.encoder, self.precision = fast_encoder, fast_precision
-            logger.info("%s scoring checked against fp32 on %d customers: max |dp| %.4f <= %.3f; scoring in %s",
-                        fast_precision, n, max_dp, self.tolerance, fast_precision)
+            logger.info(
+                "%s scoring checked against fp32 on %d customers: max |dp| %.4f <= %.3f; scoring in %s",
+                fast_precision,
+                n,
+                max_dp,
+                self.tolerance,
+                fast_precision,
+            )
             return fast_logits
-        logger.warning("%s scoring moves calibrated probabilities by up to %.4f (> %.3f) on the first %d "
-                       "customers: scoring in fp32 instead (slower, exact). A steep calibrator amplifies "
-                       "small numeric differences; see training.calibration.", fast_precision, max_dp,
-                       self.tolerance, n)
+        logger.warning(
+            "%s scoring moves calibrated probabilities by up to %.4f (> %.3f) on the first %d "
+            "customers: scoring in fp32 instead (slower, exact). A steep calibrator amplifies "
+            "small numeric differences; see training.calibration.",
+            fast_precision,
+            max_dp,
+            self.tolerance,
+            n,
+        )
         return self._logits(ids, numeric)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
@@ -193,8 +223,16 @@ class BaselinePredictor:
 
     kind = "baseline"
 
-    def __init__(self, booster, feature_names: list[str], calibrator: Calibrator, *, threshold: float = 0.5,
-                 metadata: dict | None = None, num_threads: int = 2):
+    def __init__(
+        self,
+        booster,
+        feature_names: list[str],
+        calibrator: Calibrator,
+        *,
+        threshold: float = 0.5,
+        metadata: dict | None = None,
+        num_threads: int = 2,
+    ):
         self.booster = booster
         self.feature_names = list(feature_names)
         self.calibrator = calibrator
@@ -206,8 +244,7 @@ class BaselinePredictor:
         missing = [c for c in self.feature_names if c not in frame.columns]
         if missing:
             raise KeyError(f"frame lacks numeric feature columns: {missing}")
-        x = frame[self.feature_names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64,
-                                                                                     na_value=np.nan)
+        x = frame[self.feature_names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         if len(x) == 0:
             return np.empty(0)
         return np.asarray(self.booster.predict(x, num_threads=self.num_threads), dtype=np.float64)
@@ -235,8 +272,11 @@ def quantize_encoder(encoder: nn.Module) -> nn.Module:
     """
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    spec = {name: per_channel_dynamic_qconfig for name, module in encoder.named_modules()
-            if isinstance(module, nn.Linear) and module.in_features <= module.out_features}
+    spec = {
+        name: per_channel_dynamic_qconfig
+        for name, module in encoder.named_modules()
+        if isinstance(module, nn.Linear) and module.in_features <= module.out_features
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notice
         return quantize_dynamic(encoder, spec, dtype=torch.qint8)
@@ -273,9 +313,19 @@ def _json_default(value):
     return str(value)
 
 
-def save_transformer_bundle(out_dir, *, model: ChurnModel, tokenizer, scaler: NumericScaler,
-                            calibrator: Calibrator, threshold: float, max_length: int,
-                            encoder_source: str = "", fine_tune: str = "full", extra: dict | None = None) -> Path:
+def save_transformer_bundle(
+    out_dir,
+    *,
+    model: ChurnModel,
+    tokenizer,
+    scaler: NumericScaler,
+    calibrator: Calibrator,
+    threshold: float,
+    max_length: int,
+    encoder_source: str = "",
+    fine_tune: str = "full",
+    extra: dict | None = None,
+) -> Path:
     """Write a transformer bundle; LoRA adapters are merged into ``model`` (in place) first."""
     merge_lora(model)
     head: ChurnHead = model.head
@@ -286,10 +336,19 @@ def save_transformer_bundle(out_dir, *, model: ChurnModel, tokenizer, scaler: Nu
         "feature_names": list(scaler.feature_names),
         "numeric": scaler.to_dict(),
         "text": {"column": TEXT_COLUMN, "max_length": int(max_length), "pooling": model.pooling},
-        "head": {"text_dim": head.text_dim, "n_numeric": head.n_numeric, "hidden": head.hidden,
-                 "dropout": head.dropout, "file": HEAD_FILE},
-        "encoder": {"dir": ENCODER_DIR, "source": encoder_source, "fine_tune": fine_tune,
-                    "architecture": type(encoder).__name__},
+        "head": {
+            "text_dim": head.text_dim,
+            "n_numeric": head.n_numeric,
+            "hidden": head.hidden,
+            "dropout": head.dropout,
+            "file": HEAD_FILE,
+        },
+        "encoder": {
+            "dir": ENCODER_DIR,
+            "source": encoder_source,
+            "fine_tune": fine_tune,
+            "architecture": type(encoder).__name__,
+        },
         "calibrator": calibrator.to_dict(),
         "threshold": float(threshold),
         "versions": library_versions(),
@@ -311,8 +370,9 @@ def save_transformer_bundle(out_dir, *, model: ChurnModel, tokenizer, scaler: Nu
     return path
 
 
-def save_baseline_bundle(out_dir, *, booster, feature_names: list[str], calibrator: Calibrator,
-                         threshold: float, extra: dict | None = None) -> Path:
+def save_baseline_bundle(
+    out_dir, *, booster, feature_names: list[str], calibrator: Calibrator, threshold: float, extra: dict | None = None
+) -> Path:
     """Write a LightGBM baseline bundle (booster text file + bundle.json)."""
     meta = {
         "format_version": FORMAT_VERSION,
@@ -341,8 +401,10 @@ def save_baseline_bundle(out_dir, *, booster, feature_names: list[str], calibrat
 def _check_no_pickles(root: Path) -> None:
     pickles = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES)
     if pickles:
-        raise BundleError(f"refusing to load {root}: it holds pickle-format files {pickles}; "
-                          "bundles must use safetensors (transformer) or a LightGBM text model (baseline)")
+        raise BundleError(
+            f"refusing to load {root}: it holds pickle-format files {pickles}; "
+            "bundles must use safetensors (transformer) or a LightGBM text model (baseline)"
+        )
 
 
 def read_bundle_meta(path) -> dict:
@@ -364,9 +426,16 @@ def read_bundle_meta(path) -> dict:
     return meta
 
 
-def load_bundle(path, device: str | None = None, precision: str = "fp32", batch_size: int | None = None,
-                num_threads: int = 2, check_rows: int = 0, tolerance: float = 0.01,
-                quantize: bool = False) -> ChurnPredictor:
+def load_bundle(
+    path,
+    device: str | None = None,
+    precision: str = "fp32",
+    batch_size: int | None = None,
+    num_threads: int = 2,
+    check_rows: int = 0,
+    tolerance: float = 0.01,
+    quantize: bool = False,
+) -> ChurnPredictor:
     """Load a bundle directory as a predictor; refuses anything without safetensors / LightGBM text weights.
 
     ``precision``/``check_rows``/``tolerance``: see :class:`TransformerPredictor` (the baseline ignores
@@ -385,14 +454,25 @@ def load_bundle(path, device: str | None = None, precision: str = "fp32", batch_
         if not model_file.is_file():
             raise BundleError(f"baseline bundle {root} has no LightGBM text model {model_file.name}")
         booster = lgb.Booster(model_file=str(model_file))
-        return BaselinePredictor(booster, feature_names, calibrator, threshold=meta["threshold"], metadata=meta,
-                                 num_threads=num_threads)
-    return _load_transformer(root, meta, calibrator, feature_names, device=device, precision=precision,
-                             batch_size=batch_size, check_rows=check_rows, tolerance=tolerance)
+        return BaselinePredictor(
+            booster, feature_names, calibrator, threshold=meta["threshold"], metadata=meta, num_threads=num_threads
+        )
+    return _load_transformer(
+        root,
+        meta,
+        calibrator,
+        feature_names,
+        device=device,
+        precision=precision,
+        batch_size=batch_size,
+        check_rows=check_rows,
+        tolerance=tolerance,
+    )
 
 
-def _load_transformer(root: Path, meta: dict, calibrator: Calibrator, feature_names: list[str],
-                      **predictor_options) -> TransformerPredictor:
+def _load_transformer(
+    root: Path, meta: dict, calibrator: Calibrator, feature_names: list[str], **predictor_options
+) -> TransformerPredictor:
     from transformers import AutoModel
 
     from pipelines.models.network import load_tokenizer
@@ -414,6 +494,13 @@ def _load_transformer(root: Path, meta: dict, calibrator: Calibrator, feature_na
     head.load_state_dict(load_file(str(head_path)), strict=True)
     model = ChurnModel(encoder, head, pooling=meta["text"]["pooling"])
     scaler = NumericScaler.from_dict(feature_names, meta["numeric"])
-    return TransformerPredictor(model, load_tokenizer(str(enc_dir)), scaler, calibrator,
-                                max_length=meta["text"]["max_length"], threshold=meta["threshold"], metadata=meta,
-                                **predictor_options)
+    return TransformerPredictor(
+        model,
+        load_tokenizer(str(enc_dir)),
+        scaler,
+        calibrator,
+        max_length=meta["text"]["max_length"],
+        threshold=meta["threshold"],
+        metadata=meta,
+        **predictor_options,
+    )

@@ -102,8 +102,11 @@ def centered_isotonic_knots(raw: np.ndarray, y: np.ndarray) -> tuple[np.ndarray,
 
     xs, counts = np.unique(raw, return_counts=True)
     sums = np.bincount(np.searchsorted(xs, raw), weights=y, minlength=len(xs))
-    level = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit(xs, sums / counts,
-                                                                          sample_weight=counts).predict(xs)
+    level = (
+        IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True)
+        .fit(xs, sums / counts, sample_weight=counts)
+        .predict(xs)
+    )
     starts = np.r_[0, np.flatnonzero(np.diff(level) > 0) + 1]
     weight = np.add.reduceat(counts, starts).astype(np.float64)
     centres = np.add.reduceat(xs * counts, starts) / weight

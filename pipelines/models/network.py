@@ -152,8 +152,13 @@ class ChurnModel(nn.Module):
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         return pool(out.last_hidden_state, attention_mask, self.pooling)
 
-    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, numeric: torch.Tensor,
-                pooled: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        numeric: torch.Tensor,
+        pooled: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits; ``pooled`` (precomputed by a frozen encoder) skips the encoder entirely."""
         if pooled is None:
             pooled = self.embed(input_ids, attention_mask)
@@ -211,8 +216,13 @@ def apply_lora(encoder: nn.Module, model_config: ModelConfig) -> nn.Module:
             f"is a linear layer of it (its linear layers: {linear_names}). Set model.lora_target_modules, "
             "or use fine_tune: full / frozen."
         )
-    lora = LoraConfig(r=model_config.lora_rank, lora_alpha=model_config.lora_alpha,
-                      lora_dropout=model_config.lora_dropout, target_modules=targets, bias="none")
+    lora = LoraConfig(
+        r=model_config.lora_rank,
+        lora_alpha=model_config.lora_alpha,
+        lora_dropout=model_config.lora_dropout,
+        target_modules=targets,
+        bias="none",
+    )
     try:
         wrapped = get_peft_model(encoder, lora)
     except (ValueError, TypeError, NotImplementedError) as exc:
@@ -238,6 +248,12 @@ def build_churn_model(model_config: ModelConfig, n_numeric: int, encoder_path: s
     model = ChurnModel(encoder, head, pooling=model_config.pooling, frozen=model_config.fine_tune == "frozen")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    logger.info("built churn model: encoder %s (%s), fine_tune=%s, trainable %d / %d params",
-                path, type(encoder).__name__, model_config.fine_tune, trainable, total)
+    logger.info(
+        "built churn model: encoder %s (%s), fine_tune=%s, trainable %d / %d params",
+        path,
+        type(encoder).__name__,
+        model_config.fine_tune,
+        trainable,
+        total,
+    )
     return model

@@ -16,8 +16,12 @@ import pandas as pd
 FEATURES = ["days_since_last_order", "orders_90d", "spend_365d", "avg_review_score", "support_tickets_90d"]
 _CATEGORIES = ["books", "electronics", "shoes", "toys", "garden", "beauty", "kitchen", "sports"]
 _HAPPY = ["love it, fast delivery", "great quality, will buy again", "perfect fit", "arrived early, thanks"]
-_ANGRY = ["terrible, arrived broken and nobody answers", "worst service ever, I want a refund",
-          "parcel arrived late and damaged", "cheap quality, never again"]
+_ANGRY = [
+    "terrible, arrived broken and nobody answers",
+    "worst service ever, I want a refund",
+    "parcel arrived late and damaged",
+    "cheap quality, never again",
+]
 
 
 def customer_text(days_since_last: int, n_orders: int, angry: bool, support: bool, rng: np.random.Generator) -> str:
@@ -51,20 +55,24 @@ def make_customers(n: int, seed: int = 0, cutoff: dt.date = dt.date(2025, 6, 1),
     churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int64)
     review = np.where(angry, rng.uniform(1, 2.5, n), rng.uniform(3.5, 5, n))
     review[rng.random(n) < 0.1] = np.nan
-    return pd.DataFrame({
-        "customer_id": np.arange(1, n + 1, dtype=np.int64),
-        "cutoff_date": cutoff,
-        "days_since_last_order": days.astype(np.float64),
-        "orders_90d": np.maximum(0, n_orders - days // 45).astype(np.float64),
-        "spend_365d": np.round(n_orders * rng.uniform(20, 90, n), 2),
-        "avg_review_score": review,
-        "support_tickets_90d": (support + rng.poisson(0.2, n)).astype(np.float64),
-        "text_view": [customer_text(int(d), int(k), bool(a), bool(r), rng)
-                      for d, k, a, r in zip(days, n_orders, angry, support, strict=True)],
-        "tenure_band": rng.choice(["<6m", "6-24m", ">24m"], n),
-        "acquisition_channel": rng.choice(["search", "social", "referral"], n),
-        "churned": churned,
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1, dtype=np.int64),
+            "cutoff_date": cutoff,
+            "days_since_last_order": days.astype(np.float64),
+            "orders_90d": np.maximum(0, n_orders - days // 45).astype(np.float64),
+            "spend_365d": np.round(n_orders * rng.uniform(20, 90, n), 2),
+            "avg_review_score": review,
+            "support_tickets_90d": (support + rng.poisson(0.2, n)).astype(np.float64),
+            "text_view": [
+                customer_text(int(d), int(k), bool(a), bool(r), rng)
+                for d, k, a, r in zip(days, n_orders, angry, support, strict=True)
+            ],
+            "tenure_band": rng.choice(["<6m", "6-24m", ">24m"], n),
+            "acquisition_channel": rng.choice(["search", "social", "referral"], n),
+            "churned": churned,
+        }
+    )
 
 
 @dataclass
@@ -81,8 +89,11 @@ class SyntheticSets:
         return {"feature_names": self.feature_names}
 
 
-def make_sets(n_train: int = 300, n_val: int = 150, n_test: int = 150, seed: int = 0,
-              max_orders: int = 8) -> SyntheticSets:
-    return SyntheticSets(train=make_customers(n_train, seed, max_orders=max_orders),
-                         validation=make_customers(n_val, seed + 1, max_orders=max_orders),
-                         test=make_customers(n_test, seed + 2, max_orders=max_orders))
+def make_sets(
+    n_train: int = 300, n_val: int = 150, n_test: int = 150, seed: int = 0, max_orders: int = 8
+) -> SyntheticSets:
+    return SyntheticSets(
+        train=make_customers(n_train, seed, max_orders=max_orders),
+        validation=make_customers(n_val, seed + 1, max_orders=max_orders),
+        test=make_customers(n_test, seed + 2, max_orders=max_orders),
+    )

@@ -34,10 +34,21 @@ logger = logging.getLogger(__name__)
 PREDICTION_COLUMN = "prediction"
 PREDICTION_DRIFT_METHOD = "wasserstein"
 # Methods whose drift score is a p-value: drift when the score is *below* the threshold.
-P_VALUE_METHODS = frozenset({
-    "ks", "chisquare", "z", "fisher_exact", "g_test", "t_test", "mannw", "anderson", "cramer_von_mises",
-    "epps_singleton", "empirical_mmd",
-})
+P_VALUE_METHODS = frozenset(
+    {
+        "ks",
+        "chisquare",
+        "z",
+        "fisher_exact",
+        "g_test",
+        "t_test",
+        "mannw",
+        "anderson",
+        "cramer_von_mises",
+        "epps_singleton",
+        "empirical_mmd",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -73,8 +84,12 @@ class DriftSummary:
         keep = set(names)
         features = {name: d for name, d in self.features.items() if name in keep}
         drifted = sum(1 for d in features.values() if d.drifted)
-        return replace(self, features=features, drifted_count=float(drifted),
-                       drift_share=drifted / len(features) if features else None)
+        return replace(
+            self,
+            features=features,
+            drifted_count=float(drifted),
+            drift_share=drifted / len(features) if features else None,
+        )
 
 
 def build_report(features: Sequence[str], config) -> Any:
@@ -92,16 +107,22 @@ def build_report(features: Sequence[str], config) -> Any:
                 num_threshold=mon.feature_drift_threshold,
                 drift_share=mon.drift_share_threshold,
             ),
-            ValueDrift(column=PREDICTION_COLUMN, method=PREDICTION_DRIFT_METHOD,
-                       threshold=mon.prediction_drift_threshold),
+            ValueDrift(
+                column=PREDICTION_COLUMN, method=PREDICTION_DRIFT_METHOD, threshold=mon.prediction_drift_threshold
+            ),
             DataSummaryPreset(columns=[*features, PREDICTION_COLUMN]),
         ],
         include_tests=True,
     )
 
 
-def run_drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: Sequence[str], config,
-                     metadata: dict[str, str] | None = None):
+def run_drift_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    features: Sequence[str],
+    config,
+    metadata: dict[str, str] | None = None,
+):
     """Run the report over ``features`` + ``prediction``; returns the Evidently snapshot."""
     from evidently import DataDefinition, Dataset
 

@@ -96,23 +96,43 @@ def backtest(wh: Warehouse, config: Config, evaluated_on: dt.date) -> list[dict[
     computed_at = dt.datetime.now(dt.UTC)
     for score_date in matured_score_dates(wh, config, evaluated_on):
         start = dt.datetime(score_date.year, score_date.month, score_date.day, tzinfo=dt.UTC)
-        frame = wh.query_df(wh.render(_LABELS_SQL), {
-            "score_date": score_date, "window_start": start, "window_end": start + dt.timedelta(days=horizon),
-        })
+        frame = wh.query_df(
+            wh.render(_LABELS_SQL),
+            {
+                "score_date": score_date,
+                "window_start": start,
+                "window_end": start + dt.timedelta(days=horizon),
+            },
+        )
         if frame.empty:
             continue
         versions = frame["model_version"].astype(str).value_counts()
         model_version = str(versions.index[0])
         if len(versions) > 1:
-            logger.warning("score_date %s holds scores of several model versions %s; reporting %s",
-                           score_date, list(versions.index), model_version)
+            logger.warning(
+                "score_date %s holds scores of several model versions %s; reporting %s",
+                score_date,
+                list(versions.index),
+                model_version,
+            )
         metrics = performance_metrics(frame["churned"].to_numpy(), frame["churn_probability"].to_numpy())
-        logger.info("backtest of scores from %s (model v%s, n=%d): %s", score_date, model_version, len(frame),
-                    ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "n"))
+        logger.info(
+            "backtest of scores from %s (model v%s, n=%d): %s",
+            score_date,
+            model_version,
+            len(frame),
+            ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if k != "n"),
+        )
         results.append({"score_date": score_date.isoformat(), "model_version": model_version, **metrics})
         rows.extend(
-            {"score_date": score_date, "evaluated_on": evaluated_on, "model_version": model_version,
-             "metric": name, "value": value, "computed_at": computed_at}
+            {
+                "score_date": score_date,
+                "evaluated_on": evaluated_on,
+                "model_version": model_version,
+                "metric": name,
+                "value": value,
+                "computed_at": computed_at,
+            }
             for name, value in metrics.items()
         )
     data = pd.DataFrame(rows, columns=MONITORING_PERFORMANCE.column_names)
@@ -121,7 +141,9 @@ def backtest(wh: Warehouse, config: Config, evaluated_on: dt.date) -> list[dict[
     data["computed_at"] = pd.to_datetime(data["computed_at"], utc=True)
     wh.replace_partition(MONITORING_PERFORMANCE, data, "evaluated_on", evaluated_on)
     if not results:
-        logger.info("backtest: no matured, not yet evaluated score dates by %s (horizon %d days)", evaluated_on, horizon)
+        logger.info(
+            "backtest: no matured, not yet evaluated score dates by %s (horizon %d days)", evaluated_on, horizon
+        )
     return results
 
 

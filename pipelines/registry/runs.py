@@ -57,7 +57,7 @@ def candidate_metrics(candidate) -> dict[str, float]:
         key = str(key)
         for prefix in ("validation_", "val_"):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         if _is_number(metric):
             out[key] = float(metric)
     return out
@@ -101,8 +101,11 @@ def _split_lineage(name: str, frame: pd.DataFrame) -> dict[str, Any]:
 
 def _manifest_hashes(manifest: dict) -> dict[str, str]:
     """Every sha256/digest leaf of the manifest, flattened (e.g. ``files.train.sha256``)."""
-    return {k: str(v) for k, v in t.flatten(manifest).items()
-            if any(word in k.lower() for word in ("sha", "digest", "hash")) and isinstance(v, str)}
+    return {
+        k: str(v)
+        for k, v in t.flatten(manifest).items()
+        if any(word in k.lower() for word in ("sha", "digest", "hash")) and isinstance(v, str)
+    }
 
 
 def _load_bundle(path: str | Path, **options):
@@ -159,8 +162,9 @@ def train_and_log(config: Config, manifest_path: str) -> str:
 
             predictor = _load_bundle(candidates[chosen].bundle_dir)
             features = feature_names_of(sets, predictor)
-            model_id = _log_pyfunc_model(sets.train, list(predictor.feature_names), predictor,
-                                         candidates[chosen].bundle_dir, chosen)
+            model_id = _log_pyfunc_model(
+                sets.train, list(predictor.feature_names), predictor, candidates[chosen].bundle_dir, chosen
+            )
             mlflow.log_artifacts(str(candidates[other].bundle_dir), artifact_path=f"{t.CANDIDATES_DIR}/{other}")
             _log_reference(config, sets, features, predictor)
             mlflow.set_tags({t.TAG_KIND: chosen, t.TAG_OTHER_KIND: other, t.TAG_MODEL_ID: model_id})
@@ -212,8 +216,11 @@ def _log_inputs(sets, manifest_path: str, as_of: str) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "source can be interpreted in multiple ways"
                 dataset = mlflow.data.from_pandas(
-                    frame, source=manifest_path, name=f"churn-{split}-{as_of}",
-                    targets=LABEL_COLUMN if LABEL_COLUMN in frame.columns else None)
+                    frame,
+                    source=manifest_path,
+                    name=f"churn-{split}-{as_of}",
+                    targets=LABEL_COLUMN if LABEL_COLUMN in frame.columns else None,
+                )
             mlflow.log_input(dataset, context=context)
         except Exception as exc:  # lineage is also in params/tags; never fail a run over the panel
             logger.warning("could not log dataset input %s: %s", split, exc)
@@ -249,7 +256,7 @@ class _EpochLogger:
 
     def flush(self) -> None:
         while self.buffer:
-            chunk, self.buffer = self.buffer[: self.BATCH], self.buffer[self.BATCH:]
+            chunk, self.buffer = self.buffer[: self.BATCH], self.buffer[self.BATCH :]
             try:
                 self.client.log_batch(self.run_id, metrics=chunk)
             except Exception as exc:  # curves are diagnostics: never fail training over them
@@ -268,8 +275,11 @@ def _log_candidates(candidates: dict, chosen: str, notes: list[str]) -> None:
             metrics[f"{kind}_best_epoch"] = float(candidate.best_epoch)
         if getattr(candidate, "seconds", None) is not None:
             metrics[f"{kind}_train_seconds"] = float(candidate.seconds)
-        summary["candidates"][kind] = {"validation": val, "best_epoch": getattr(candidate, "best_epoch", None),
-                                       "seconds": getattr(candidate, "seconds", None)}
+        summary["candidates"][kind] = {
+            "validation": val,
+            "best_epoch": getattr(candidate, "best_epoch", None),
+            "seconds": getattr(candidate, "seconds", None),
+        }
     metrics.update({f"val_{k}": v for k, v in _finite(candidate_metrics(candidates[chosen])).items()})
     mlflow.log_metrics(metrics)
 
@@ -277,13 +287,17 @@ def _log_candidates(candidates: dict, chosen: str, notes: list[str]) -> None:
     b_pr = candidate_metrics(candidates["baseline"]).get("pr_auc", math.nan)
     beat = bool(t_pr > b_pr) if math.isfinite(t_pr) and math.isfinite(b_pr) else None
     if beat is False and not any("did not beat" in note for note in notes):
-        notes = [*notes, f"The transformer did not beat the LightGBM baseline on validation PR-AUC "
-                         f"({t_pr:.4f} vs {b_pr:.4f})."]
+        notes = [
+            *notes,
+            f"The transformer did not beat the LightGBM baseline on validation PR-AUC ({t_pr:.4f} vs {b_pr:.4f}).",
+        ]
     notes = list(dict.fromkeys(notes))
     summary["notes"] = notes
     tags = {t.TAG_BEAT_BASELINE: "unknown" if beat is None else str(beat).lower()}
-    description = [f"Chosen candidate: **{chosen}**.",
-                   f"Validation PR-AUC: transformer {t_pr:.4f}, baseline {b_pr:.4f}."]
+    description = [
+        f"Chosen candidate: **{chosen}**.",
+        f"Validation PR-AUC: transformer {t_pr:.4f}, baseline {b_pr:.4f}.",
+    ]
     if notes:
         mlflow.log_text("\n".join(notes) + "\n", "notes.txt")
         tags["notes"] = " | ".join(notes)[:5000]
@@ -320,8 +334,7 @@ def _log_pyfunc_model(train: pd.DataFrame, features: list[str], predictor, bundl
     return info.model_id
 
 
-def reference_sample(config: Config, train: pd.DataFrame, validation: pd.DataFrame,
-                     test: pd.DataFrame) -> pd.DataFrame:
+def reference_sample(config: Config, train: pd.DataFrame, validation: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     """The drift reference rows: the most recent fully observed cutoffs, not the training rows.
 
     Up to ``monitoring.reference_sample_rows`` rows of the test split (the latest cutoff(s) whose label
@@ -354,8 +367,9 @@ def reference_sample(config: Config, train: pd.DataFrame, validation: pd.DataFra
         parts = [train.sample(n=n, random_state=seed) if n < len(train) else train]
     sample = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
     if len(sample) < n:
-        logger.info("drift reference: %d rows (test + validation splits) < monitoring.reference_sample_rows %d",
-                    len(sample), n)
+        logger.info(
+            "drift reference: %d rows (test + validation splits) < monitoring.reference_sample_rows %d", len(sample), n
+        )
     return sample
 
 
@@ -368,8 +382,11 @@ def _log_reference(config: Config, sets, features: list[str], predictor) -> None
     import mlflow
 
     sample = reference_sample(config, sets.train, sets.validation, sets.test)
-    keep = [c for c in (ID_COLUMN, CUTOFF_COLUMN, *features, TEXT_COLUMN, *SEGMENT_COLUMNS, LABEL_COLUMN)
-            if c in sample.columns]
+    keep = [
+        c
+        for c in (ID_COLUMN, CUTOFF_COLUMN, *features, TEXT_COLUMN, *SEGMENT_COLUMNS, LABEL_COLUMN)
+        if c in sample.columns
+    ]
     reference = sample[keep].reset_index(drop=True)
     reference["prediction"] = _predict(predictor, reference)
     with tempfile.TemporaryDirectory(prefix="churn-ref-") as tmp:
@@ -401,8 +418,9 @@ def run_bundles(client, run, workdir: Path) -> dict[str, Path]:
     bundles = {chosen: t.download_model_bundle(f"models:/{model_id}", workdir / chosen)}
     if other:
         try:
-            bundles[other] = t.download_run_artifact(client, run.info.run_id, f"{t.CANDIDATES_DIR}/{other}",
-                                                     workdir / other)
+            bundles[other] = t.download_run_artifact(
+                client, run.info.run_id, f"{t.CANDIDATES_DIR}/{other}", workdir / other
+            )
         except Exception as exc:
             logger.warning("run %s: other candidate %s not available: %s", run.info.run_id, other, exc)
     return bundles
@@ -451,16 +469,18 @@ def evaluate_run(config: Config, run_id: str) -> dict:
             seg_path = workdir / "segment_metrics.csv"
             seg_frame.to_csv(seg_path, index=False)
             mlflow.log_artifact(str(seg_path), artifact_path="evaluation")
-            mlflow.log_text(seg_frame.to_json(orient="records", indent=1, default_handler=str),
-                            "evaluation/segment_metrics.json")
+            mlflow.log_text(
+                seg_frame.to_json(orient="records", indent=1, default_handler=str), "evaluation/segment_metrics.json"
+            )
 
         plots_dir = workdir / "plots"
         plots_dir.mkdir()
         for plot in save_plots(y_test, chosen_scores, plots_dir) or []:
             mlflow.log_artifact(str(plot), artifact_path="plots")
         shutil.rmtree(plots_dir, ignore_errors=True)
-    logger.info("run %s: test %s", run_id, {k: round(v, 4) for k, v in _finite(test_metrics).items()
-                                            if k in KEY_METRICS})
+    logger.info(
+        "run %s: test %s", run_id, {k: round(v, 4) for k, v in _finite(test_metrics).items() if k in KEY_METRICS}
+    )
     return {k: (float(v) if _is_number(v) else v) for k, v in test_metrics.items()}
 
 
@@ -473,7 +493,7 @@ def summary_table(config: Config, run_id: str) -> list[dict[str, Any]]:
     chosen = run.data.tags.get(t.TAG_KIND)
     for kind in KINDS:
         for split, prefix in (("validation", f"{kind}_val_"), ("test", f"{kind}_test_")):
-            values = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+            values = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
             if values:
                 rows.append({"candidate": kind + (" *" if kind == chosen else ""), "split": split, **values})
     return rows

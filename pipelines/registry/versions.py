@@ -80,8 +80,9 @@ def _alias_version(client, name: str, alias: str) -> str | None:
     except MlflowException as exc:
         if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
-        raise RegistryUnavailableError(f"MLflow registry at {client.tracking_uri} failed or is unreachable: "
-                                       f"{exc.message}") from exc
+        raise RegistryUnavailableError(
+            f"MLflow registry at {client.tracking_uri} failed or is unreachable: {exc.message}"
+        ) from exc
     except Exception as exc:
         raise RegistryUnavailableError(f"MLflow registry at {client.tracking_uri} is unreachable: {exc}") from exc
 
@@ -120,8 +121,12 @@ def register_candidate(config: Config, run_id: str) -> str:
         tags["brier"] = metrics["test_brier"]
     if "test_pr_auc" not in metrics:
         logger.warning("run %s has no test metrics yet (evaluate_run not called?)", run_id)
-    mv = mlflow.register_model(f"models:/{model_id}", name, await_registration_for=READY_TIMEOUT_S,
-                               tags={k: str(v) for k, v in tags.items() if v is not None})
+    mv = mlflow.register_model(
+        f"models:/{model_id}",
+        name,
+        await_registration_for=READY_TIMEOUT_S,
+        tags={k: str(v) for k, v in tags.items() if v is not None},
+    )
     version = str(mv.version)
     _wait_ready(client, name, version)
     client.set_registered_model_alias(name, CHALLENGER, version)
@@ -169,8 +174,7 @@ def _model_uri(name: str, version: str) -> str:
     return f"models:/{name}/{version}"
 
 
-def load_model_version(config: Config, version: str | int, *, cache_dir: str | Path | None = None,
-                       **options) -> Any:
+def load_model_version(config: Config, version: str | int, *, cache_dir: str | Path | None = None, **options) -> Any:
     """The version's bundle as a ChurnPredictor (fast path: no pyfunc wrapper). ``options`` go to load_bundle
     (e.g. ``precision="bf16", batch_size=64``). Bundles are downloaded once into a cache next to the datasets
     (``data/models/<name>/v<version>-<model id>/``; ``cache_dir`` overrides)."""
@@ -179,8 +183,9 @@ def load_model_version(config: Config, version: str | int, *, cache_dir: str | P
     mv = _get_version(client, name, version)
     # the key names the logged model too: version numbers restart in a fresh store or on another server
     identity = getattr(mv, "model_id", None) or mv.run_id or "unknown"
-    bundle = t.cached_model_bundle(config, _model_uri(name, str(mv.version)), key=f"{name}/v{mv.version}-{identity}",
-                                   cache_dir=cache_dir)
+    bundle = t.cached_model_bundle(
+        config, _model_uri(name, str(mv.version)), key=f"{name}/v{mv.version}-{identity}", cache_dir=cache_dir
+    )
     return r._load_bundle(bundle, **options)
 
 
@@ -216,8 +221,10 @@ def rollback(config: Config) -> str:
         raise NoChampionError(f"registered model {name!r} has no @{CHAMPION}: nothing to roll back")
     previous = _get_version(client, name, current).tags.get(VTAG_PREVIOUS)
     if not previous:
-        raise RegistryError(f"{name} version {current} (@{CHAMPION}) has no {VTAG_PREVIOUS!r} tag: no earlier "
-                            f"champion recorded; use `churn promote VERSION` to pick one")
+        raise RegistryError(
+            f"{name} version {current} (@{CHAMPION}) has no {VTAG_PREVIOUS!r} tag: no earlier "
+            f"champion recorded; use `churn promote VERSION` to pick one"
+        )
     _get_version(client, name, previous)  # still exists?
     _set_version_tags(client, name, previous, {VTAG_ROLLED_BACK_FROM: current, "rolled_back_at": _now()})
     _set_version_tags(client, name, current, {"rolled_back": "true"})
@@ -251,18 +258,27 @@ def _paired_evaluation(config: Config, client, new_version: str, old_version: st
         predictor = load_model_version(config, version)
         missing = [c for c in predictor.feature_names if c not in sets.test.columns]
         if missing:
-            raise RegistryError(f"{name} version {version} needs features missing from version {new_version}'s "
-                                f"test data: {', '.join(missing[:10])}")
+            raise RegistryError(
+                f"{name} version {version} needs features missing from version {new_version}'s "
+                f"test data: {', '.join(missing[:10])}"
+            )
         threshold = choose_threshold(y_val, r._predict(predictor, sets.validation))
         scores[version] = r._predict(predictor, sets.test)
         metrics[version] = compute_metrics(y_test, scores[version], threshold=threshold)
-    diff = bootstrap_metric_difference(y_test, scores[new_version], scores[old_version], "pr_auc",
-                                       config.registry.bootstrap_rounds, config.training.seed)
+    diff = bootstrap_metric_difference(
+        y_test,
+        scores[new_version],
+        scores[old_version],
+        "pr_auc",
+        config.registry.bootstrap_rounds,
+        config.training.seed,
+    )
     return {"data": manifest_path, "rows": len(y_test), "metrics": metrics, "pr_auc_difference": diff}
 
 
-def gate_decision(config: Config, challenger: dict[str, float], champion: dict[str, float],
-                  pr_auc_ci: dict[str, float]) -> tuple[bool, list[str]]:
+def gate_decision(
+    config: Config, challenger: dict[str, float], champion: dict[str, float], pr_auc_ci: dict[str, float]
+) -> tuple[bool, list[str]]:
     """The promotion rule on paired metrics; returns (passed, reasons), one reason per criterion."""
     reg = config.registry
     reasons = []
@@ -270,23 +286,31 @@ def gate_decision(config: Config, challenger: dict[str, float], champion: dict[s
     gain = challenger["pr_auc"] - champion["pr_auc"]
     ok = math.isfinite(gain) and gain >= reg.min_pr_auc_gain
     passed &= ok
-    reasons.append(f"PR-AUC {challenger['pr_auc']:.4f} vs {champion['pr_auc']:.4f} (gain {gain:+.4f}, "
-                   f"needs >= {reg.min_pr_auc_gain:.4f}): {'ok' if ok else 'FAIL'}")
+    reasons.append(
+        f"PR-AUC {challenger['pr_auc']:.4f} vs {champion['pr_auc']:.4f} (gain {gain:+.4f}, "
+        f"needs >= {reg.min_pr_auc_gain:.4f}): {'ok' if ok else 'FAIL'}"
+    )
     low, high = pr_auc_ci.get("ci_low", math.nan), pr_auc_ci.get("ci_high", math.nan)
     ok = math.isfinite(low) and low > 0
     passed &= ok
-    reasons.append(f"paired bootstrap 95% CI of PR-AUC gain [{low:+.4f}, {high:+.4f}] "
-                   f"({reg.bootstrap_rounds} rounds, needs > 0): {'ok' if ok else 'FAIL'}")
+    reasons.append(
+        f"paired bootstrap 95% CI of PR-AUC gain [{low:+.4f}, {high:+.4f}] "
+        f"({reg.bootstrap_rounds} rounds, needs > 0): {'ok' if ok else 'FAIL'}"
+    )
     drop = champion["roc_auc"] - challenger["roc_auc"]
     ok = math.isfinite(drop) and drop <= reg.max_metric_regression
     passed &= ok
-    reasons.append(f"ROC-AUC {challenger['roc_auc']:.4f} vs {champion['roc_auc']:.4f} (drop {drop:+.4f}, "
-                   f"max {reg.max_metric_regression:.4f}): {'ok' if ok else 'FAIL'}")
+    reasons.append(
+        f"ROC-AUC {challenger['roc_auc']:.4f} vs {champion['roc_auc']:.4f} (drop {drop:+.4f}, "
+        f"max {reg.max_metric_regression:.4f}): {'ok' if ok else 'FAIL'}"
+    )
     rise = challenger["brier"] - champion["brier"]
     ok = math.isfinite(rise) and rise <= reg.max_metric_regression
     passed &= ok
-    reasons.append(f"Brier {challenger['brier']:.4f} vs {champion['brier']:.4f} (rise {rise:+.4f}, "
-                   f"max {reg.max_metric_regression:.4f}): {'ok' if ok else 'FAIL'}")
+    reasons.append(
+        f"Brier {challenger['brier']:.4f} vs {champion['brier']:.4f} (rise {rise:+.4f}, "
+        f"max {reg.max_metric_regression:.4f}): {'ok' if ok else 'FAIL'}"
+    )
     return bool(passed), reasons
 
 
@@ -297,8 +321,13 @@ def run_promotion_gate(config: Config, version: str | int) -> dict:
     name = config.registry.model_name
     version = str(_get_version(client, name, version).version)
     champion = _alias_version(client, name, CHAMPION)
-    result: dict[str, Any] = {"promoted": False, "passed": False, "reasons": [], "challenger": version,
-                              "champion": champion}
+    result: dict[str, Any] = {
+        "promoted": False,
+        "passed": False,
+        "reasons": [],
+        "challenger": version,
+        "champion": champion,
+    }
     tags: dict[str, Any] = {"gate.evaluated_at": _now(), "gate.champion_version": champion or "none"}
     if champion is None:
         result["passed"] = True
@@ -315,11 +344,20 @@ def run_promotion_gate(config: Config, version: str | int) -> dict:
             new, old = paired["metrics"][version], paired["metrics"][champion]
             diff = paired["pr_auc_difference"]
             result["passed"], result["reasons"] = gate_decision(config, new, old, diff)
-            result["metrics"] = {"challenger": {k: new[k] for k in r.KEY_METRICS},
-                                 "champion": {k: old[k] for k in r.KEY_METRICS}, "pr_auc_difference": diff}
-            tags.update({"gate.pr_auc_gain": new["pr_auc"] - old["pr_auc"], "gate.pr_auc_ci_low": diff.get("ci_low"),
-                         "gate.pr_auc_ci_high": diff.get("ci_high"), "gate.champion_pr_auc": old["pr_auc"],
-                         "gate.challenger_pr_auc": new["pr_auc"]})
+            result["metrics"] = {
+                "challenger": {k: new[k] for k in r.KEY_METRICS},
+                "champion": {k: old[k] for k in r.KEY_METRICS},
+                "pr_auc_difference": diff,
+            }
+            tags.update(
+                {
+                    "gate.pr_auc_gain": new["pr_auc"] - old["pr_auc"],
+                    "gate.pr_auc_ci_low": diff.get("ci_low"),
+                    "gate.pr_auc_ci_high": diff.get("ci_high"),
+                    "gate.champion_pr_auc": old["pr_auc"],
+                    "gate.challenger_pr_auc": new["pr_auc"],
+                }
+            )
 
     if result["passed"] and champion != version:
         if config.registry.auto_promote:
@@ -334,8 +372,13 @@ def run_promotion_gate(config: Config, version: str | int) -> dict:
         failed = [reason for reason in result["reasons"] if not reason.endswith(": ok")]
         decision = "refused: " + "; ".join(failed or result["reasons"])
     result["decision"] = decision
-    tags.update({VTAG_DECISION: decision, VTAG_REASONS: "\n".join(result["reasons"]),
-                 "gate.passed": str(result["passed"]).lower()})
+    tags.update(
+        {
+            VTAG_DECISION: decision,
+            VTAG_REASONS: "\n".join(result["reasons"]),
+            "gate.passed": str(result["passed"]).lower(),
+        }
+    )
     _set_version_tags(client, name, version, tags)
     logger.info("promotion gate for %s version %s vs champion %s: %s", name, version, champion, decision)
     return result
@@ -360,9 +403,16 @@ def _version_row(client, mv, aliases: dict[str, list[str]]) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 metrics[key] = float(tags[key])
     created = dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, dt.UTC).replace(microsecond=0)
-    return {"version": str(mv.version), "aliases": sorted(aliases.get(str(mv.version), [])),
-            "created": created.isoformat(), "run_id": mv.run_id, "kind": tags.get(VTAG_KIND),
-            "as_of": tags.get(VTAG_AS_OF), "gate": tags.get(VTAG_DECISION), **metrics}
+    return {
+        "version": str(mv.version),
+        "aliases": sorted(aliases.get(str(mv.version), [])),
+        "created": created.isoformat(),
+        "run_id": mv.run_id,
+        "kind": tags.get(VTAG_KIND),
+        "as_of": tags.get(VTAG_AS_OF),
+        "gate": tags.get(VTAG_DECISION),
+        **metrics,
+    }
 
 
 def list_versions(config: Config) -> list[dict]:
@@ -403,11 +453,13 @@ def compare_versions(config: Config, a: str | int, b: str | int, *, paired: bool
         else:
             new_m, old_m = result["metrics"][str(newer.version)], result["metrics"][str(older.version)]
             out["paired"] = {
-                "data_of_version": str(newer.version), "data": result["data"], "rows": result["rows"],
-                "newer": str(newer.version), "older": str(older.version),
+                "data_of_version": str(newer.version),
+                "data": result["data"],
+                "rows": result["rows"],
+                "newer": str(newer.version),
+                "older": str(older.version),
                 str(newer.version): {k: new_m[k] for k in r.KEY_METRICS},
                 str(older.version): {k: old_m[k] for k in r.KEY_METRICS},
                 "pr_auc_difference": result["pr_auc_difference"],
             }
     return out
-

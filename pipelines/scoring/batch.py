@@ -103,8 +103,14 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
 
     # precision (bf16 on AMX CPUs and GPUs by default) is checked against fp32 on the first customers.
     predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
-    logger.info("scoring %s with %s v%s (%s model), run %s", score_date, model_name, model_version,
-                getattr(predictor, "kind", "?"), run_id)
+    logger.info(
+        "scoring %s with %s v%s (%s model), run %s",
+        score_date,
+        model_name,
+        model_version,
+        getattr(predictor, "kind", "?"),
+        run_id,
+    )
 
     with open_warehouse(config, config.scoring.duckdb_memory_limit) as wh:
         expected = population_count(wh, config, score_date)
@@ -117,8 +123,9 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
     seconds = time.perf_counter() - started
     names, counts = np.unique(tiers, return_counts=True)
     found = dict(zip(names.tolist(), counts.tolist(), strict=True))
-    tier_counts = {name: int(found.get(name, 0)) for name in sorted(config.scoring.risk_tiers,
-                                                                     key=config.scoring.risk_tiers.get)}
+    tier_counts = {
+        name: int(found.get(name, 0)) for name in sorted(config.scoring.risk_tiers, key=config.scoring.risk_tiers.get)
+    }
     result = {
         "rows": int(written),
         "tiers": tier_counts,
@@ -145,11 +152,14 @@ def predict_in_batches(predictor: Any, frame: pd.DataFrame, batch_size: int) -> 
     GBM only adds overhead). A transformer-kind predictor without its own ``batch_size`` is fed slices.
     """
     predict = predictor.predict_proba
-    if getattr(predictor, "kind", None) != "transformer" or hasattr(predictor, "batch_size") \
-            or len(frame) <= batch_size:
+    if (
+        getattr(predictor, "kind", None) != "transformer"
+        or hasattr(predictor, "batch_size")
+        or len(frame) <= batch_size
+    ):
         return _as_probability_vector(predict(frame), len(frame))
     parts = [
-        _as_probability_vector(predict(frame.iloc[start:start + batch_size]), min(batch_size, len(frame) - start))
+        _as_probability_vector(predict(frame.iloc[start : start + batch_size]), min(batch_size, len(frame) - start))
         for start in range(0, len(frame), batch_size)
     ]
     return np.concatenate(parts)
@@ -161,14 +171,17 @@ def _as_probability_vector(output: Any, n: int) -> np.ndarray:
         p = p[:, 1]
     p = p.reshape(-1) if p.ndim == 2 and 1 in p.shape else p
     if p.ndim != 1 or len(p) != n:
-        raise ScoringError(f"churn_scores.churn_probability: the model returned shape {np.shape(output)} "
-                           f"for {n} customers (expected {n} probabilities); nothing was written")
+        raise ScoringError(
+            f"churn_scores.churn_probability: the model returned shape {np.shape(output)} "
+            f"for {n} customers (expected {n} probabilities); nothing was written"
+        )
     return p
 
 
 # -- streaming ---------------------------------------------------------------------------------------
-def _score_stream(wh: Warehouse, config: Config, predictor: Any, score_date: dt.date, expected: int,
-                  started: float) -> tuple[np.ndarray, np.ndarray]:
+def _score_stream(
+    wh: Warehouse, config: Config, predictor: Any, score_date: dt.date, expected: int, started: float
+) -> tuple[np.ndarray, np.ndarray]:
     from pipelines.features import iter_scoring_features
 
     id_parts: list[np.ndarray] = []
@@ -185,13 +198,15 @@ def _score_stream(wh: Warehouse, config: Config, predictor: Any, score_date: dt.
         if ID_COLUMN not in chunk.columns:
             raise ScoringError(f"churn_scores.customer_id: the feature frame has no {ID_COLUMN} column")
         if chunk[ID_COLUMN].isna().any():
-            raise ScoringError(f"churn_scores.customer_id: {int(chunk[ID_COLUMN].isna().sum())} feature row(s) "
-                               "without a customer id; nothing was written")
+            raise ScoringError(
+                f"churn_scores.customer_id: {int(chunk[ID_COLUMN].isna().sum())} feature row(s) "
+                "without a customer id; nothing was written"
+            )
         ids = chunk[ID_COLUMN].to_numpy(dtype=np.int64, copy=True)
         for start in range(0, len(chunk), slice_rows):
-            piece = chunk.iloc[start:start + slice_rows]
+            piece = chunk.iloc[start : start + slice_rows]
             probs = predict_in_batches(predictor, piece, batch_size)
-            _check_probabilities(ids[start:start + len(piece)], probs, score_date)  # fail early, write nothing
+            _check_probabilities(ids[start : start + len(piece)], probs, score_date)  # fail early, write nothing
             prob_parts.append(probs)
             done += len(piece)
             now = time.perf_counter()
@@ -209,8 +224,14 @@ def _log_progress(done: int, expected: int, seconds: float) -> None:
     rate = done / max(seconds, 1e-9)
     if expected:
         eta = max(expected - done, 0) / rate if rate > 0 else float("nan")
-        logger.info("scored %d / %d customers (%.0f%%), %.0f customers/s, ~%.0f s left",
-                    done, expected, 100.0 * done / expected, rate, eta)
+        logger.info(
+            "scored %d / %d customers (%.0f%%), %.0f customers/s, ~%.0f s left",
+            done,
+            expected,
+            100.0 * done / expected,
+            rate,
+            eta,
+        )
     else:
         logger.info("scored %d customers, %.0f customers/s", done, rate)
 
@@ -254,14 +275,26 @@ def _validate_scores(ids: np.ndarray, probs: np.ndarray, score_date: dt.date, ex
             "nothing was written"
         )
     if expected and len(ids) != expected:
-        logger.warning("scored %d customers but %d have a completed order in the lookback window before %s; "
-                       "check the feature population", len(ids), expected, score_date)
+        logger.warning(
+            "scored %d customers but %d have a completed order in the lookback window before %s; "
+            "check the feature population",
+            len(ids),
+            expected,
+            score_date,
+        )
 
 
 # -- output ------------------------------------------------------------------------------------------
-def build_scores_table(ids: np.ndarray, probs: np.ndarray, tiers: np.ndarray, score_date: dt.date,
-                       model_name: str, model_version: str, run_id: str,
-                       scored_at: dt.datetime | None = None) -> pa.Table:
+def build_scores_table(
+    ids: np.ndarray,
+    probs: np.ndarray,
+    tiers: np.ndarray,
+    score_date: dt.date,
+    model_name: str,
+    model_version: str,
+    run_id: str,
+    scored_at: dt.datetime | None = None,
+) -> pa.Table:
     """The ``churn_scores`` rows as Arrow, constant columns dictionary-encoded (cheap for 1M rows)."""
     import pyarrow as pa
 
@@ -273,17 +306,20 @@ def build_scores_table(ids: np.ndarray, probs: np.ndarray, tiers: np.ndarray, sc
 
     tier_names = sorted(set(tiers.tolist()))
     tier_codes = np.searchsorted(np.array(tier_names, dtype=object), tiers).astype(np.int8)
-    return pa.table({
-        "customer_id": pa.array(ids, pa.int64()),
-        "score_date": constant(score_date, pa.date32()),
-        "churn_probability": pa.array(probs, pa.float64()),
-        "risk_tier": pa.DictionaryArray.from_arrays(pa.array(tier_codes), pa.array(tier_names, pa.string()))
-        .cast(pa.string()),
-        "model_name": constant(model_name, pa.string()),
-        "model_version": constant(str(model_version), pa.string()),
-        "run_id": constant(run_id, pa.string()),
-        "scored_at": constant(scored_at, pa.timestamp("us", tz="UTC")),
-    })
+    return pa.table(
+        {
+            "customer_id": pa.array(ids, pa.int64()),
+            "score_date": constant(score_date, pa.date32()),
+            "churn_probability": pa.array(probs, pa.float64()),
+            "risk_tier": pa.DictionaryArray.from_arrays(pa.array(tier_codes), pa.array(tier_names, pa.string())).cast(
+                pa.string()
+            ),
+            "model_name": constant(model_name, pa.string()),
+            "model_version": constant(str(model_version), pa.string()),
+            "run_id": constant(run_id, pa.string()),
+            "scored_at": constant(scored_at, pa.timestamp("us", tz="UTC")),
+        }
+    )
 
 
 # -- helpers -----------------------------------------------------------------------------------------

@@ -59,8 +59,9 @@ def baseline_params(config: Config) -> dict:
     }
 
 
-def train_baseline(config: Config, train: pd.DataFrame, validation: pd.DataFrame,
-                   feature_names: list[str]) -> BaselineRun:
+def train_baseline(
+    config: Config, train: pd.DataFrame, validation: pd.DataFrame, feature_names: list[str]
+) -> BaselineRun:
     """Boost up to ``training.baseline_rounds`` rounds, early stopped on validation average precision."""
     started = time.perf_counter()
     params = baseline_params(config)
@@ -72,23 +73,39 @@ def train_baseline(config: Config, train: pd.DataFrame, validation: pd.DataFrame
     callbacks = [lgb.record_evaluation(evals)]
     if 0 < y_val.sum() < len(y_val):
         callbacks.append(lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=False, verbose=False))
-    booster = lgb.train({**params, "metric": params["metric"]}, dtrain,
-                        num_boost_round=config.training.baseline_rounds, valid_sets=[dtrain, dval],
-                        valid_names=["train", "validation"], callbacks=callbacks)
+    booster = lgb.train(
+        {**params, "metric": params["metric"]},
+        dtrain,
+        num_boost_round=config.training.baseline_rounds,
+        valid_sets=[dtrain, dval],
+        valid_names=["train", "validation"],
+        callbacks=callbacks,
+    )
     best = booster.best_iteration or booster.current_iteration()
     history = []
     tr, va = evals.get("train", {}), evals.get("validation", {})
     for i in range(len(tr.get("binary_logloss", []))):
-        history.append({"epoch": i + 1, "train_loss": float(tr["binary_logloss"][i]),
-                        "val_loss": float(va["binary_logloss"][i]),
-                        "val_pr_auc": float(va.get("average_precision", [math.nan] * (i + 1))[i]),
-                        "samples_per_s": math.nan})
+        history.append(
+            {
+                "epoch": i + 1,
+                "train_loss": float(tr["binary_logloss"][i]),
+                "val_loss": float(va["binary_logloss"][i]),
+                "val_pr_auc": float(va.get("average_precision", [math.nan] * (i + 1))[i]),
+                "samples_per_s": math.nan,
+            }
+        )
     val_raw = booster.predict(x_val, num_iteration=best, num_threads=params["num_threads"])
     seconds = time.perf_counter() - started
     rate = len(x_train) * len(history) / max(seconds, 1e-9)
     for row in history:
         row["samples_per_s"] = rate
-    logger.info("baseline: %d rounds (best %d), val PR-AUC %.4f, %.1f s", len(history), best,
-                history[best - 1]["val_pr_auc"] if history else math.nan, seconds)
-    return BaselineRun(booster=booster, history=history, best_iteration=best, val_raw=np.asarray(val_raw),
-                       seconds=seconds)
+    logger.info(
+        "baseline: %d rounds (best %d), val PR-AUC %.4f, %.1f s",
+        len(history),
+        best,
+        history[best - 1]["val_pr_auc"] if history else math.nan,
+        seconds,
+    )
+    return BaselineRun(
+        booster=booster, history=history, best_iteration=best, val_raw=np.asarray(val_raw), seconds=seconds
+    )

@@ -36,8 +36,11 @@ class DistContext:
 
 
 def dist_context_from_env() -> DistContext:
-    return DistContext(rank=int(os.environ.get("RANK", 0)), world_size=int(os.environ.get("WORLD_SIZE", 1)),
-                       local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+    return DistContext(
+        rank=int(os.environ.get("RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
 
 
 def resolve_device(preference: str | torch.device = "auto", local_rank: int | None = None) -> torch.device:
@@ -96,8 +99,10 @@ def resolve_inference_precision(device: torch.device, requested: str = "auto") -
     if requested == "auto":
         return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
     if requested == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        logger.warning("precision bf16 requested on a CPU without native bf16 (no AMX / AVX512-BF16): it is "
-                       "emulated and usually slower than fp32")
+        logger.warning(
+            "precision bf16 requested on a CPU without native bf16 (no AMX / AVX512-BF16): it is "
+            "emulated and usually slower than fp32"
+        )
     return requested
 
 

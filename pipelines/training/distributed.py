@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="config YAML (default: $CHURN_CONFIG or configs/default.yaml)")
     args = parser.parse_args(argv)
     ctx = dist_context_from_env()
-    logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
-                        format=f"%(asctime)s [rank {ctx.rank}] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if ctx.is_main else logging.WARNING,
+        format=f"%(asctime)s [rank {ctx.rank}] %(levelname)s %(name)s: %(message)s",
+    )
     from pipelines.datasets import load_training_sets
 
     config = load_config(args.config)

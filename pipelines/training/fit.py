@@ -115,8 +115,9 @@ def fit_candidates(config: Config, sets, output_dir, on_epoch_end: OnEpochEnd | 
     y_val = validation[LABEL_COLUMN].to_numpy(dtype=np.int64)
     method = config.training.calibration
 
-    run = train_transformer(config, train, validation, feature_names,
-                            on_epoch_end=_epoch_callback(on_epoch_end, "transformer"))
+    run = train_transformer(
+        config, train, validation, feature_names, on_epoch_end=_epoch_callback(on_epoch_end, "transformer")
+    )
     result = None
     if run.dist.is_main:
         result = _finish_on_main(config, run, train, validation, feature_names, y_val, method, out, on_epoch_end)
@@ -132,36 +133,66 @@ def fit_candidates(config: Config, sets, output_dir, on_epoch_end: OnEpochEnd | 
 
 
 def _without_predictors(result: FitResult) -> FitResult:
-    return dataclasses.replace(result, transformer=dataclasses.replace(result.transformer, predictor=None),
-                               baseline=dataclasses.replace(result.baseline, predictor=None))
+    return dataclasses.replace(
+        result,
+        transformer=dataclasses.replace(result.transformer, predictor=None),
+        baseline=dataclasses.replace(result.baseline, predictor=None),
+    )
 
 
-def _finish_on_main(config: Config, run, train, validation, feature_names, y_val, method, out: Path,
-                    on_epoch_end) -> FitResult:
+def _finish_on_main(
+    config: Config, run, train, validation, feature_names, y_val, method, out: Path, on_epoch_end
+) -> FitResult:
     m = config.model
     calibrator, threshold, metrics = _validation_summary(y_val, run.val_raw, method)
     tr_dir = save_transformer_bundle(
-        out / "transformer", model=run.model, tokenizer=run.tokenizer, scaler=run.scaler, calibrator=calibrator,
-        threshold=threshold, max_length=m.max_length, encoder_source=m.encoder, fine_tune=m.fine_tune,
-        extra={"validation_metrics": metrics, "best_epoch": run.best_epoch, "pos_weight": run.pos_weight,
-               "history": run.history},
+        out / "transformer",
+        model=run.model,
+        tokenizer=run.tokenizer,
+        scaler=run.scaler,
+        calibrator=calibrator,
+        threshold=threshold,
+        max_length=m.max_length,
+        encoder_source=m.encoder,
+        fine_tune=m.fine_tune,
+        extra={
+            "validation_metrics": metrics,
+            "best_epoch": run.best_epoch,
+            "pos_weight": run.pos_weight,
+            "history": run.history,
+        },
     )
-    tr_predictor = TransformerPredictor(run.model, run.tokenizer, run.scaler, calibrator, max_length=m.max_length,
-                                        threshold=threshold, device=run.device,
-                                        batch_size=config.training.eval_batch_size,
-                                        precision=_evaluation_precision(config, run.device))
-    transformer = CandidateResult("transformer", tr_dir, metrics, run.history, run.best_epoch, run.seconds,
-                                  threshold, tr_predictor)
+    tr_predictor = TransformerPredictor(
+        run.model,
+        run.tokenizer,
+        run.scaler,
+        calibrator,
+        max_length=m.max_length,
+        threshold=threshold,
+        device=run.device,
+        batch_size=config.training.eval_batch_size,
+        precision=_evaluation_precision(config, run.device),
+    )
+    transformer = CandidateResult(
+        "transformer", tr_dir, metrics, run.history, run.best_epoch, run.seconds, threshold, tr_predictor
+    )
 
     base = train_baseline(config, train, validation, feature_names)
     b_cal, b_threshold, b_metrics = _validation_summary(y_val, base.val_raw, method)
-    b_dir = save_baseline_bundle(out / "baseline", booster=base.booster, feature_names=feature_names,
-                                 calibrator=b_cal, threshold=b_threshold,
-                                 extra={"validation_metrics": b_metrics, "best_iteration": base.best_iteration})
-    b_predictor = BaselinePredictor(base.booster, feature_names, b_cal, threshold=b_threshold,
-                                    num_threads=config.training.num_threads or 2)
-    baseline = CandidateResult("baseline", b_dir, b_metrics, base.history, base.best_iteration, base.seconds,
-                               b_threshold, b_predictor)
+    b_dir = save_baseline_bundle(
+        out / "baseline",
+        booster=base.booster,
+        feature_names=feature_names,
+        calibrator=b_cal,
+        threshold=b_threshold,
+        extra={"validation_metrics": b_metrics, "best_iteration": base.best_iteration},
+    )
+    b_predictor = BaselinePredictor(
+        base.booster, feature_names, b_cal, threshold=b_threshold, num_threads=config.training.num_threads or 2
+    )
+    baseline = CandidateResult(
+        "baseline", b_dir, b_metrics, base.history, base.best_iteration, base.seconds, b_threshold, b_predictor
+    )
     if on_epoch_end is not None:
         for row in base.history:
             on_epoch_end("baseline", row["epoch"], dict(row))
@@ -178,15 +209,18 @@ def choose_candidate(setting: str, transformer_metrics: dict, baseline_metrics: 
     notes = []
     beats = not math.isnan(t_pr) and (math.isnan(b_pr) or t_pr > b_pr)
     if not beats:
-        notes.append(f"The transformer did not beat the LightGBM baseline on validation PR-AUC "
-                     f"({t_pr:.4f} vs {b_pr:.4f}).")
+        notes.append(
+            f"The transformer did not beat the LightGBM baseline on validation PR-AUC ({t_pr:.4f} vs {b_pr:.4f})."
+        )
     if setting == "best":
         chosen = "transformer" if beats else "baseline"
         notes.append(f"Chose the {chosen} by validation PR-AUC (transformer {t_pr:.4f}, baseline {b_pr:.4f}).")
     else:
         chosen = setting
-        notes.append(f"training.candidate fixes the candidate to the {chosen} "
-                     f"(validation PR-AUC: transformer {t_pr:.4f}, baseline {b_pr:.4f}).")
+        notes.append(
+            f"training.candidate fixes the candidate to the {chosen} "
+            f"(validation PR-AUC: transformer {t_pr:.4f}, baseline {b_pr:.4f})."
+        )
     return chosen, notes
 
 

@@ -83,12 +83,21 @@ def make_batch(split: EncodedSplit, idx, pad_id: int, device: torch.device) -> d
         batch.update(input_ids=None, attention_mask=None, pooled=torch.from_numpy(split.pooled[idx]).to(device))
     else:
         input_ids, mask = pad_batch([split.ids[i] for i in idx], pad_id)
-        batch.update(input_ids=input_ids.to(device, non_blocking=True), attention_mask=mask.to(device, non_blocking=True))
+        batch.update(
+            input_ids=input_ids.to(device, non_blocking=True), attention_mask=mask.to(device, non_blocking=True)
+        )
     return batch
 
 
-def cache_frozen_embeddings(model: ChurnModel, split: EncodedSplit, *, batch_size: int, pad_id: int,
-                            device: torch.device, amp=contextlib.nullcontext) -> None:
+def cache_frozen_embeddings(
+    model: ChurnModel,
+    split: EncodedSplit,
+    *,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    amp=contextlib.nullcontext,
+) -> None:
     """Run a frozen encoder once and keep its pooled vectors: every epoch then trains only the head.
 
     Exact, not an approximation: a frozen encoder stays in eval mode (no dropout), so its output
@@ -105,8 +114,9 @@ def cache_frozen_embeddings(model: ChurnModel, split: EncodedSplit, *, batch_siz
     split.pooled = pooled
 
 
-def train_step(model: nn.Module, batch: dict, loss_fn: nn.Module, *, loss_scale: float = 1.0,
-               amp=contextlib.nullcontext) -> float:
+def train_step(
+    model: nn.Module, batch: dict, loss_fn: nn.Module, *, loss_scale: float = 1.0, amp=contextlib.nullcontext
+) -> float:
     """Forward + backward of one micro-batch (no optimizer step); returns the unscaled loss."""
     with amp():
         logits = model(batch["input_ids"], batch["attention_mask"], batch["numeric"], pooled=batch.get("pooled"))
@@ -115,18 +125,28 @@ def train_step(model: nn.Module, batch: dict, loss_fn: nn.Module, *, loss_scale:
     return float(loss.detach())
 
 
-def eval_step(model: nn.Module, batch: dict, loss_fn: nn.Module, *, amp=contextlib.nullcontext
-              ) -> tuple[float, np.ndarray]:
+def eval_step(
+    model: nn.Module, batch: dict, loss_fn: nn.Module, *, amp=contextlib.nullcontext
+) -> tuple[float, np.ndarray]:
     """Loss and sigmoid scores of one batch, without gradients."""
     with torch.inference_mode(), amp():
-        logits = model(batch["input_ids"], batch["attention_mask"], batch["numeric"],
-                       pooled=batch.get("pooled")).float()
+        logits = model(
+            batch["input_ids"], batch["attention_mask"], batch["numeric"], pooled=batch.get("pooled")
+        ).float()
         loss = loss_fn(logits, batch["labels"])
     return float(loss), torch.sigmoid(logits).cpu().numpy().astype(np.float64)
 
 
-def evaluate(model: nn.Module, split: EncodedSplit, loss_fn: nn.Module, *, batch_size: int, pad_id: int,
-             device: torch.device, amp=contextlib.nullcontext) -> tuple[float, np.ndarray]:
+def evaluate(
+    model: nn.Module,
+    split: EncodedSplit,
+    loss_fn: nn.Module,
+    *,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    amp=contextlib.nullcontext,
+) -> tuple[float, np.ndarray]:
     """(mean loss, scores in row order) over a whole split, in length-sorted batches."""
     was_training = model.training
     model.eval()
@@ -193,8 +213,11 @@ class TransformerRun:
 
 def _format_eta(seconds: float) -> str:
     seconds = max(0, int(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s" if seconds >= 3600 \
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+        if seconds >= 3600
         else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 def _all_reduce_mean(value: float, ctx: DistContext, device: torch.device) -> float:
@@ -207,8 +230,14 @@ def _all_reduce_mean(value: float, ctx: DistContext, device: torch.device) -> fl
     return float(t.item()) / ctx.world_size
 
 
-def train_transformer(config: Config, train: pd.DataFrame, validation: pd.DataFrame, feature_names: list[str],
-                      *, on_epoch_end: EpochCallback | None = None) -> TransformerRun:
+def train_transformer(
+    config: Config,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    feature_names: list[str],
+    *,
+    on_epoch_end: EpochCallback | None = None,
+) -> TransformerRun:
     """Fine-tune (or head-train) the encoder model; returns the best-epoch model and its history."""
     t, m = config.training, config.model
     started = time.perf_counter()
@@ -233,11 +262,13 @@ def train_transformer(config: Config, train: pd.DataFrame, validation: pd.DataFr
     if m.fine_tune == "frozen":
         cache_started = time.perf_counter()
         for split in (train_split, val_split):
-            cache_frozen_embeddings(model, split, batch_size=t.eval_batch_size, pad_id=pad_id, device=device,
-                                    amp=amp)
+            cache_frozen_embeddings(model, split, batch_size=t.eval_batch_size, pad_id=pad_id, device=device, amp=amp)
         if ctx.is_main:
-            logger.info("frozen encoder: cached text vectors of %d rows in %.1f s", len(train_split) + len(val_split),
-                        time.perf_counter() - cache_started)
+            logger.info(
+                "frozen encoder: cached text vectors of %d rows in %.1f s",
+                len(train_split) + len(val_split),
+                time.perf_counter() - cache_started,
+            )
     model.train()
     train_model: nn.Module = model
     if ctx.enabled:
@@ -246,8 +277,9 @@ def train_transformer(config: Config, train: pd.DataFrame, validation: pd.DataFr
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=device))
-    sampler = LengthGroupedBatchSampler(train_split.lengths, t.batch_size, seed=t.seed, shuffle=True,
-                                        num_replicas=ctx.world_size, rank=ctx.rank)
+    sampler = LengthGroupedBatchSampler(
+        train_split.lengths, t.batch_size, seed=t.seed, shuffle=True, num_replicas=ctx.world_size, rank=ctx.rank
+    )
     steps_per_epoch = math.ceil(len(sampler) / t.gradient_accumulation_steps)
     total_steps = steps_per_epoch * t.epochs
     optimizer = build_optimizer(model, config)
@@ -255,11 +287,21 @@ def train_transformer(config: Config, train: pd.DataFrame, validation: pd.DataFr
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     if ctx.is_main:
-        logger.info("training transformer on %s%s: %d train / %d validation rows, %d epochs x %d steps, "
-                    "batch %d x accum %d x world %d, pos_weight %.3f, fine_tune=%s",
-                    device, " (bf16)" if bf16_enabled(device, t.bf16_on_gpu) else "", len(train_split),
-                    len(val_split), t.epochs, steps_per_epoch, t.batch_size, t.gradient_accumulation_steps,
-                    ctx.world_size, pos_weight, m.fine_tune)
+        logger.info(
+            "training transformer on %s%s: %d train / %d validation rows, %d epochs x %d steps, "
+            "batch %d x accum %d x world %d, pos_weight %.3f, fine_tune=%s",
+            device,
+            " (bf16)" if bf16_enabled(device, t.bf16_on_gpu) else "",
+            len(train_split),
+            len(val_split),
+            t.epochs,
+            steps_per_epoch,
+            t.batch_size,
+            t.gradient_accumulation_steps,
+            ctx.world_size,
+            pos_weight,
+            m.fine_tune,
+        )
 
     history: list[dict] = []
     best_score, best_epoch, best_state, best_val_raw, stale = -math.inf, 0, None, None, 0
@@ -275,8 +317,7 @@ def train_transformer(config: Config, train: pd.DataFrame, validation: pd.DataFr
             step_now = (i + 1) % t.gradient_accumulation_steps == 0 or i + 1 == n_batches
             sync = contextlib.nullcontext() if step_now or not ctx.enabled else train_model.no_sync()
             with sync:
-                loss = train_step(train_model, batch, loss_fn, loss_scale=1.0 / t.gradient_accumulation_steps,
-                                  amp=amp)
+                loss = train_step(train_model, batch, loss_fn, loss_scale=1.0 / t.gradient_accumulation_steps, amp=amp)
             loss_sum += loss * len(idx)
             seen += len(idx)
             if step_now:
@@ -290,23 +331,45 @@ def train_transformer(config: Config, train: pd.DataFrame, validation: pd.DataFr
                     last_log = now
                     rate = seen * ctx.world_size / (now - epoch_start)
                     remaining = (n_batches - i - 1) * t.batch_size * ctx.world_size / max(rate, 1e-9)
-                    logger.info("epoch %d/%d step %d/%d loss %.4f lr %.2e | %.1f samples/s | epoch ETA %s",
-                                epoch, t.epochs, (i + 1) // t.gradient_accumulation_steps, steps_per_epoch,
-                                loss_sum / seen, scheduler.get_last_lr()[0], rate, _format_eta(remaining))
+                    logger.info(
+                        "epoch %d/%d step %d/%d loss %.4f lr %.2e | %.1f samples/s | epoch ETA %s",
+                        epoch,
+                        t.epochs,
+                        (i + 1) // t.gradient_accumulation_steps,
+                        steps_per_epoch,
+                        loss_sum / seen,
+                        scheduler.get_last_lr()[0],
+                        rate,
+                        _format_eta(remaining),
+                    )
         train_seconds = time.perf_counter() - epoch_start
         train_loss = _all_reduce_mean(loss_sum / max(seen, 1), ctx, device)
         samples_per_s = seen * ctx.world_size / max(train_seconds, 1e-9)
 
-        val_loss, val_raw = evaluate(model, val_split, loss_fn, batch_size=t.eval_batch_size, pad_id=pad_id,
-                                     device=device, amp=amp)
+        val_loss, val_raw = evaluate(
+            model, val_split, loss_fn, batch_size=t.eval_batch_size, pad_id=pad_id, device=device, amp=amp
+        )
         val_pr = pr_auc(val_split.labels.astype(np.int64), val_raw)
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_pr_auc": val_pr,
-               "samples_per_s": samples_per_s, "lr": float(scheduler.get_last_lr()[0]),
-               "seconds": time.perf_counter() - epoch_start}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_pr_auc": val_pr,
+            "samples_per_s": samples_per_s,
+            "lr": float(scheduler.get_last_lr()[0]),
+            "seconds": time.perf_counter() - epoch_start,
+        }
         history.append(row)
         if ctx.is_main:
-            logger.info("epoch %d/%d: train_loss %.4f val_loss %.4f val_pr_auc %.4f (%.1f samples/s)",
-                        epoch, t.epochs, train_loss, val_loss, val_pr, samples_per_s)
+            logger.info(
+                "epoch %d/%d: train_loss %.4f val_loss %.4f val_pr_auc %.4f (%.1f samples/s)",
+                epoch,
+                t.epochs,
+                train_loss,
+                val_loss,
+                val_pr,
+                samples_per_s,
+            )
             if on_epoch_end is not None:
                 on_epoch_end(epoch, dict(row))
 
@@ -318,8 +381,14 @@ def train_transformer(config: Config, train: pd.DataFrame, validation: pd.DataFr
             stale += 1
             if stale >= t.early_stopping_patience:
                 if ctx.is_main:
-                    logger.info("early stopping after epoch %d: no validation PR-AUC gain for %d epochs "
-                                "(best %.4f at epoch %d)", epoch, stale, best_score, best_epoch)
+                    logger.info(
+                        "early stopping after epoch %d: no validation PR-AUC gain for %d epochs "
+                        "(best %.4f at epoch %d)",
+                        epoch,
+                        stale,
+                        best_score,
+                        best_epoch,
+                    )
                 break
 
     if best_state is not None and best_epoch != history[-1]["epoch"]:
@@ -330,8 +399,17 @@ def train_transformer(config: Config, train: pd.DataFrame, validation: pd.DataFr
         if ctx.is_main:
             logger.info("restored weights of best epoch %d", best_epoch)
     model.eval()
-    return TransformerRun(model=model, tokenizer=tokenizer, scaler=scaler, encoder_path=encoder_path,
-                          history=history, best_epoch=best_epoch,
-                          best_val_pr_auc=history[best_epoch - 1]["val_pr_auc"] if best_epoch else math.nan,
-                          val_raw=best_val_raw, pos_weight=pos_weight, seconds=time.perf_counter() - started,
-                          device=str(device), dist=ctx)
+    return TransformerRun(
+        model=model,
+        tokenizer=tokenizer,
+        scaler=scaler,
+        encoder_path=encoder_path,
+        history=history,
+        best_epoch=best_epoch,
+        best_val_pr_auc=history[best_epoch - 1]["val_pr_auc"] if best_epoch else math.nan,
+        val_raw=best_val_raw,
+        pos_weight=pos_weight,
+        seconds=time.perf_counter() - started,
+        device=str(device),
+        dist=ctx,
+    )

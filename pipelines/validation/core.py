@@ -58,8 +58,14 @@ def load_suite_builder(table: str, directory: Path = EXPECTATIONS_DIR) -> Callab
 
 def suite_context(config: Config, as_of: dt.date, schema: str, dialect: str) -> SuiteContext:
     v = config.validation
-    return SuiteContext(as_of=as_of, schema=schema, dialect=dialect, freshness_days=v.freshness_days,
-                        require_non_empty=frozenset(v.require_non_empty), require_recent=frozenset(v.require_recent))
+    return SuiteContext(
+        as_of=as_of,
+        schema=schema,
+        dialect=dialect,
+        freshness_days=v.freshness_days,
+        require_non_empty=frozenset(v.require_non_empty),
+        require_recent=frozenset(v.require_recent),
+    )
 
 
 def _connection(config: Config) -> tuple[str, str, str]:
@@ -200,9 +206,14 @@ def validate_warehouse(config: Config, as_of: dt.date | str, tables: Sequence[st
             raise ValidationSetupError(f"cannot connect to the warehouse for validation: {exc}") from exc
         existing = _existing_tables(datasource.get_engine(), schema)
         failures = [
-            ValidationFailure(t, None, "table_exists", f"table_exists failed: {schema}.{t} does not exist "
-                              "(run `churn init-warehouse`)")
-            for t in tables if t not in existing
+            ValidationFailure(
+                t,
+                None,
+                "table_exists",
+                f"table_exists failed: {schema}.{t} does not exist (run `churn init-warehouse`)",
+            )
+            for t in tables
+            if t not in existing
         ]
         definitions = []
         for table in tables:
@@ -211,25 +222,33 @@ def validate_warehouse(config: Config, as_of: dt.date | str, tables: Sequence[st
             suite = context.suites.add(load_suite_builder(table)(ctx))
             asset = datasource.add_table_asset(name=table, table_name=table, schema_name=schema)
             batch = asset.add_batch_definition_whole_table(f"{table}_all_rows")
-            definitions.append(context.validation_definitions.add(
-                gx.ValidationDefinition(name=f"{table}_{as_of.isoformat()}", data=batch, suite=suite)
-            ))
+            definitions.append(
+                context.validation_definitions.add(
+                    gx.ValidationDefinition(name=f"{table}_{as_of.isoformat()}", data=batch, suite=suite)
+                )
+            )
             logger.info("validating %s.%s: %d expectations", schema, table, len(suite.expectations))
-        checkpoint = context.checkpoints.add(gx.Checkpoint(
-            name=f"raw_tables_{as_of.isoformat()}",
-            validation_definitions=definitions,
-            actions=[UpdateDataDocsOnceAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
-            result_format={"result_format": "SUMMARY",
-                           "partial_unexpected_count": config.validation.partial_unexpected_count},
-        ))
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"raw_tables_{as_of.isoformat()}",
+                validation_definitions=definitions,
+                actions=[UpdateDataDocsOnceAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": config.validation.partial_unexpected_count,
+                },
+            )
+        )
         result = checkpoint.run() if definitions else None
         per_table: dict[str, dict[str, int]] = {}
-        for run_result in (result.run_results.values() if result else []):
+        for run_result in result.run_results.values() if result else []:
             table = run_result.suite_name
             failed = [r for r in run_result.results if not r.success]
             for r in failed:
                 if r.expectation_config.type == "unexpected_rows_expectation":
-                    _add_example_rows(datasource.get_engine(), ctx.table(table), r, config.validation.partial_unexpected_count)
+                    _add_example_rows(
+                        datasource.get_engine(), ctx.table(table), r, config.validation.partial_unexpected_count
+                    )
             table_failures = order_failures([describe_result(table, r) for r in failed])
             failures.extend(table_failures)
             stats = {"evaluated": len(run_result.results), "failed": len(failed)}
@@ -245,8 +264,9 @@ def validate_warehouse(config: Config, as_of: dt.date | str, tables: Sequence[st
         "successful_expectations": evaluated - sum(s["failed"] for s in per_table.values()),
         "seconds": round(time.monotonic() - started, 2),
     }
-    report = ValidationReport(success=not failures, failures=failures,
-                              data_docs_path=str(data_docs_dir / "index.html"), statistics=statistics)
+    report = ValidationReport(
+        success=not failures, failures=failures, data_docs_path=str(data_docs_dir / "index.html"), statistics=statistics
+    )
     if failures:
         raise ValidationFailed(report)
     logger.info("%s; Data Docs: %s", report.summary(), report.data_docs_path)

@@ -11,8 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Keyword arguments that identify the batch or are shown elsewhere in the line.
-_HIDDEN_KWARGS = {"batch_id", "column", "column_list", "column_set", "unexpected_rows_query", "exact_match",
-                  "result_format", "catch_exceptions", "meta", "description", "notes", "mostly"}
+_HIDDEN_KWARGS = {
+    "batch_id",
+    "column",
+    "column_list",
+    "column_set",
+    "unexpected_rows_query",
+    "exact_match",
+    "result_format",
+    "catch_exceptions",
+    "meta",
+    "description",
+    "notes",
+    "mostly",
+}
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,9 @@ def _fmt(value: Any, *, compact_floats: bool = False) -> str:
 def _signature(expectation: str, kwargs: dict[str, Any], description: str | None) -> str:
     if description:
         return f"{expectation} ({description})"
-    args = ", ".join(f"{k}={_fmt(v, compact_floats=True)}" for k, v in kwargs.items() if k not in _HIDDEN_KWARGS and v is not None)
+    args = ", ".join(
+        f"{k}={_fmt(v, compact_floats=True)}" for k, v in kwargs.items() if k not in _HIDDEN_KWARGS and v is not None
+    )
     return f"{expectation}({args})"
 
 
@@ -96,7 +110,9 @@ def describe_result(table: str, result: Any) -> ValidationFailure:
         mismatch = (result.result or {}).get("details", {}).get("mismatched", {})
         missing = mismatch.get("missing") or []
         column = ",".join(missing) if missing else ",".join(mismatch.get("unexpected") or []) or None
-    return ValidationFailure(table=table, column=column, expectation=expectation, detail=f"{signature} failed: {observed}")
+    return ValidationFailure(
+        table=table, column=column, expectation=expectation, detail=f"{signature} failed: {observed}"
+    )
 
 
 def order_failures(failures: list[ValidationFailure]) -> list[ValidationFailure]:
@@ -109,9 +125,12 @@ def order_failures(failures: list[ValidationFailure]) -> list[ValidationFailure]
     for f in failures:
         if f.expectation == "expect_table_columns_to_match_set" and "missing column(s)" in f.detail:
             missing.update((f.column or "").split(","))
-    kept = [f for f in failures
-            if f.expectation == "expect_table_columns_to_match_set"
-            or not (f.column in missing and "could not be evaluated" in f.detail)]
+    kept = [
+        f
+        for f in failures
+        if f.expectation == "expect_table_columns_to_match_set"
+        or not (f.column in missing and "could not be evaluated" in f.detail)
+    ]
     return sorted(kept, key=lambda f: (not f.expectation.startswith("expect_table_"), f.column or "", f.expectation))
 
 

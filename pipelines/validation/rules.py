@@ -119,8 +119,9 @@ def has_rows(ctx: SuiteContext, table: str) -> gxe.ExpectTableRowCountToBeBetwee
     return gxe.ExpectTableRowCountToBeBetween(min_value=1 if ctx.must_have_rows(table) else 0)
 
 
-def foreign_key(ctx: SuiteContext, table: Table, column: str, *, only_if_parent_has_rows: bool = False
-                ) -> gxe.UnexpectedRowsExpectation:
+def foreign_key(
+    ctx: SuiteContext, table: Table, column: str, *, only_if_parent_has_rows: bool = False
+) -> gxe.UnexpectedRowsExpectation:
     """Rows whose ``column`` matches no parent key (nulls are not orphans: nullability is its own rule)."""
     fk = next(f for f in table.foreign_keys if f.column == column)
     key_cols = ", ".join(f'"{c}"' for c in dict.fromkeys((*table.primary_key, column)))

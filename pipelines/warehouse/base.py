@@ -144,8 +144,9 @@ class Warehouse(abc.ABC):
     def _replace_rows(self, table: Table, arrow: pa.Table, column: str, value: Any) -> str:
         """Delete + insert in one transaction (the portable partition replace); returns how, for the log."""
         with self.transaction():
-            self.execute(f"DELETE FROM {self.qualified(table.name)} WHERE {quote_identifier(column)} = :value",
-                         {"value": value})
+            self.execute(
+                f"DELETE FROM {self.qualified(table.name)} WHERE {quote_identifier(column)} = :value", {"value": value}
+            )
             self._load_arrow(table.name, arrow)
         return "delete + insert"
 
@@ -175,8 +176,12 @@ class Warehouse(abc.ABC):
         ]
         if self._enforce_primary_key(table):
             cols.append(f"PRIMARY KEY ({', '.join(quote_identifier(c) for c in table.primary_key)})")
-        return (f"CREATE TABLE IF NOT EXISTS {self.qualified(table.name)} (\n  " + ",\n  ".join(cols) + "\n)"
-                + self._partitioning_clause(table))
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.qualified(table.name)} (\n  "
+            + ",\n  ".join(cols)
+            + "\n)"
+            + self._partitioning_clause(table)
+        )
 
     def latest_scores_view_sql(self) -> str:
         cols = ", ".join(quote_identifier(c) for c in CHURN_SCORES.column_names)
@@ -261,8 +266,9 @@ def translate_params(sql: str, style: str) -> str:
     raise ValueError(style)
 
 
-def connect(url: str, schema: str | None = None, read_chunk_rows: int = 100_000,
-            duckdb_memory_limit: str | None = None) -> Warehouse:
+def connect(
+    url: str, schema: str | None = None, read_chunk_rows: int = 100_000, duckdb_memory_limit: str | None = None
+) -> Warehouse:
     """Open a warehouse from a SQLAlchemy-style URL (``duckdb:///file`` or ``postgresql://...``)."""
     from sqlalchemy.engine import make_url
 
@@ -290,5 +296,9 @@ def open_warehouse(config: Config, duckdb_memory_limit: str | None = None) -> Wa
 
     ``duckdb_memory_limit`` overrides ``warehouse.duckdb_memory_limit`` for this connection (a job's own cap).
     """
-    return connect(config.warehouse_url, config.warehouse_schema, config.warehouse.read_chunk_rows,
-                   duckdb_memory_limit or config.warehouse.duckdb_memory_limit)
+    return connect(
+        config.warehouse_url,
+        config.warehouse_schema,
+        config.warehouse.read_chunk_rows,
+        duckdb_memory_limit or config.warehouse.duckdb_memory_limit,
+    )

@@ -22,8 +22,9 @@ class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
     default_schema = "main"
 
-    def __init__(self, database: str, schema: str | None = None, read_chunk_rows: int = 100_000,
-                 memory_limit: str | None = None) -> None:
+    def __init__(
+        self, database: str, schema: str | None = None, read_chunk_rows: int = 100_000, memory_limit: str | None = None
+    ) -> None:
         super().__init__(schema, read_chunk_rows)
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)

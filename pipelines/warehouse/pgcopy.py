@@ -89,4 +89,4 @@ def encode_rows(table: pa.Table) -> memoryview:
     field_count = pa.scalar(struct.pack(">h", len(columns)), pa.large_binary())
     rows = pc.binary_join_element_wise(field_count, *(_fields(column) for column in columns), _NO_SEPARATOR)
     offsets = np.frombuffer(rows.buffers()[1], np.int64, len(rows) + 1, rows.offset * 8)
-    return memoryview(rows.buffers()[2])[offsets[0]:offsets[-1]]
+    return memoryview(rows.buffers()[2])[offsets[0] : offsets[-1]]

@@ -51,12 +51,17 @@ class PostgresWarehouse(Warehouse):
         super().__init__(schema, read_chunk_rows)
         psycopg = _psycopg()
         kwargs = {
-            "host": url.host, "port": url.port, "user": url.username, "password": url.password,
+            "host": url.host,
+            "port": url.port,
+            "user": url.username,
+            "password": url.password,
             "dbname": url.database,
         }
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         kwargs.update({k: v for k, v in url.query.items() if isinstance(v, str)})
-        self.dsn_description = f"postgresql://{url.username or ''}@{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+        self.dsn_description = (
+            f"postgresql://{url.username or ''}@{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+        )
         try:
             self.conn = psycopg.connect(autocommit=True, **kwargs)
         except psycopg.Error as exc:
@@ -174,8 +179,10 @@ class PostgresWarehouse(Warehouse):
         if self.conn.info.transaction_status != _psycopg().pq.TransactionStatus.IDLE:
             with self.transaction():
                 if not self._partitions_for(table, day):
-                    self.execute(f"CREATE TABLE {self.qualified(partition_name(table.name, day))} "
-                                 f"PARTITION OF {self.qualified(table.name)} FOR VALUES IN ({_date_literal(day)})")
+                    self.execute(
+                        f"CREATE TABLE {self.qualified(partition_name(table.name, day))} "
+                        f"PARTITION OF {self.qualified(table.name)} FOR VALUES IN ({_date_literal(day)})"
+                    )
                 super()._replace_rows(table, arrow, column, day)
             return "delete + insert inside the caller's transaction"
         return self._swap_partition(table, arrow, day)
@@ -187,12 +194,24 @@ class PostgresWarehouse(Warehouse):
         # Every index the parent has, built on the staging table (ATTACH adopts matching indexes instead of
         # building its own under the swap's lock): (name while staged, name once attached, DDL).
         staged_key, key = _derived_name(stage, "_pkey"), ", ".join(quote_identifier(c) for c in table.primary_key)
-        indexes = [(staged_key, _derived_name(part, "_pkey"), f"ALTER TABLE {self.qualified(stage)} ADD CONSTRAINT "
-                    f"{quote_identifier(staged_key)} PRIMARY KEY ({key})")]
+        indexes = [
+            (
+                staged_key,
+                _derived_name(part, "_pkey"),
+                f"ALTER TABLE {self.qualified(stage)} ADD CONSTRAINT "
+                f"{quote_identifier(staged_key)} PRIMARY KEY ({key})",
+            )
+        ]
         for i, cols in enumerate(table.indexes):
             staged = _derived_name(stage, f"_ix{i}")
-            indexes.append((staged, _derived_name(part, f"_ix{i}"), f"CREATE INDEX {quote_identifier(staged)} ON "
-                            f"{self.qualified(stage)} ({', '.join(quote_identifier(c) for c in cols)})"))
+            indexes.append(
+                (
+                    staged,
+                    _derived_name(part, f"_ix{i}"),
+                    f"CREATE INDEX {quote_identifier(staged)} ON "
+                    f"{self.qualified(stage)} ({', '.join(quote_identifier(c) for c in cols)})",
+                )
+            )
         check = quote_identifier("staged_day")
         lock = {"key": f"{self.schema}.{table.name}.{day.isoformat()}"}
         self.execute("SELECT pg_advisory_lock(hashtextextended(:key, 0))", lock)
@@ -200,8 +219,10 @@ class PostgresWarehouse(Warehouse):
             started = time.perf_counter()
             self.execute(f"DROP TABLE IF EXISTS {self.qualified(stage)}")  # left by a killed run
             with self.transaction():  # created and filled in one transaction: COPY FREEZE, no WAL for hint bits later
-                self.execute(f"CREATE TABLE {self.qualified(stage)} (LIKE {parent} INCLUDING ALL EXCLUDING INDEXES, "
-                             f"CONSTRAINT {check} CHECK ({quote_identifier(table.partition_column)} = {bound}))")
+                self.execute(
+                    f"CREATE TABLE {self.qualified(stage)} (LIKE {parent} INCLUDING ALL EXCLUDING INDEXES, "
+                    f"CONSTRAINT {check} CHECK ({quote_identifier(table.partition_column)} = {bound}))"
+                )
                 self._load_arrow(stage, arrow, freeze=True)
             loaded = time.perf_counter()
             for _, _, ddl in indexes:  # one bulk build (sort) each, after the load
@@ -224,8 +245,10 @@ class PostgresWarehouse(Warehouse):
         finally:
             with contextlib.suppress(Exception):  # a lost connection has released it already
                 self.execute("SELECT pg_advisory_unlock(hashtextextended(:key, 0))", lock)
-        return (f"partition swap: load {loaded - started:.2f} s, index {indexed - loaded:.2f} s, "
-                f"swap {swapped - indexed:.3f} s")
+        return (
+            f"partition swap: load {loaded - started:.2f} s, index {indexed - loaded:.2f} s, "
+            f"swap {swapped - indexed:.3f} s"
+        )
 
     def _relkind(self, table: str) -> str | None:
         """``p`` partitioned, ``r`` plain table, None when missing."""
@@ -252,7 +275,8 @@ class PostgresWarehouse(Warehouse):
             logger.warning(
                 "%s is not partitioned (created by an older version): partition replaces use delete + insert, "
                 "the partition-swap fast path is off; `churn init-warehouse --partition-existing` converts it",
-                self.qualified(table.name))
+                self.qualified(table.name),
+            )
 
     def partition_table(self, table: Table | str) -> int:
         """Convert a ``native_partitions`` table created unpartitioned into the partitioned layout.
@@ -277,19 +301,27 @@ class PostgresWarehouse(Warehouse):
             self.execute(f"ALTER TABLE {self.qualified(table.name)} RENAME TO {quote_identifier(legacy)}")
             old_indexes = self.query_arrow(
                 "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE i.indrelid = CAST(:legacy AS regclass)", {"legacy": self.qualified(legacy)})
+                "WHERE i.indrelid = CAST(:legacy AS regclass)",
+                {"legacy": self.qualified(legacy)},
+            )
             for i, name in enumerate(old_indexes.column(0).to_pylist()):
                 # index names are per schema: free them for the new table's key and indexes
-                self.execute(f"ALTER INDEX {self.qualified(validate_identifier(name))} "
-                             f"RENAME TO {quote_identifier(_derived_name(legacy, f'_ix{i}'))}")
+                self.execute(
+                    f"ALTER INDEX {self.qualified(validate_identifier(name))} "
+                    f"RENAME TO {quote_identifier(_derived_name(legacy, f'_ix{i}'))}"
+                )
             self.execute(self.create_table_sql(table))
             for index_cols in table.indexes:
                 self._create_index(table, index_cols)
             days = self.query_arrow(f"SELECT DISTINCT {column} FROM {self.qualified(legacy)}").column(0).to_pylist()
             for day in days:
-                self.execute(f"CREATE TABLE {self.qualified(partition_name(table.name, day))} PARTITION OF "
-                             f"{self.qualified(table.name)} FOR VALUES IN ({_date_literal(day)})")
-            self.execute(f"INSERT INTO {self.qualified(table.name)} ({cols}) SELECT {cols} FROM {self.qualified(legacy)}")
+                self.execute(
+                    f"CREATE TABLE {self.qualified(partition_name(table.name, day))} PARTITION OF "
+                    f"{self.qualified(table.name)} FOR VALUES IN ({_date_literal(day)})"
+                )
+            self.execute(
+                f"INSERT INTO {self.qualified(table.name)} ({cols}) SELECT {cols} FROM {self.qualified(legacy)}"
+            )
             self.execute(self.latest_scores_view_sql())  # the view followed the rename: point it back
             self.execute(f"DROP TABLE {self.qualified(legacy)}")
         logger.info("partitioned %s: %d partitions", self.qualified(table.name), len(days))
@@ -342,7 +374,7 @@ def _derived_name(base: str, suffix: str) -> str:
     name = base + suffix
     if len(name) > MAX_IDENTIFIER:
         digest = hashlib.sha1(base.encode()).hexdigest()[:8]
-        name = f"{base[:MAX_IDENTIFIER - len(suffix) - 9]}_{digest}{suffix}"
+        name = f"{base[: MAX_IDENTIFIER - len(suffix) - 9]}_{digest}{suffix}"
     return validate_identifier(name, "derived table name")
 
 

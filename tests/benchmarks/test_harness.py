@@ -18,8 +18,23 @@ def test_parse_scale():
 
 def test_tiny_run_writes_json_and_markdown(tmp_path, capsys):
     out, work = tmp_path / "results", tmp_path / "work"
-    rc = main(["--scale", "200", "--stages", "gen,features,writeback", "--postgres-url", "none",
-               "--repeat", "1", "--out", str(out), "--work-dir", str(work), "--quiet"])
+    rc = main(
+        [
+            "--scale",
+            "200",
+            "--stages",
+            "gen,features,writeback",
+            "--postgres-url",
+            "none",
+            "--repeat",
+            "1",
+            "--out",
+            str(out),
+            "--work-dir",
+            str(work),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     json_files, md_files = list(out.glob("*.json")), list(out.glob("*.md"))
     assert len(json_files) == 1 and len(md_files) == 1
@@ -77,8 +92,21 @@ def test_unimplemented_stage_is_skipped_not_failed(tmp_path, monkeypatch):
     import benchmarks.stages.gen as gen
 
     monkeypatch.setattr(gen, "generate", missing)
-    rc = main(["--scale", "50", "--stages", "gen", "--postgres-url", "none", "--out", str(tmp_path),
-               "--work-dir", str(tmp_path / "w"), "--quiet"])
+    rc = main(
+        [
+            "--scale",
+            "50",
+            "--stages",
+            "gen",
+            "--postgres-url",
+            "none",
+            "--out",
+            str(tmp_path),
+            "--work-dir",
+            str(tmp_path / "w"),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     doc = json.loads(next(tmp_path.glob("*.json")).read_text())
     stage = doc["runs"][0]["stages"]["gen"]
@@ -89,20 +117,48 @@ def test_unimplemented_stage_is_skipped_not_failed(tmp_path, monkeypatch):
 def test_demo_timings_are_parsed_from_the_printed_table():
     from benchmarks.stages.demo import parse_timeline
 
-    out = ["\x1b[1m== init warehouse (reset)\x1b[0m", "   done in 3s", "\x1b[1m== dag churn_training\x1b[0m",
-           "epoch 1/3", "\x1b[1m== stage timings\x1b[0m", "init warehouse (reset)          3 s",
-           "dag churn_training             95 s", "total                         98 s"]
+    out = [
+        "\x1b[1m== init warehouse (reset)\x1b[0m",
+        "   done in 3s",
+        "\x1b[1m== dag churn_training\x1b[0m",
+        "epoch 1/3",
+        "\x1b[1m== stage timings\x1b[0m",
+        "init warehouse (reset)          3 s",
+        "dag churn_training             95 s",
+        "total                         98 s",
+    ]
     steps = parse_timeline([(float(i), line) for i, line in enumerate(out)], total=10.0)
-    assert [(s["stage"], s["seconds"]) for s in steps] == [("init warehouse (reset)", 3.0), ("dag churn_training", 95.0)]
+    assert [(s["stage"], s["seconds"]) for s in steps] == [
+        ("init warehouse (reset)", 3.0),
+        ("dag churn_training", 95.0),
+    ]
     headers_only = parse_timeline([(0.0, "== a"), (4.0, "x"), (6.0, "== b")], total=10.0)
     assert [(s["stage"], s["seconds"]) for s in headers_only] == [("a", 6.0), ("b", 4.0)]
 
 
 def test_tiny_score_stage_reports_every_variant_and_the_default_path(tmp_path):
     out, work = tmp_path / "results", tmp_path / "work"
-    rc = main(["--scale", "200", "--stages", "gen,score", "--postgres-url", "none", "--repeat", "1",
-               "--score-limit", "48", "--score-max-length", "32", "--out", str(out), "--work-dir", str(work),
-               "--quiet"])
+    rc = main(
+        [
+            "--scale",
+            "200",
+            "--stages",
+            "gen,score",
+            "--postgres-url",
+            "none",
+            "--repeat",
+            "1",
+            "--score-limit",
+            "48",
+            "--score-max-length",
+            "32",
+            "--out",
+            str(out),
+            "--work-dir",
+            str(work),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     (run,) = json.loads(next(out.glob("*.json")).read_text())["runs"]
     score = run["stages"]["score"]

@@ -14,8 +14,18 @@ ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = ROOT / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if p.name not in {"assets.py", "churn_common.py"})
 EXPECTED_DAGS = {"churn_training", "churn_scoring", "churn_monitoring"}
-HEAVY_MODULES = ("torch", "mlflow", "great_expectations", "evidently", "pandas", "transformers", "lightgbm",
-                 "sklearn", "duckdb", "psycopg")
+HEAVY_MODULES = (
+    "torch",
+    "mlflow",
+    "great_expectations",
+    "evidently",
+    "pandas",
+    "transformers",
+    "lightgbm",
+    "sklearn",
+    "duckdb",
+    "psycopg",
+)
 
 
 def _airflow_env(tmp_path: Path) -> dict[str, str]:
@@ -46,8 +56,10 @@ def dagbag(tmp_path_factory):
     def _no_secrets(*args, **kwargs):
         raise AssertionError("DAG files must not read Variables or Connections at parse time")
 
-    with mock.patch.object(Variable, "get", side_effect=_no_secrets), \
-            mock.patch.object(BaseHook, "get_connection", side_effect=_no_secrets):
+    with (
+        mock.patch.object(Variable, "get", side_effect=_no_secrets),
+        mock.patch.object(BaseHook, "get_connection", side_effect=_no_secrets),
+    ):
         return BundleDagBag(dag_folder=str(DAGS_DIR), bundle_path=DAGS_DIR)
 
 
@@ -68,14 +80,24 @@ def test_dag_house_rules(dagbag, dag_id):
     assert dag.default_args.get("retry_exponential_backoff"), f"{dag_id}: retries need exponential backoff"
     assert dag.catchup is False
     assert dag.max_active_runs == 1
-    assert str(dag.start_date.tzinfo) in {"UTC", "Timezone('UTC')", "+00:00"} or dag.start_date.utcoffset().total_seconds() == 0
+    assert (
+        str(dag.start_date.tzinfo) in {"UTC", "Timezone('UTC')", "+00:00"}
+        or dag.start_date.utcoffset().total_seconds() == 0
+    )
 
 
 def test_training_graph_and_retries(dagbag):
     dag = dagbag.dags["churn_training"]
     assert dag.max_active_runs == 1
-    order = ["validate_raw_data", "build_training_sets", "train_model", "evaluate_model", "register_challenger",
-             "run_promotion_gate", "publish_run_summary"]
+    order = [
+        "validate_raw_data",
+        "build_training_sets",
+        "train_model",
+        "evaluate_model",
+        "register_challenger",
+        "run_promotion_gate",
+        "publish_run_summary",
+    ]
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream} missing"
     # a validation failure is not transient: no retries on the validation task
@@ -118,8 +140,9 @@ def test_gpu_queue_switch(tmp_path):
         "print(json.dumps({t.task_id: t.queue for t in d.tasks}))"
     )
     env = _airflow_env(tmp_path) | {"CHURN_GPU_QUEUE": "gpu"}
-    out = subprocess.run([sys.executable, "-c", code, str(DAGS_DIR)], env=env, capture_output=True, text=True,
-                         timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(DAGS_DIR)], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
     queues = json.loads(out.stdout.strip().splitlines()[-1])
     assert queues["train_model"] == "gpu"
     assert {q for t, q in queues.items() if t != "train_model"} == {"default"}
@@ -136,8 +159,9 @@ def test_no_heavy_imports_at_parse_time(dag_file, tmp_path):
         "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod);"
         f"print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]))"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=_airflow_env(tmp_path), capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=_airflow_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     heavy = json.loads(out.stdout.strip().splitlines()[-1])
     assert heavy == [], f"{dag_file.name} imports {heavy} at parse time"

@@ -38,16 +38,37 @@ def test_retrain_decision_and_reason():
 
 
 def test_small_dict_keeps_only_xcom_friendly_values():
-    out = small_dict({"pr_auc": np.float64(0.41234567), "n": np.int64(3), "ok": True, "tiers": {"low": np.int64(2)},
-                      "reasons": ["x", "y"], "frame": object(), "day": dt.date(2026, 1, 1)})
-    assert out == {"pr_auc": 0.412346, "n": 3, "ok": True, "tiers": {"low": 2}, "reasons": ["x", "y"],
-                   "day": "2026-01-01"}
+    out = small_dict(
+        {
+            "pr_auc": np.float64(0.41234567),
+            "n": np.int64(3),
+            "ok": True,
+            "tiers": {"low": np.int64(2)},
+            "reasons": ["x", "y"],
+            "frame": object(),
+            "day": dt.date(2026, 1, 1),
+        }
+    )
+    assert out == {
+        "pr_auc": 0.412346,
+        "n": 3,
+        "ok": True,
+        "tiers": {"low": 2},
+        "reasons": ["x", "y"],
+        "day": "2026-01-01",
+    }
 
 
 def test_run_summary_markdown():
-    text = render_run_summary(as_of="2026-01-01", run_id="abc", version="2", metrics={"test_pr_auc": 0.5},
-                              gate={"promoted": True, "reasons": ["no champion yet"], "decision": "promoted"},
-                              airflow_run_id="manual__x", model_name="churn-risk")
+    text = render_run_summary(
+        as_of="2026-01-01",
+        run_id="abc",
+        version="2",
+        metrics={"test_pr_auc": 0.5},
+        gate={"promoted": True, "reasons": ["no champion yet"], "decision": "promoted"},
+        airflow_run_id="manual__x",
+        model_name="churn-risk",
+    )
     assert "# Churn training run 2026-01-01" in text
     assert "promoted to @champion" in text and "| test_pr_auc | 0.5000 |" in text and "no champion yet" in text
 
@@ -56,9 +77,16 @@ def test_run_summary_shows_both_candidates_side_by_side():
     from pipelines.orchestration import render_run_summary
 
     text = render_run_summary(
-        as_of="2026-01-01", run_id="r1", version="3", metrics={"pr_auc": 0.7}, gate={"promoted": False},
-        candidates={"chosen": "baseline", "notes": "The transformer did not beat the LightGBM baseline",
-                    "rows": {"pr_auc": [0.75, 0.72, 0.80, 0.71]}},
+        as_of="2026-01-01",
+        run_id="r1",
+        version="3",
+        metrics={"pr_auc": 0.7},
+        gate={"promoted": False},
+        candidates={
+            "chosen": "baseline",
+            "notes": "The transformer did not beat the LightGBM baseline",
+            "rows": {"pr_auc": [0.75, 0.72, 0.80, 0.71]},
+        },
     )
     assert "registered: **baseline**" in text
     assert "| pr_auc | 0.7500 | 0.7200 | 0.8000 | 0.7100 |" in text

@@ -36,15 +36,17 @@ class Env:
         self.config_path = base / "churn.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.airflow_home = base / "airflow"
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("CHURN_", "MLFLOW_", "AIRFLOW_", "AIRFLOW__"))}
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("CHURN_", "MLFLOW_", "AIRFLOW_", "AIRFLOW__"))
+        }
         self.env.update(
             AIRFLOW_HOME=str(self.airflow_home),
             AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
             AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__UNIT_TEST_MODE="False",
-            HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
             PYTHONPATH=str(ROOT),
             CHURN_CONFIG=str(self.config_path),
             CHURN_TASK_RETRIES="0",
@@ -71,13 +73,16 @@ class Env:
         from pipelines.warehouse import connect
 
         config = self.load_config()
-        return connect(self.env.get("CHURN_WAREHOUSE_URL") or config.warehouse_url,
-                       self.env.get("CHURN_WAREHOUSE_SCHEMA") or config.warehouse_schema)
+        return connect(
+            self.env.get("CHURN_WAREHOUSE_URL") or config.warehouse_url,
+            self.env.get("CHURN_WAREHOUSE_SCHEMA") or config.warehouse_schema,
+        )
 
     def migrate(self):
         self.airflow_home.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, capture_output=True,
-                       timeout=300)
+        subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"], env=self.env, check=True, capture_output=True, timeout=300
+        )
 
     def generate(self, **overrides):
         from pipelines.data.generator import generate_sample_data
@@ -108,8 +113,9 @@ class Env:
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         with sqlite3.connect(self.airflow_home / "airflow.db") as con:
-            rows = con.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?",
-                               (dag_id, run_id)).fetchall()
+            rows = con.execute(
+                "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+            ).fetchall()
         return dict(rows)
 
     def dag_runs(self, dag_id: str) -> list[tuple[str, str, str | None]]:
@@ -123,14 +129,22 @@ def _config(base: Path, encoder: str, warehouse_url: str) -> dict:
         "sample_data": {"customers": 250, "seed": 7, "start": "2024-01-01", "end": "2025-12-31"},
         "dataset": {"output_dir": str(base / "datasets"), "n_cutoffs": 4},
         "model": {"encoder": encoder, "max_length": 32, "head_hidden": [16]},
-        "training": {"epochs": 1, "batch_size": 32, "max_train_examples": 300, "baseline_rounds": 30,
-                     "num_threads": 2},
-        "registry": {"tracking_uri": f"sqlite:///{base}/mlflow.db", "artifact_location": str(base / "mlartifacts"),
-                     "auto_promote": True, "bootstrap_rounds": 30},
+        "training": {"epochs": 1, "batch_size": 32, "max_train_examples": 300, "baseline_rounds": 30, "num_threads": 2},
+        "registry": {
+            "tracking_uri": f"sqlite:///{base}/mlflow.db",
+            "artifact_location": str(base / "mlartifacts"),
+            "auto_promote": True,
+            "bootstrap_rounds": 30,
+        },
         # Looser than the defaults: on 250 customers the non-drifted sample already moves many features
         # (default thresholds flag 70% of them); the drifted sample (drift_after) must still cross these.
-        "monitoring": {"reports_dir": str(base / "reports"), "reference_sample_rows": 300,
-                       "feature_drift_threshold": 0.3, "drift_share_threshold": 0.5, "min_pr_auc": 0.05},
+        "monitoring": {
+            "reports_dir": str(base / "reports"),
+            "reference_sample_rows": 300,
+            "feature_drift_threshold": 0.3,
+            "drift_share_threshold": 0.5,
+            "min_pr_auc": 0.05,
+        },
         "validation": {"data_docs_dir": str(base / "data_docs")},
     }
 
@@ -150,9 +164,13 @@ def trained(tmp_path_factory, tiny_encoder_dir):
 
 def _scores(env: Env, day: str):
     with env.warehouse() as wh:
-        return wh.query_df(wh.render("SELECT customer_id, churn_probability, risk_tier, model_version FROM "
-                                     "{churn_scores} WHERE score_date = :d ORDER BY customer_id"),
-                           {"d": dt.date.fromisoformat(day)})
+        return wh.query_df(
+            wh.render(
+                "SELECT customer_id, churn_probability, risk_tier, model_version FROM "
+                "{churn_scores} WHERE score_date = :d ORDER BY customer_id"
+            ),
+            {"d": dt.date.fromisoformat(day)},
+        )
 
 
 def _assert_chain_outputs(env: Env, day: str) -> None:
@@ -164,8 +182,10 @@ def _assert_chain_outputs(env: Env, day: str) -> None:
     with env.warehouse() as wh:
         latest = wh.query_df(wh.render("SELECT DISTINCT score_date FROM {churn_scores_latest}"))
         assert [str(d)[:10] for d in latest["score_date"]] == [day]
-        drift_rows = wh.scalar(wh.render("SELECT COUNT(*) FROM {monitoring_drift} WHERE score_date = :d"),
-                               {"d": dt.date.fromisoformat(day)})
+        drift_rows = wh.scalar(
+            wh.render("SELECT COUNT(*) FROM {monitoring_drift} WHERE score_date = :d"),
+            {"d": dt.date.fromisoformat(day)},
+        )
         assert drift_rows > 0
         assert wh.table_exists("monitoring_performance")
     assert (config.resolve_path(config.monitoring.reports_dir) / "drift" / f"{day}.html").is_file()
@@ -209,9 +229,13 @@ def test_failed_validation_leaves_scores_untouched(trained, scored):
         next_id = wh.scalar(wh.render("SELECT COALESCE(MAX(review_id), 0) + 1 FROM {reviews}"))
         customer = wh.scalar(wh.render("SELECT MIN(customer_id) FROM {customers}"))
         before = wh.scalar(wh.render("SELECT COUNT(*) FROM {churn_scores}"))
-        wh.execute(wh.render("INSERT INTO {reviews} (review_id, customer_id, product_id, rating, review_text, "
-                             "reviewed_at) VALUES (:id, :c, NULL, 7, 'seven stars', :t)"),
-                   {"id": int(next_id), "c": int(customer), "t": dt.datetime(2025, 12, 1, tzinfo=dt.UTC)})
+        wh.execute(
+            wh.render(
+                "INSERT INTO {reviews} (review_id, customer_id, product_id, rating, review_text, "
+                "reviewed_at) VALUES (:id, :c, NULL, 7, 'seven stars', :t)"
+            ),
+            {"id": int(next_id), "c": int(customer), "t": dt.datetime(2025, 12, 1, tzinfo=dt.UTC)},
+        )
     try:
         _, state, tasks = trained.dag_test("churn_scoring", day)
         assert state == "failed"
@@ -252,8 +276,11 @@ def test_scoring_and_monitoring_on_postgres(trained, postgres_url, tmp_path):
     from pipelines.warehouse import connect
 
     schema = f"churn_e2e_{uuid.uuid4().hex[:8]}"
-    env = Env(trained.base, yaml.safe_load(trained.config_path.read_text()),
-              extra_env={"CHURN_WAREHOUSE_URL": postgres_url, "CHURN_WAREHOUSE_SCHEMA": schema})
+    env = Env(
+        trained.base,
+        yaml.safe_load(trained.config_path.read_text()),
+        extra_env={"CHURN_WAREHOUSE_URL": postgres_url, "CHURN_WAREHOUSE_SCHEMA": schema},
+    )
     env.airflow_home = trained.airflow_home
     try:
         env.generate()

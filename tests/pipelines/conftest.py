@@ -23,11 +23,21 @@ def one_torch_thread():
 @pytest.fixture
 def tiny_training_config(config, tiny_encoder_dir):
     """Trains the tiny random-init encoder in seconds."""
-    return config.with_overrides({
-        "model": {"encoder": tiny_encoder_dir, "max_length": 48, "head_hidden": [16], "dropout": 0.0},
-        "training": {"epochs": 2, "batch_size": 16, "eval_batch_size": 64, "num_threads": 1, "encoder_lr": 1e-3,
-                     "head_lr": 3e-3, "early_stopping_patience": 2, "baseline_rounds": 60},
-    })
+    return config.with_overrides(
+        {
+            "model": {"encoder": tiny_encoder_dir, "max_length": 48, "head_hidden": [16], "dropout": 0.0},
+            "training": {
+                "epochs": 2,
+                "batch_size": 16,
+                "eval_batch_size": 64,
+                "num_threads": 1,
+                "encoder_lr": 1e-3,
+                "head_lr": 3e-3,
+                "early_stopping_patience": 2,
+                "baseline_rounds": 60,
+            },
+        }
+    )
 
 
 def _load_standins():

@@ -43,9 +43,14 @@ def client_for(plugin_module, monkeypatch, tmp_path):
 
 def test_plugin_manager_loads_the_plugin(tmp_path):
     """`airflow plugins` (the real plugin manager, fresh process) lists it without import errors."""
-    env = dict(os.environ, AIRFLOW_HOME=str(tmp_path / "airflow"), AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS_DIR),
-               AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"), AIRFLOW__CORE__LOAD_EXAMPLES="False",
-               PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        AIRFLOW_HOME=str(tmp_path / "airflow"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(PLUGINS_DIR),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        PYTHONPATH=str(ROOT),
+    )
     code = (
         "from airflow import plugins_manager as pm;"
         "plugins, errors = pm._get_plugins();"
@@ -93,20 +98,44 @@ def test_page_with_scores_and_drift(client_for, config):
     now = pd.Timestamp("2026-01-01T05:00:00Z")
     with open_warehouse(config) as wh:
         wh.init_schema()
-        wh.replace_partition("churn_scores", pd.DataFrame({
-            "customer_id": [1, 2, 3], "score_date": [day] * 3, "churn_probability": [0.9, 0.4, 0.1],
-            "risk_tier": ["high", "medium", "low"], "model_name": ["churn-risk"] * 3, "model_version": ["3"] * 3,
-            "run_id": ["scheduled__2026-01-01"] * 3, "scored_at": [now] * 3,
-        }), "score_date", day)
+        wh.replace_partition(
+            "churn_scores",
+            pd.DataFrame(
+                {
+                    "customer_id": [1, 2, 3],
+                    "score_date": [day] * 3,
+                    "churn_probability": [0.9, 0.4, 0.1],
+                    "risk_tier": ["high", "medium", "low"],
+                    "model_name": ["churn-risk"] * 3,
+                    "model_version": ["3"] * 3,
+                    "run_id": ["scheduled__2026-01-01"] * 3,
+                    "scored_at": [now] * 3,
+                }
+            ),
+            "score_date",
+            day,
+        )
         report = config.resolve_path(config.monitoring.reports_dir) / "drift" / "2026-01-01.html"
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text("<html>drift report</html>")
-        wh.replace_partition("monitoring_drift", pd.DataFrame({
-            "score_date": [day, day], "model_version": ["3", "3"],
-            "metric": ["share_drifted_features", "feature_drift"], "feature": ["__dataset__", "orders_90d"],
-            "value": [0.5, 0.2], "threshold": [0.3, 0.1], "drifted": [True, True],
-            "report_path": [str(report)] * 2, "computed_at": [now] * 2,
-        }), "score_date", day)
+        wh.replace_partition(
+            "monitoring_drift",
+            pd.DataFrame(
+                {
+                    "score_date": [day, day],
+                    "model_version": ["3", "3"],
+                    "metric": ["share_drifted_features", "feature_drift"],
+                    "feature": ["__dataset__", "orders_90d"],
+                    "value": [0.5, 0.2],
+                    "threshold": [0.3, 0.1],
+                    "drifted": [True, True],
+                    "report_path": [str(report)] * 2,
+                    "computed_at": [now] * 2,
+                }
+            ),
+            "score_date",
+            day,
+        )
 
     client = client_for(config)
     summary = client.get("/api/summary").json()

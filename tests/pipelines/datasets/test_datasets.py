@@ -36,14 +36,33 @@ def _history(n_customers: int = 40, seed: int = 0, start: dt.date = START) -> di
             oid = len(orders) + 1
             at = pd.Timestamp(start, tz="UTC") + pd.Timedelta(days=day, hours=int(rng.integers(0, 24)))
             status = str(rng.choice(["completed", "completed", "completed", "returned", "cancelled"]))
-            orders.append({"order_id": oid, "customer_id": cid, "ordered_at": at, "status": status,
-                           "total_amount": round(float(rng.uniform(5, 200)), 2)})
-            items.append({"order_id": oid, "line_number": 1, "category": str(rng.choice(["books", "toys", "shoes"])),
-                          "quantity": 1, "unit_price": 1.0})
+            orders.append(
+                {
+                    "order_id": oid,
+                    "customer_id": cid,
+                    "ordered_at": at,
+                    "status": status,
+                    "total_amount": round(float(rng.uniform(5, 200)), 2),
+                }
+            )
+            items.append(
+                {
+                    "order_id": oid,
+                    "line_number": 1,
+                    "category": str(rng.choice(["books", "toys", "shoes"])),
+                    "quantity": 1,
+                    "unit_price": 1.0,
+                }
+            )
             day += int(rng.integers(7, 50))
-    customers = pd.DataFrame({"customer_id": range(1, n_customers + 1),
-                              "signup_at": pd.Timestamp(start, tz="UTC") - pd.Timedelta(days=10),
-                              "country": "DE", "acquisition_channel": "organic"})
+    customers = pd.DataFrame(
+        {
+            "customer_id": range(1, n_customers + 1),
+            "signup_at": pd.Timestamp(start, tz="UTC") - pd.Timedelta(days=10),
+            "country": "DE",
+            "acquisition_channel": "organic",
+        }
+    )
     return {"customers": customers, "orders": pd.DataFrame(orders), "order_items": pd.DataFrame(items)}
 
 
@@ -161,8 +180,9 @@ def test_cli_build_and_show(loaded_config, tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith("2025-12-31/manifest.json")
     sets = load_training_sets(Path(loaded_config.dataset.output_dir) / "2025-12-31" / "manifest.json")
     customer = int(sets.test["customer_id"].iloc[0])
-    assert main(["--config", str(config_path), "show-features", "--customer", str(customer),
-                 "--as-of", "2025-10-02"]) == 0
+    assert (
+        main(["--config", str(config_path), "show-features", "--customer", str(customer), "--as-of", "2025-10-02"]) == 0
+    )
     out = capsys.readouterr().out
     assert "days_since_last_order" in out and "text view (most recent first):" in out and "d ago] order" in out
     assert main(["--config", str(config_path), "show-features", "--customer", "99999", "--as-of", "2025-10-02"]) == 1

@@ -64,8 +64,9 @@ def test_single_class_is_nan_not_crash():
 
 
 def test_segment_metrics():
-    frame = pd.DataFrame({"churned": [1, 0, 1, 0, 0, 0], "tenure_band": ["a", "a", "a", "b", "b", "b"],
-                          "acquisition_channel": ["x"] * 6})
+    frame = pd.DataFrame(
+        {"churned": [1, 0, 1, 0, 0, 0], "tenure_band": ["a", "a", "a", "b", "b", "b"], "acquisition_channel": ["x"] * 6}
+    )
     p = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.1])
     seg = segment_metrics(frame, p, ["tenure_band", "acquisition_channel"])
     a = seg[(seg.segment == "tenure_band") & (seg.value == "a")].iloc[0]

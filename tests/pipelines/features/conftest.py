@@ -15,20 +15,30 @@ def ts(text: str) -> pd.Timestamp:
     return pd.Timestamp(text, tz="UTC")
 
 
-CUSTOMERS = pd.DataFrame({
-    "customer_id": [1, 2, 3, 4, 5, 6],
-    "signup_at": [ts("2024-03-01"), ts("2023-01-01"), ts("2025-01-15"), ts("2022-06-01"), ts("2024-12-15"),
-                  ts("2023-09-01")],
-    "country": ["DE"] * 6,
-    "acquisition_channel": ["paid_search", "organic", "social", "referral", "email", "organic"],
-})
+CUSTOMERS = pd.DataFrame(
+    {
+        "customer_id": [1, 2, 3, 4, 5, 6],
+        "signup_at": [
+            ts("2024-03-01"),
+            ts("2023-01-01"),
+            ts("2025-01-15"),
+            ts("2022-06-01"),
+            ts("2024-12-15"),
+            ts("2023-09-01"),
+        ],
+        "country": ["DE"] * 6,
+        "acquisition_channel": ["paid_search", "organic", "social", "referral", "email", "organic"],
+    }
+)
 
-PRODUCTS = pd.DataFrame({
-    "product_id": [10, 11, 12],
-    "title": ["sneaker", "phone", "novel"],
-    "category": ["shoes", "electronics", "books"],
-    "price": [50.0, 300.0, 12.0],
-})
+PRODUCTS = pd.DataFrame(
+    {
+        "product_id": [10, 11, 12],
+        "title": ["sneaker", "phone", "novel"],
+        "category": ["shoes", "electronics", "books"],
+        "price": [50.0, 300.0, 12.0],
+    }
+)
 
 # (order_id, customer_id, ordered_at, status, total_amount, [item categories])
 ORDERS = [
@@ -78,27 +88,52 @@ REVIEWS = [
 
 def frames(orders=ORDERS, events=EVENTS, reviews=REVIEWS) -> dict[str, pd.DataFrame]:
     items = [
-        {"order_id": oid, "line_number": n, "product_id": None, "category": cat, "quantity": 1,
-         "unit_price": amount / len(cats)}
-        for oid, _cid, _at, _status, amount, cats in orders for n, cat in enumerate(cats, start=1)
+        {
+            "order_id": oid,
+            "line_number": n,
+            "product_id": None,
+            "category": cat,
+            "quantity": 1,
+            "unit_price": amount / len(cats),
+        }
+        for oid, _cid, _at, _status, amount, cats in orders
+        for n, cat in enumerate(cats, start=1)
     ]
     return {
         "customers": CUSTOMERS,
         "products": PRODUCTS,
-        "orders": pd.DataFrame([{"order_id": o, "customer_id": c, "ordered_at": ts(at), "status": s, "total_amount": a}
-                                for o, c, at, s, a, _ in orders]),
+        "orders": pd.DataFrame(
+            [
+                {"order_id": o, "customer_id": c, "ordered_at": ts(at), "status": s, "total_amount": a}
+                for o, c, at, s, a, _ in orders
+            ]
+        ),
         "order_items": pd.DataFrame(items),
-        "events": pd.DataFrame([{"event_id": e, "customer_id": c, "session_id": s, "event_type": t,
-                                 "product_id": p, "event_at": ts(at)} for e, c, s, t, p, at in events]),
-        "reviews": pd.DataFrame([{"review_id": r, "customer_id": c, "product_id": p, "rating": g, "review_text": x,
-                                  "reviewed_at": ts(at)} for r, c, p, g, x, at in reviews]),
+        "events": pd.DataFrame(
+            [
+                {"event_id": e, "customer_id": c, "session_id": s, "event_type": t, "product_id": p, "event_at": ts(at)}
+                for e, c, s, t, p, at in events
+            ]
+        ),
+        "reviews": pd.DataFrame(
+            [
+                {
+                    "review_id": r,
+                    "customer_id": c,
+                    "product_id": p,
+                    "rating": g,
+                    "review_text": x,
+                    "reviewed_at": ts(at),
+                }
+                for r, c, p, g, x, at in reviews
+            ]
+        ),
     }
 
 
 def load(warehouse, data: dict[str, pd.DataFrame]) -> None:
     for table in ("customers", "products", "orders", "order_items", "events", "reviews"):
         warehouse.bulk_load(table, data[table])
-
 
 
 @pytest.fixture

@@ -24,16 +24,30 @@ CUSTOMER_1 = {
     "days_since_last_order": 5.625,  # 2025-02-23 09:00 -> 2025-03-01 00:00
     "days_since_last_event": (4 * 60 - 5) / 1440,  # add_to_cart 2025-02-28 20:05
     "tenure_days": 365.0,
-    "orders_30d": 1.0, "orders_90d": 2.0, "orders_180d": 3.0, "orders_365d": 4.0,
-    "revenue_30d": 54.9, "revenue_90d": 90.4, "revenue_180d": 130.4, "revenue_365d": 230.4,
-    "orders_trend_90d": (2 - 1) / 3, "revenue_trend_90d": (90.4 - 40.0) / 130.4,
+    "orders_30d": 1.0,
+    "orders_90d": 2.0,
+    "orders_180d": 3.0,
+    "orders_365d": 4.0,
+    "revenue_30d": 54.9,
+    "revenue_90d": 90.4,
+    "revenue_180d": 130.4,
+    "revenue_365d": 230.4,
+    "orders_trend_90d": (2 - 1) / 3,
+    "revenue_trend_90d": (90.4 - 40.0) / 130.4,
     "avg_order_value_365d": 230.4 / 4,
     "categories_365d": 3.0,  # books, toys, electronics (shoes only in a returned order)
-    "cancellation_rate_365d": 1 / 6, "return_rate_365d": 1 / 6,
-    "sessions_30d": 3.0, "sessions_90d": 4.0,
-    "searches_90d": 1.0, "add_to_cart_90d": 2.0, "cart_abandonment_rate_90d": 0.5,
-    "support_contacts_30d": 1.0, "support_contacts_90d": 1.0,
-    "reviews_365d": 2.0, "mean_rating_365d": 3.5, "low_rating_share_365d": 0.5,
+    "cancellation_rate_365d": 1 / 6,
+    "return_rate_365d": 1 / 6,
+    "sessions_30d": 3.0,
+    "sessions_90d": 4.0,
+    "searches_90d": 1.0,
+    "add_to_cart_90d": 2.0,
+    "cart_abandonment_rate_90d": 0.5,
+    "support_contacts_30d": 1.0,
+    "support_contacts_90d": 1.0,
+    "reviews_365d": 2.0,
+    "mean_rating_365d": 3.5,
+    "low_rating_share_365d": 0.5,
 }
 TEXT_1 = (
     '[1d ago] abandoned cart: shoes | [3d ago] support contact | [4d ago] review 2/5 "parcel arrived late and '
@@ -145,11 +159,14 @@ def test_several_cutoffs_equal_single_cutoff_builds(loaded, config):
 
 
 def test_text_view_limits(loaded, config):
-    small = config.with_overrides({"dataset": {"text_recent_orders": 2, "text_recent_reviews": 1,
-                                               "text_recent_events": 1}})
+    small = config.with_overrides(
+        {"dataset": {"text_recent_orders": 2, "text_recent_reviews": 1, "text_recent_events": 1}}
+    )
     text = _row(build_features(loaded, small, [CUTOFF]), 1)[TEXT_COLUMN]
-    assert text == ('[1d ago] abandoned cart: shoes | [4d ago] review 2/5 "parcel arrived late and damaged" | '
-                    "[6d ago] order 54.90 completed: books, electronics | [19d ago] order 20.00 returned: shoes")
+    assert text == (
+        '[1d ago] abandoned cart: shoes | [4d ago] review 2/5 "parcel arrived late and damaged" | '
+        "[6d ago] order 54.90 completed: books, electronics | [19d ago] order 20.00 returned: shoes"
+    )
 
 
 def test_long_review_text_is_capped(warehouse, config, rows):
@@ -227,7 +244,9 @@ def test_on_generated_sample_data(tmp_path, config):
 
 
 def test_order_with_many_categories_is_summarised(warehouse, config, rows):
-    orders = rows.ORDERS + [(502, 5, "2025-02-20 10:00", "completed", 99.0, ["toys", "books", "shoes", "books", "garden"])]
+    orders = rows.ORDERS + [
+        (502, 5, "2025-02-20 10:00", "completed", 99.0, ["toys", "books", "shoes", "books", "garden"])
+    ]
     rows.load(warehouse, rows.frames(orders=orders))
     text = _row(build_features(warehouse, config, [CUTOFF]), 5)[TEXT_COLUMN]
     assert text == "[1d ago] order 10.00 completed: toys | [9d ago] order 99.00 completed: books, toys +2 more"

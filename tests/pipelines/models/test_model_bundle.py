@@ -39,12 +39,22 @@ def _transformer_bundle(tmp_path, tiny_config, frame, fine_tune="full"):
     tokenizer = load_tokenizer(cfg.model.encoder)
     scaler = NumericScaler.fit(frame, FEATURES)
     calibrator = Calibrator("platt", a=0.8, b=-0.1)
-    in_memory = TransformerPredictor(model, tokenizer, scaler, calibrator, max_length=cfg.model.max_length,
-                                     threshold=0.4, device="cpu")
+    in_memory = TransformerPredictor(
+        model, tokenizer, scaler, calibrator, max_length=cfg.model.max_length, threshold=0.4, device="cpu"
+    )
     expected = in_memory.predict_proba(frame)
-    path = save_transformer_bundle(tmp_path / "bundle", model=model, tokenizer=tokenizer, scaler=scaler,
-                                   calibrator=calibrator, threshold=0.4, max_length=cfg.model.max_length,
-                                   encoder_source=cfg.model.encoder, fine_tune=fine_tune, extra={"note": "test"})
+    path = save_transformer_bundle(
+        tmp_path / "bundle",
+        model=model,
+        tokenizer=tokenizer,
+        scaler=scaler,
+        calibrator=calibrator,
+        threshold=0.4,
+        max_length=cfg.model.max_length,
+        encoder_source=cfg.model.encoder,
+        fine_tune=fine_tune,
+        extra={"note": "test"},
+    )
     return path, expected
 
 
@@ -87,8 +97,13 @@ def test_bf16_cpu_scoring_passes_its_fp32_check_and_runs_in_bf16(tmp_path, tiny_
     path, expected = _transformer_bundle(tmp_path, tiny_config, frame)
     fast = load_bundle(path, device="cpu", precision="bf16", check_rows=32, tolerance=0.01)
     got = fast.predict_proba(frame)
-    assert fast.precision_check == {"precision": "bf16", "rows": 32, "max_abs_dp": pytest.approx(
-        np.abs(got[:32] - expected[:32]).max(), abs=1e-9), "tolerance": 0.01, "passed": True}
+    assert fast.precision_check == {
+        "precision": "bf16",
+        "rows": 32,
+        "max_abs_dp": pytest.approx(np.abs(got[:32] - expected[:32]).max(), abs=1e-9),
+        "tolerance": 0.01,
+        "passed": True,
+    }
     assert fast.precision == "bf16" and next(fast.model.encoder.parameters()).dtype == torch.bfloat16
     assert 0 < np.abs(got - expected).max() < 0.01  # really computed in bf16, and close
     assert fast.predict_proba(frame.head(5)).shape == (5,)  # checked once, not on every call
@@ -125,8 +140,9 @@ def test_baseline_round_trip(tmp_path, frame):
     booster = lgb.train(params, lgb.Dataset(frame[FEATURES].to_numpy(), frame["churned"].to_numpy()), 20)
     raw = booster.predict(frame[FEATURES].to_numpy())
     calibrator = fit_calibrator(frame["churned"], raw, "isotonic")
-    path = save_baseline_bundle(tmp_path / "b", booster=booster, feature_names=FEATURES, calibrator=calibrator,
-                                threshold=0.3)
+    path = save_baseline_bundle(
+        tmp_path / "b", booster=booster, feature_names=FEATURES, calibrator=calibrator, threshold=0.3
+    )
     assert sorted(p.name for p in path.iterdir()) == ["bundle.json", "model.txt"]
     predictor = load_bundle(path)
     assert predictor.kind == "baseline" and predictor.feature_names == FEATURES

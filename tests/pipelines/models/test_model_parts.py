@@ -10,12 +10,13 @@ from pipelines.models import Calibrator, NumericScaler, fit_calibrator
 from pipelines.models.batching import LengthGroupedBatchSampler, pad_batch, sorted_batches
 
 
-@pytest.mark.parametrize(("method", "stored"), [("centered_isotonic", "isotonic"), ("isotonic", "isotonic"),
-                                                ("platt", "platt")])
+@pytest.mark.parametrize(
+    ("method", "stored"), [("centered_isotonic", "isotonic"), ("isotonic", "isotonic"), ("platt", "platt")]
+)
 def test_calibration_is_monotone_in_unit_interval(method, stored):
     rng = np.random.default_rng(0)
     raw = rng.random(500)
-    y = (rng.random(500) < raw ** 2).astype(int)
+    y = (rng.random(500) < raw**2).astype(int)
     cal = fit_calibrator(y, raw, method)
     assert cal.method == stored
     grid = np.linspace(-0.5, 1.5, 401)

@@ -25,8 +25,9 @@ def results(tmp_path_factory):
     base = tmp_path_factory.mktemp("drift-defaults")
     out = {}
     for name, drift_after in (("no drift", None), ("drift", DRIFT_AFTER)):
-        config = Config().with_overrides({"warehouse": {"url": f"duckdb:///{base}/{name.replace(' ', '_')}.duckdb"},
-                                          "training": {"num_threads": 2}})
+        config = Config().with_overrides(
+            {"warehouse": {"url": f"duckdb:///{base}/{name.replace(' ', '_')}.duckdb"}, "training": {"num_threads": 2}}
+        )
         generate(config, CUSTOMERS, drift_after)
         out[name] = evaluate(build_scenario(name, config))
     return out
@@ -58,8 +59,12 @@ def test_reference_sample_takes_the_latest_cutoffs():
     from pipelines.registry.runs import reference_sample
 
     def split(cutoffs, rows):
-        return pd.DataFrame({"customer_id": range(rows * len(cutoffs)),
-                             "cutoff_date": [dt.date.fromisoformat(c) for c in cutoffs for _ in range(rows)]})
+        return pd.DataFrame(
+            {
+                "customer_id": range(rows * len(cutoffs)),
+                "cutoff_date": [dt.date.fromisoformat(c) for c in cutoffs for _ in range(rows)],
+            }
+        )
 
     train = split(["2025-01-01", "2025-02-01"], 100)
     validation = split(["2025-03-01", "2025-04-01"], 30)
@@ -69,10 +74,12 @@ def test_reference_sample_takes_the_latest_cutoffs():
     assert len(sample) == 60
     assert sample["cutoff_date"].value_counts().to_dict() == {dt.date(2025, 5, 1): 40, dt.date(2025, 4, 1): 20}
 
-    small = reference_sample(config.with_overrides({"monitoring": {"reference_sample_rows": 25}}), train,
-                             validation, test)
+    small = reference_sample(
+        config.with_overrides({"monitoring": {"reference_sample_rows": 25}}), train, validation, test
+    )
     assert len(small) == 25 and set(small["cutoff_date"]) == {dt.date(2025, 5, 1)}
     # fewer test + validation rows than asked for: a smaller reference, no train rows
-    big = reference_sample(config.with_overrides({"monitoring": {"reference_sample_rows": 500}}), train,
-                           validation, test)
+    big = reference_sample(
+        config.with_overrides({"monitoring": {"reference_sample_rows": 500}}), train, validation, test
+    )
     assert len(big) == 100 and big["cutoff_date"].min() == dt.date(2025, 3, 1)

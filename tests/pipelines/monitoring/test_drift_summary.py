@@ -14,23 +14,34 @@ VD = "evidently:metric_v2:ValueDrift"
 
 
 def _vd(metric_id, column, value, method="wasserstein", threshold=0.1):
-    return {"id": metric_id, "metric_name": f"ValueDrift(column={column})",
-            "config": {"type": VD, "column": column, "method": method, "threshold": threshold}, "value": value}
+    return {
+        "id": metric_id,
+        "metric_name": f"ValueDrift(column={column})",
+        "config": {"type": VD, "column": column, "method": method, "threshold": threshold},
+        "value": value,
+    }
 
 
 def test_summarize_handmade_snapshot_dict():
     snapshot = {
         "metrics": [
-            {"id": "c", "metric_name": "DriftedColumnsCount(...)",
-             "config": {"type": "evidently:metric_v2:DriftedColumnsCount"}, "value": {"count": 2.0, "share": 0.5}},
+            {
+                "id": "c",
+                "metric_name": "DriftedColumnsCount(...)",
+                "config": {"type": "evidently:metric_v2:DriftedColumnsCount"},
+                "value": {"count": 2.0, "share": 0.5},
+            },
             _vd("a", "recency", 0.42),  # test says FAIL
             _vd("b", "orders", 0.05),  # test says SUCCESS
             _vd("k", "ks_feature", 0.01, method="ks", threshold=0.05),  # no test: p-value below threshold -> drift
             _vd("n", "empty", None),  # unusable value: skipped
             _vd("p", "prediction", 0.2),
-            {"id": "m", "metric_name": "MissingValueCount(column=orders)",
-             "config": {"type": "evidently:metric_v2:MissingValueCount", "column": "orders"},
-             "value": {"count": 3.0, "share": 0.25}},
+            {
+                "id": "m",
+                "metric_name": "MissingValueCount(column=orders)",
+                "config": {"type": "evidently:metric_v2:MissingValueCount", "column": "orders"},
+                "value": {"count": 3.0, "share": 0.25},
+            },
             {"id": "r", "metric_name": "RowCount()", "config": {"type": "evidently:metric_v2:RowCount"}, "value": 12.0},
             {"id": "x", "metric_name": "SomethingNew()", "config": {"type": "evidently:metric_v2:New"}, "value": [1]},
         ],
@@ -58,8 +69,14 @@ def test_real_evidently_snapshot_of_a_shifted_sample(config):
     """The parse against a real Evidently 0.7 snapshot (identical data is covered by test_monitor)."""
     rng = np.random.default_rng(0)
     n = 400
-    ref = pd.DataFrame({"a": rng.gamma(2.0, 10.0, n), "b": rng.poisson(3, n).astype(float), "c": rng.normal(50, 5, n),
-                        "prediction": rng.beta(2, 5, n)})
+    ref = pd.DataFrame(
+        {
+            "a": rng.gamma(2.0, 10.0, n),
+            "b": rng.poisson(3, n).astype(float),
+            "c": rng.normal(50, 5, n),
+            "prediction": rng.beta(2, 5, n),
+        }
+    )
     ref.loc[:9, "c"] = np.nan  # missing values are fine
     shifted = ref.copy()
     shifted[["a", "c"]] *= 1.5  # +50% on two of three features

@@ -89,8 +89,9 @@ def test_identical_then_shifted_reference(scored, standins):
 def test_monitor_needs_scores(config, standins):
     standins.load_tiny_warehouse(config, customers=20)
     with pytest.raises(MonitoringError, match="no rows for score_date 2025-03-01"):
-        monitor_scores(config, dt.date(2025, 3, 1), "1", reference=standins.current_reference(config),
-                       log_to_mlflow=False)
+        monitor_scores(
+            config, dt.date(2025, 3, 1), "1", reference=standins.current_reference(config), log_to_mlflow=False
+        )
 
 
 def test_cli_with_registered_reference_and_mlflow_run(config, standins, monkeypatch, tmp_path, capsys):
@@ -116,12 +117,27 @@ def test_cli_with_registered_reference_and_mlflow_run(config, standins, monkeypa
     standins.current_reference(config).to_parquet(ref_path, index=False)
     client.log_artifact(run.info.run_id, str(ref_path), "reference")
     client.create_registered_model(config.registry.model_name)
-    version = client.create_model_version(config.registry.model_name, source=run.info.artifact_uri,
-                                          run_id=run.info.run_id).version
+    version = client.create_model_version(
+        config.registry.model_name, source=run.info.artifact_uri, run_id=run.info.run_id
+    ).version
     version = str(version)
 
-    assert main(["--config", str(config_path), "score", "--date", "2025-03-01", "--model-version", version,
-                 "--run-id", "cli-test"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(config_path),
+                "score",
+                "--date",
+                "2025-03-01",
+                "--model-version",
+                version,
+                "--run-id",
+                "cli-test",
+            ]
+        )
+        == 0
+    )
     scored = json.loads(capsys.readouterr().out)
     assert scored["rows"] > 0 and scored["model_version"] == version
 

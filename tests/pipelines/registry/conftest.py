@@ -33,15 +33,19 @@ def _split_frame(rng: np.random.Generator, name: str, n: int) -> pd.DataFrame:
     a, b, noise = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
     p = 1 / (1 + np.exp(-(2.0 * a - 1.5 * b - 0.8)))
     cutoffs = SPLIT_CUTOFFS[name]
-    return pd.DataFrame({
-        "customer_id": np.arange(n, dtype=np.int64) + 1,
-        "cutoff_date": [dt.date.fromisoformat(cutoffs[i % len(cutoffs)]) for i in range(n)],
-        "f_signal_a": a, "f_signal_b": b, "f_noise": noise,
-        "text_view": [f"order {i % 7} shoes; review {i % 5} stars" for i in range(n)],
-        "tenure_band": np.where(a > 0, "1y+", "<1y"),
-        "acquisition_channel": np.where(noise > 0, "organic", "paid_search"),
-        "churned": (rng.random(n) < p).astype(np.int64),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(n, dtype=np.int64) + 1,
+            "cutoff_date": [dt.date.fromisoformat(cutoffs[i % len(cutoffs)]) for i in range(n)],
+            "f_signal_a": a,
+            "f_signal_b": b,
+            "f_noise": noise,
+            "text_view": [f"order {i % 7} shoes; review {i % 5} stars" for i in range(n)],
+            "tenure_band": np.where(a > 0, "1y+", "<1y"),
+            "acquisition_channel": np.where(noise > 0, "organic", "paid_search"),
+            "churned": (rng.random(n) < p).astype(np.int64),
+        }
+    )
 
 
 def write_training_sets(out_dir: Path, seed: int = 0, as_of: str = "2025-07-01", rows: dict | None = None) -> str:
@@ -53,12 +57,25 @@ def write_training_sets(out_dir: Path, seed: int = 0, as_of: str = "2025-07-01",
         frame = _split_frame(rng, name, (rows or SPLIT_ROWS)[name])
         path = out_dir / f"{name}.parquet"
         frame.to_parquet(path, index=False)
-        splits[name] = {"rows": len(frame), "customers": int(frame.customer_id.nunique()),
-                        "churn_rate": float(frame.churned.mean()), "path": path.name, "sha256": _sha256(path)}
-    manifest = {"manifest_version": 1, "as_of": as_of, "cutoffs": SPLIT_CUTOFFS, "id_column": "customer_id",
-                "cutoff_column": "cutoff_date", "feature_names": FEATURES, "text_column": "text_view",
-                "segment_columns": ["tenure_band", "acquisition_channel"], "label_column": "churned",
-                "splits": splits}
+        splits[name] = {
+            "rows": len(frame),
+            "customers": int(frame.customer_id.nunique()),
+            "churn_rate": float(frame.churned.mean()),
+            "path": path.name,
+            "sha256": _sha256(path),
+        }
+    manifest = {
+        "manifest_version": 1,
+        "as_of": as_of,
+        "cutoffs": SPLIT_CUTOFFS,
+        "id_column": "customer_id",
+        "cutoff_column": "cutoff_date",
+        "feature_names": FEATURES,
+        "text_column": "text_view",
+        "segment_columns": ["tenure_band", "acquisition_channel"],
+        "label_column": "churned",
+        "splits": splits,
+    }
     path = out_dir / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2))
     return str(path)
@@ -71,14 +88,24 @@ def make_bundle(out_dir: Path, train: pd.DataFrame, validation: pd.DataFrame, qu
     from pipelines.models import fit_calibrator, save_baseline_bundle
 
     used = QUALITY_FEATURES[quality]
-    params = {"objective": "binary", "learning_rate": 0.1, "num_leaves": 7, "min_data_in_leaf": 20,
-              "verbose": -1, "num_threads": 1, "seed": seed, "deterministic": True}
-    booster = lgb.train(params, lgb.Dataset(train[used].to_numpy(), label=train["churned"].to_numpy()),
-                        num_boost_round=40)
+    params = {
+        "objective": "binary",
+        "learning_rate": 0.1,
+        "num_leaves": 7,
+        "min_data_in_leaf": 20,
+        "verbose": -1,
+        "num_threads": 1,
+        "seed": seed,
+        "deterministic": True,
+    }
+    booster = lgb.train(
+        params, lgb.Dataset(train[used].to_numpy(), label=train["churned"].to_numpy()), num_boost_round=40
+    )
     raw_val = booster.predict(validation[used].to_numpy())
     calibrator = fit_calibrator(validation["churned"].to_numpy(), raw_val, "isotonic")
-    return save_baseline_bundle(out_dir, booster=booster, feature_names=used, calibrator=calibrator,
-                                threshold=0.5, extra={"quality": quality})
+    return save_baseline_bundle(
+        out_dir, booster=booster, feature_names=used, calibrator=calibrator, threshold=0.5, extra={"quality": quality}
+    )
 
 
 @dataclass
@@ -101,20 +128,21 @@ class FakeFit:
 
             p_val = load_bundle(bundle).predict_proba(sets.validation)
             metrics = compute_metrics(sets.validation["churned"].to_numpy(), p_val)
-            history = [{"epoch": e, "train_loss": 0.7 / e, "val_pr_auc": metrics["pr_auc"] - 0.01 / e}
-                       for e in (1, 2)]
+            history = [{"epoch": e, "train_loss": 0.7 / e, "val_pr_auc": metrics["pr_auc"] - 0.01 / e} for e in (1, 2)]
             if on_epoch_end is not None and kind == "transformer":
                 for row in history:
                     on_epoch_end(kind, row["epoch"], dict(row))
-            results[kind] = SimpleNamespace(kind=kind, bundle_dir=bundle, validation=metrics, history=history,
-                                            best_epoch=2, seconds=0.1)
+            results[kind] = SimpleNamespace(
+                kind=kind, bundle_dir=bundle, validation=metrics, history=history, best_epoch=2, seconds=0.1
+            )
         if config.training.candidate != "best":
             chosen = config.training.candidate
         else:
             chosen = max(results, key=lambda k: results[k].validation["pr_auc"])
         notes = [] if chosen == "transformer" else ["baseline chosen by validation PR-AUC"]
-        return SimpleNamespace(transformer=results["transformer"], baseline=results["baseline"], chosen=chosen,
-                               notes=notes)
+        return SimpleNamespace(
+            transformer=results["transformer"], baseline=results["baseline"], chosen=chosen, notes=notes
+        )
 
 
 class RegistryEnv:
@@ -126,13 +154,19 @@ class RegistryEnv:
         self.root = root
         self.fake = fake
         self.manifest = write_training_sets(root / "datasets" / "2025-07-01")
-        self.config = Config().with_overrides({
-            "warehouse": {"url": f"duckdb:///{root}/warehouse.duckdb"},
-            "registry": {"tracking_uri": f"sqlite:///{root}/mlflow.db", "artifact_location": str(root / "mlartifacts"),
-                         "auto_promote": True, "bootstrap_rounds": 200},
-            "dataset": {"output_dir": str(root / "datasets")},
-            "monitoring": {"reports_dir": str(root / "reports"), "reference_sample_rows": 300},
-        })
+        self.config = Config().with_overrides(
+            {
+                "warehouse": {"url": f"duckdb:///{root}/warehouse.duckdb"},
+                "registry": {
+                    "tracking_uri": f"sqlite:///{root}/mlflow.db",
+                    "artifact_location": str(root / "mlartifacts"),
+                    "auto_promote": True,
+                    "bootstrap_rounds": 200,
+                },
+                "dataset": {"output_dir": str(root / "datasets")},
+                "monitoring": {"reports_dir": str(root / "reports"), "reference_sample_rows": 300},
+            }
+        )
         self.versions: dict[str, tuple[str, str]] = {}
 
     def train(self, quality: str, config=None) -> tuple[str, str]:

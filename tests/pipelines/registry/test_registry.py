@@ -77,8 +77,17 @@ def test_run_contents_and_pyfunc_round_trip(registry_env):
     assert tags["dataset.splits.train.sha256"] and tags["version.mlflow"] == mlflow.__version__
     assert tags["model_id"].startswith("m-") and tags["transformer_beat_baseline"] == "true"
     # both candidates side by side, per-epoch curves, test metrics of both
-    for key in ("transformer_val_pr_auc", "baseline_val_pr_auc", "val_pr_auc", "test_pr_auc", "test_roc_auc",
-                "test_brier", "transformer_test_pr_auc", "baseline_test_pr_auc", "dataset_train_churn_rate"):
+    for key in (
+        "transformer_val_pr_auc",
+        "baseline_val_pr_auc",
+        "val_pr_auc",
+        "test_pr_auc",
+        "test_roc_auc",
+        "test_brier",
+        "transformer_test_pr_auc",
+        "baseline_test_pr_auc",
+        "dataset_train_churn_rate",
+    ):
         assert key in metrics, key
     history = client.get_metric_history(run_id, "transformer_epoch_train_loss")
     assert sorted(m.step for m in history) == [1, 2]
@@ -118,8 +127,11 @@ def test_logged_model_holds_no_pickles(registry_env):
     import mlflow
 
     _, version = registry_env.version("weak", "weak")
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/churn-risk/{version}",
-                                                     dst_path=str(registry_env.root / "model-dl")))
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            f"models:/churn-risk/{version}", dst_path=str(registry_env.root / "model-dl")
+        )
+    )
     files = [p for p in local.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix.lower() in PICKLE_SUFFIXES or p.name == "python_model.pkl"]
     mlmodel = yaml.safe_load((local / "MLmodel").read_text())
@@ -144,8 +156,9 @@ def test_pyfunc_loads_in_a_fresh_process(registry_env):
         "print('OK')\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": registry_env.config.tracking_uri}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=registry_env.root, env=env, capture_output=True,
-                          text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=registry_env.root, env=env, capture_output=True, text=True, timeout=180
+    )
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
 
 

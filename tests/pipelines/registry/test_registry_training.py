@@ -23,15 +23,23 @@ def test_train_log_register_gate_with_real_training(config, tiny_encoder_dir, tm
     )
     from pipelines.registry.tracking import bundle_dir_of
 
-    config = config.with_overrides({
-        "model": {"encoder": tiny_encoder_dir, "max_length": 32, "head_hidden": [8]},
-        "training": {"epochs": 2, "batch_size": 16, "eval_batch_size": 64, "device": "cpu", "num_threads": 1,
-                     "baseline_rounds": 20, "candidate": "transformer"},
-        "registry": {"auto_promote": True, "bootstrap_rounds": 50},
-        "monitoring": {"reference_sample_rows": 40},
-    })
-    manifest = write_sets(tmp_path / "datasets" / "2025-07-01",
-                                   rows={"train": 160, "validation": 100, "test": 120})
+    config = config.with_overrides(
+        {
+            "model": {"encoder": tiny_encoder_dir, "max_length": 32, "head_hidden": [8]},
+            "training": {
+                "epochs": 2,
+                "batch_size": 16,
+                "eval_batch_size": 64,
+                "device": "cpu",
+                "num_threads": 1,
+                "baseline_rounds": 20,
+                "candidate": "transformer",
+            },
+            "registry": {"auto_promote": True, "bootstrap_rounds": 50},
+            "monitoring": {"reference_sample_rows": 40},
+        }
+    )
+    manifest = write_sets(tmp_path / "datasets" / "2025-07-01", rows={"train": 160, "validation": 100, "test": 120})
     run_id = train_and_log(config, manifest)
     client = mlflow.MlflowClient(config.tracking_uri)
     run = client.get_run(run_id)

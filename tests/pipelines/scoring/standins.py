@@ -56,20 +56,23 @@ def _ts(day: dt.date, seconds: np.ndarray) -> pd.Series:
     return base + pd.to_timedelta(seconds, unit="s")
 
 
-def tiny_raw_frames(customers: int = 200, seed: int = 7, start: dt.date = dt.date(2023, 6, 1),
-                    end: dt.date = dt.date(2025, 6, 30)) -> dict[str, pd.DataFrame]:
+def tiny_raw_frames(
+    customers: int = 200, seed: int = 7, start: dt.date = dt.date(2023, 6, 1), end: dt.date = dt.date(2025, 6, 30)
+) -> dict[str, pd.DataFrame]:
     """Small reproducible raw tables: each customer orders at a personal rate, some stop (churn)."""
     rng = np.random.default_rng(seed)
     ids = np.arange(1, customers + 1, dtype=np.int64)
     span = (end - start).days * 86_400
     signup = rng.integers(0, span // 3, customers)
     channels = np.array(["organic", "paid_search", "social", "referral", "email"])
-    customers_df = pd.DataFrame({
-        "customer_id": ids,
-        "signup_at": _ts(start, signup),
-        "country": "DE",
-        "acquisition_channel": channels[rng.integers(0, len(channels), customers)],
-    })
+    customers_df = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "signup_at": _ts(start, signup),
+            "country": "DE",
+            "acquisition_channel": channels[rng.integers(0, len(channels), customers)],
+        }
+    )
     orders, items, events = [], [], []
     order_id = event_id = 0
     for cid, t0 in zip(ids, signup, strict=True):
@@ -87,29 +90,46 @@ def tiny_raw_frames(customers: int = 200, seed: int = 7, start: dt.date = dt.dat
             items.append((order_id, 1, None, rng.choice(["books", "shoes", "toys"]), 1, amount))
             if rng.random() < 0.5:
                 event_id += 1
-                events.append((event_id, cid, f"s{event_id}", rng.choice(["view", "search", "add_to_cart"]),
-                               None, int(t) - 600))
+                events.append(
+                    (event_id, cid, f"s{event_id}", rng.choice(["view", "search", "add_to_cart"]), None, int(t) - 600)
+                )
     o = np.array(orders, dtype=object)
     e = np.array(events, dtype=object)
     return {
         "customers": customers_df,
         "products": pd.DataFrame({"product_id": [1], "title": ["thing"], "category": ["books"], "price": [10.0]}),
-        "orders": pd.DataFrame({
-            "order_id": o[:, 0].astype(np.int64), "customer_id": o[:, 1].astype(np.int64),
-            "ordered_at": _ts(start, o[:, 2].astype(np.int64)), "status": o[:, 3].astype(str),
-            "total_amount": o[:, 4].astype(float),
-        }),
-        "order_items": pd.DataFrame(items, columns=["order_id", "line_number", "product_id", "category", "quantity",
-                                                    "unit_price"]),
-        "events": pd.DataFrame({
-            "event_id": e[:, 0].astype(np.int64), "customer_id": e[:, 1].astype(np.int64),
-            "session_id": e[:, 2].astype(str), "event_type": e[:, 3].astype(str), "product_id": None,
-            "event_at": _ts(start, e[:, 5].astype(np.int64)),
-        }),
-        "reviews": pd.DataFrame({
-            "review_id": [1, 2], "customer_id": [1, 2], "product_id": [1, 1], "rating": [5, 2],
-            "review_text": ["fine", "late parcel"], "reviewed_at": _ts(start, np.array([86_400, 2 * 86_400])),
-        }),
+        "orders": pd.DataFrame(
+            {
+                "order_id": o[:, 0].astype(np.int64),
+                "customer_id": o[:, 1].astype(np.int64),
+                "ordered_at": _ts(start, o[:, 2].astype(np.int64)),
+                "status": o[:, 3].astype(str),
+                "total_amount": o[:, 4].astype(float),
+            }
+        ),
+        "order_items": pd.DataFrame(
+            items, columns=["order_id", "line_number", "product_id", "category", "quantity", "unit_price"]
+        ),
+        "events": pd.DataFrame(
+            {
+                "event_id": e[:, 0].astype(np.int64),
+                "customer_id": e[:, 1].astype(np.int64),
+                "session_id": e[:, 2].astype(str),
+                "event_type": e[:, 3].astype(str),
+                "product_id": None,
+                "event_at": _ts(start, e[:, 5].astype(np.int64)),
+            }
+        ),
+        "reviews": pd.DataFrame(
+            {
+                "review_id": [1, 2],
+                "customer_id": [1, 2],
+                "product_id": [1, 1],
+                "rating": [5, 2],
+                "review_text": ["fine", "late parcel"],
+                "reviewed_at": _ts(start, np.array([86_400, 2 * 86_400])),
+            }
+        ),
     }
 
 

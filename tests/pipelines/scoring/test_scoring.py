@@ -20,16 +20,23 @@ TIERS = {"low": 0.0, "medium": 0.3, "high": 0.6}
 
 def _scores(config, day):
     with open_warehouse(config) as wh:
-        return wh.query_df(wh.render("SELECT * FROM {churn_scores} WHERE score_date = :d ORDER BY customer_id"),
-                           {"d": day})
+        return wh.query_df(
+            wh.render("SELECT * FROM {churn_scores} WHERE score_date = :d ORDER BY customer_id"), {"d": day}
+        )
 
 
 def test_assign_risk_tiers_takes_highest_bound_reached():
     p = [0.0, 0.2999, 0.3, 0.5999, 0.6, 1.0]
     assert assign_risk_tiers(p, TIERS).tolist() == ["low", "low", "medium", "medium", "high", "high"]
     # dict order does not matter
-    assert assign_risk_tiers(p, {"high": 0.6, "low": 0.0, "medium": 0.3}).tolist() == \
-        ["low", "low", "medium", "medium", "high", "high"]
+    assert assign_risk_tiers(p, {"high": 0.6, "low": 0.0, "medium": 0.3}).tolist() == [
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+    ]
     assert assign_risk_tiers([0.95], {"all": 0.0}).tolist() == ["all"]
 
 

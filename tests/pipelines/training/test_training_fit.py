@@ -24,12 +24,12 @@ def test_fit_candidates_end_to_end(tiny_config, tmp_path):
         assert cand.bundle_dir == tmp_path / "fit" / kind
         assert {"roc_auc", "pr_auc", "brier", "ece", "lift_at_10"} <= set(cand.validation_metrics)
         assert cand.history and {"epoch", "train_loss", "val_loss", "val_pr_auc", "samples_per_s"} <= set(
-            cand.history[0])
+            cand.history[0]
+        )
         assert cand.best_epoch >= 1 and cand.seconds > 0
         loaded = load_bundle(cand.bundle_dir)
         assert loaded.kind == kind
-        np.testing.assert_allclose(loaded.predict_proba(sets.test), cand.predictor.predict_proba(sets.test),
-                                   atol=1e-6)
+        np.testing.assert_allclose(loaded.predict_proba(sets.test), cand.predictor.predict_proba(sets.test), atol=1e-6)
     if result.chosen == "baseline":
         assert any("did not beat" in note for note in result.notes)
 

@@ -29,8 +29,9 @@ def _strip(history):
 @pytest.mark.training
 def test_two_epochs_lower_training_loss(tiny_config, sets):
     calls = []
-    run = train_transformer(tiny_config, sets.train, sets.validation, FEATURES,
-                            on_epoch_end=lambda epoch, m: calls.append((epoch, m)))
+    run = train_transformer(
+        tiny_config, sets.train, sets.validation, FEATURES, on_epoch_end=lambda epoch, m: calls.append((epoch, m))
+    )
     losses = [row["train_loss"] for row in run.history]
     assert len(losses) == 2 and losses[1] < losses[0]
     assert [c[0] for c in calls] == [1, 2]
@@ -50,12 +51,14 @@ def test_same_seed_same_metrics(tiny_config, sets):
 
 @pytest.mark.training
 def test_best_epoch_weights_are_restored(tiny_config, sets):
-    cfg = tiny_config.with_overrides({"training": {"epochs": 3, "early_stopping_patience": 1, "head_lr": 0.05,
-                                                   "encoder_lr": 0.01}})
+    cfg = tiny_config.with_overrides(
+        {"training": {"epochs": 3, "early_stopping_patience": 1, "head_lr": 0.05, "encoder_lr": 0.01}}
+    )
     run = train_transformer(cfg, sets.train, sets.validation, FEATURES)
     split = encode_split(run.tokenizer, sets.validation, run.scaler, cfg.model.max_length)
-    _, scores = evaluate(run.model, split, torch.nn.BCEWithLogitsLoss(), batch_size=64, pad_id=0,
-                         device=torch.device("cpu"))
+    _, scores = evaluate(
+        run.model, split, torch.nn.BCEWithLogitsLoss(), batch_size=64, pad_id=0, device=torch.device("cpu")
+    )
     assert pr_auc(split.labels.astype(int), scores) == pytest.approx(run.history[run.best_epoch - 1]["val_pr_auc"])
     np.testing.assert_allclose(scores, run.val_raw, atol=1e-6)
 

@@ -15,8 +15,7 @@ CTX = SuiteContext(as_of=dt.date(2025, 12, 31), schema="main")
 
 
 def _by_type(suite, type_: str) -> list[dict]:
-    return [e.configuration.kwargs | {"meta": e.meta or {}} for e in suite.expectations
-            if e.expectation_type == type_]
+    return [e.configuration.kwargs | {"meta": e.meta or {}} for e in suite.expectations if e.expectation_type == type_]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +40,9 @@ def test_suite_covers_the_contract(suites, table: Table):
     assert {k["column"] for k in _by_type(suite, "expect_column_values_to_be_of_type")} == set(table.column_names)
     not_null = {k["column"] for k in _by_type(suite, "expect_column_values_to_not_be_null")}
     assert not_null == {c.name for c in table.columns if not c.nullable}
-    unique = ({k["column"] for k in _by_type(suite, "expect_column_values_to_be_unique")}
-              | {tuple(k["column_list"]) for k in _by_type(suite, "expect_compound_columns_to_be_unique")})
+    unique = {k["column"] for k in _by_type(suite, "expect_column_values_to_be_unique")} | {
+        tuple(k["column_list"]) for k in _by_type(suite, "expect_compound_columns_to_be_unique")
+    }
     assert (table.primary_key[0] if len(table.primary_key) == 1 else table.primary_key) in unique
     in_set = {k["column"]: k["value_set"] for k in _by_type(suite, "expect_column_values_to_be_in_set")}
     assert in_set == {c.name: list(c.allowed_values) for c in table.columns if c.allowed_values}
@@ -50,12 +50,17 @@ def test_suite_covers_the_contract(suites, table: Table):
     for col in table.columns:
         if col.min_value is not None or col.max_value is not None:
             assert {"column": col.name, "min": col.min_value, "max": col.max_value} in [
-                {"column": k["column"], "min": k.get("min_value"), "max": k.get("max_value")} for k in between]
+                {"column": k["column"], "min": k.get("min_value"), "max": k.get("max_value")} for k in between
+            ]
     if table.time_column:  # nothing after the end of the as-of day (UTC)
         assert {"column": table.time_column, "max": dt.datetime(2025, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)} in [
-            {"column": k["column"], "max": k.get("max_value")} for k in between]
-    fk_columns = {k["meta"]["column"] for k in _by_type(suite, "unexpected_rows_expectation")
-                  if k["meta"].get("rule") == "foreign_key"}
+            {"column": k["column"], "max": k.get("max_value")} for k in between
+        ]
+    fk_columns = {
+        k["meta"]["column"]
+        for k in _by_type(suite, "unexpected_rows_expectation")
+        if k["meta"].get("rule") == "foreign_key"
+    }
     assert fk_columns == {fk.column for fk in table.foreign_keys}
     [row_count] = _by_type(suite, "expect_table_row_count_to_be_between")
     assert row_count["min_value"] == (1 if table.name in ("customers", "orders") else 0)
@@ -69,8 +74,10 @@ def test_freshness_is_configurable(suites):
     [events] = freshness(suites["events"])
     assert "COUNT(*) > 0" in events["unexpected_rows_query"]  # an empty clickstream is allowed
     [orders] = freshness(suites["orders"])
-    assert "COUNT(*) > 0" not in orders["unexpected_rows_query"] and "2025-12-02 00:00:00+00:00" in orders[
-        "unexpected_rows_query"]
+    assert (
+        "COUNT(*) > 0" not in orders["unexpected_rows_query"]
+        and "2025-12-02 00:00:00+00:00" in orders["unexpected_rows_query"]
+    )
     ctx = SuiteContext(as_of=dt.date(2025, 12, 31), schema="main", freshness_days=7, require_recent=frozenset())
     assert not freshness(load_suite_builder("orders")(ctx))
 
@@ -86,21 +93,38 @@ def test_every_expectation_line_says_what_it_guards():
 def test_report_message_names_table_column_and_expectation():
     from pipelines.validation.report import ValidationFailed, ValidationFailure, ValidationReport, order_failures
 
-    failures = order_failures([
-        ValidationFailure("orders", "total_amount", "expect_column_values_to_be_between",
-                          "expect_column_values_to_be_between(min_value=0) failed: 1 unexpected value (e.g. -5.0)"),
-        ValidationFailure("products", "title", "expect_column_values_to_not_be_null",
-                          "expect_column_values_to_not_be_null() failed: could not be evaluated: no column"),
-        ValidationFailure("products", "title", "expect_table_columns_to_match_set",
-                          "expect_table_columns_to_match_set() failed: missing column(s) title"),
-    ])
-    assert [f.expectation for f in failures] == ["expect_table_columns_to_match_set",
-                                                 "expect_column_values_to_be_between"]
+    failures = order_failures(
+        [
+            ValidationFailure(
+                "orders",
+                "total_amount",
+                "expect_column_values_to_be_between",
+                "expect_column_values_to_be_between(min_value=0) failed: 1 unexpected value (e.g. -5.0)",
+            ),
+            ValidationFailure(
+                "products",
+                "title",
+                "expect_column_values_to_not_be_null",
+                "expect_column_values_to_not_be_null() failed: could not be evaluated: no column",
+            ),
+            ValidationFailure(
+                "products",
+                "title",
+                "expect_table_columns_to_match_set",
+                "expect_table_columns_to_match_set() failed: missing column(s) title",
+            ),
+        ]
+    )
+    assert [f.expectation for f in failures] == [
+        "expect_table_columns_to_match_set",
+        "expect_column_values_to_be_between",
+    ]
     report = ValidationReport(False, failures, "/x/index.html", {"as_of": "2025-12-31"})
     exc = ValidationFailed(report)
     assert exc.exit_code == 3 and exc.report is report
-    assert ("orders.total_amount: expect_column_values_to_be_between(min_value=0) failed: 1 unexpected value "
-            "(e.g. -5.0)") in str(exc)
+    assert (
+        "orders.total_amount: expect_column_values_to_be_between(min_value=0) failed: 1 unexpected value (e.g. -5.0)"
+    ) in str(exc)
     assert "products.title: expect_table_columns_to_match_set() failed: missing column(s) title" in str(exc)
 
 

@@ -59,12 +59,18 @@ def test_each_broken_rule_is_reported(val_config):
     found = {(f.table, f.column, f.expectation) for f in exc.report.failures}
     for table, column, expectation in EXPECTED_DIRTY_FAILURES:
         assert (table, column, expectation) in found, f"{table}.{column} {expectation} not reported:\n{message}"
-        line = next(line for line in message.splitlines() if line.strip().startswith(f"{table}.{column}: {expectation}"))
+        line = next(
+            line for line in message.splitlines() if line.strip().startswith(f"{table}.{column}: {expectation}")
+        )
         assert "failed:" in line
-    assert "orders.total_amount: expect_column_values_to_be_between(min_value=0) failed: 1 unexpected value (e.g. -5.0)" \
+    assert (
+        "orders.total_amount: expect_column_values_to_be_between(min_value=0) failed: 1 unexpected value (e.g. -5.0)"
         in message
-    assert "reviews.rating: expect_column_values_to_be_between(min_value=1, max_value=5) failed: 1 unexpected value " \
+    )
+    assert (
+        "reviews.rating: expect_column_values_to_be_between(min_value=1, max_value=5) failed: 1 unexpected value "
         "(e.g. 7)" in message
+    )
     assert "customer_id': 999" in message  # the orphan row itself is shown
     assert "missing column(s) title" in message
     assert "2026-01-01T00:00:00+00:00" in message  # the future timestamp
@@ -104,8 +110,19 @@ def test_cli_validates_selected_tables(val_config, tmp_path, caplog):
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(val_config.model_dump(mode="json")))
     with caplog.at_level(logging.INFO):
-        code = main(["--config", str(config_path), "validate", "--as-of", "2025-12-31",
-                     "--table", "customers", "--table", "orders"])
+        code = main(
+            [
+                "--config",
+                str(config_path),
+                "validate",
+                "--as-of",
+                "2025-12-31",
+                "--table",
+                "customers",
+                "--table",
+                "orders",
+            ]
+        )
     assert code == 0
     text = caplog.text
     assert "validation passed as of 2025-12-31" in text and "on 2 table(s)" in text

@@ -51,7 +51,9 @@ def _tables(wh) -> set[str]:
 def _relkind(wh, table="churn_scores") -> str:
     return wh.scalar(
         "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = :s AND c.relname = :t", {"s": wh.schema, "t": table})
+        "WHERE n.nspname = :s AND c.relname = :t",
+        {"s": wh.schema, "t": table},
+    )
 
 
 def _count(wh, day) -> int:
@@ -63,10 +65,13 @@ def test_churn_scores_is_list_partitioned_by_score_date_with_key_on_parent(pg):
     key = pg.query_arrow(
         "SELECT pt.partstrat, a.attname FROM pg_partitioned_table pt JOIN pg_attribute a "
         "ON a.attrelid = pt.partrelid AND a.attnum = pt.partattrs[0] WHERE pt.partrelid = CAST(:t AS regclass)",
-        {"t": pg.qualified("churn_scores")}).to_pylist()
+        {"t": pg.qualified("churn_scores")},
+    ).to_pylist()
     assert key == [{"partstrat": "l", "attname": "score_date"}]
-    pk = pg.scalar("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) "
-                   "AND contype = 'p'", {"t": pg.qualified("churn_scores")})
+    pk = pg.scalar(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) AND contype = 'p'",
+        {"t": pg.qualified("churn_scores")},
+    )
     assert pk == "PRIMARY KEY (score_date, customer_id)"
     # the small monitoring outputs stay plain tables
     assert _relkind(pg, "monitoring_drift") == "r"
@@ -86,18 +91,24 @@ def test_replace_swaps_the_day_and_leaves_other_days_alone(pg, scores, caplog):
     assert after[D1][1] != before[D1][1]  # a new table was swapped in for the day...
     assert after[D2] == before[D2]  # ...and the other day's partition was not touched
     assert _count(pg, D1) == 8 and _count(pg, D2) == 5
-    assert pg.scalar(pg.render("SELECT MIN(churn_probability) FROM {churn_scores} WHERE score_date = :d"),
-                     {"d": D1}) == pytest.approx(0.9)
-    assert pg.scalar(pg.render("SELECT MAX(churn_probability) FROM {churn_scores} WHERE score_date = :d"),
-                     {"d": D2}) == pytest.approx(0.2)
+    assert pg.scalar(
+        pg.render("SELECT MIN(churn_probability) FROM {churn_scores} WHERE score_date = :d"), {"d": D1}
+    ) == pytest.approx(0.9)
+    assert pg.scalar(
+        pg.render("SELECT MAX(churn_probability) FROM {churn_scores} WHERE score_date = :d"), {"d": D2}
+    ) == pytest.approx(0.2)
     assert _tables(pg) >= {"churn_scores__p20250101", "churn_scores__p20250102"}
     assert not [t for t in _tables(pg) if "__load" in t]  # no staging table left
     # the swapped-in partition carries the key (it was built after the load) and not the staging CHECK
     with pytest.raises(WarehouseError, match="duplicate key"):
-        pg.execute(pg.render("INSERT INTO {churn_scores} SELECT * FROM {churn_scores} WHERE score_date = :d LIMIT 1"),
-                   {"d": D1})
-    checks = pg.scalar("SELECT COUNT(*) FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) AND contype = 'c'",
-                       {"t": pg.qualified("churn_scores__p20250101")})
+        pg.execute(
+            pg.render("INSERT INTO {churn_scores} SELECT * FROM {churn_scores} WHERE score_date = :d LIMIT 1"),
+            {"d": D1},
+        )
+    checks = pg.scalar(
+        "SELECT COUNT(*) FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) AND contype = 'c'",
+        {"t": pg.qualified("churn_scores__p20250101")},
+    )
     assert checks == 0
 
 
@@ -200,8 +211,7 @@ def test_replace_inside_a_callers_transaction_commits_or_rolls_back_with_it(pg, 
     assert _partitions(pg)[D3][0] == "churn_scores__p20250103"
 
 
-def test_unpartitioned_table_of_an_older_version_falls_back_and_says_so_once(legacy_pg, scores, caplog,
-                                                                            monkeypatch):
+def test_unpartitioned_table_of_an_older_version_falls_back_and_says_so_once(legacy_pg, scores, caplog, monkeypatch):
     assert _relkind(legacy_pg) == "r"
     with caplog.at_level(logging.INFO):
         legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(10)), "score_date", D1)
@@ -245,13 +255,21 @@ def test_binary_copy_roundtrips_every_contract_type_and_nulls(pg):
         "c": pa.array([0.5, None, float("inf"), -1e300], pa.float64()),
         "d": pa.array(["x", None, "", "h\u00e9 'q\" ,\n\\"], pa.string()),
         "e": pa.array([dt.date(2026, 1, 1), dt.date(1999, 12, 31), None, dt.date(1, 1, 1)], pa.date32()),
-        "f": pa.array([dt.datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=dt.UTC), None,
-                       dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)],
-                      pa.timestamp("us", tz="UTC")),
+        "f": pa.array(
+            [
+                dt.datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=dt.UTC),
+                None,
+                dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+                dt.datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+            ],
+            pa.timestamp("us", tz="UTC"),
+        ),
         "g": pa.array([True, False, None, True]),
     }
-    pg.execute(f"CREATE TABLE {pg.qualified('roundtrip')} (i integer, a bigint, b integer, c double precision, "
-               "d text, e date, f timestamptz, g boolean)")
+    pg.execute(
+        f"CREATE TABLE {pg.qualified('roundtrip')} (i integer, a bigint, b integer, c double precision, "
+        "d text, e date, f timestamptz, g boolean)"
+    )
     table = pa.table({"i": pa.array(range(4), pa.int32()), **values})
     pg._load_arrow("roundtrip", table)
     got = pg.query_arrow(f"SELECT * FROM {pg.qualified('roundtrip')} ORDER BY i")
@@ -259,8 +277,9 @@ def test_binary_copy_roundtrips_every_contract_type_and_nulls(pg):
         assert got.column(name).to_pylist() == expected.to_pylist(), name
 
 
-def test_cli_init_warehouse_partition_existing_converts_a_legacy_schema(legacy_pg, scores, postgres_url,
-                                                                         postgres_schema, monkeypatch):
+def test_cli_init_warehouse_partition_existing_converts_a_legacy_schema(
+    legacy_pg, scores, postgres_url, postgres_schema, monkeypatch
+):
     from pipelines.cli.main import main
 
     legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(4)), "score_date", D1)

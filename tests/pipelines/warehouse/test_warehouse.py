@@ -16,22 +16,38 @@ UTC = dt.UTC
 
 def test_init_is_idempotent_and_creates_contract_tables(warehouse):
     warehouse.init_schema()  # second time: no error
-    for name in ("customers", "orders", "order_items", "events", "reviews", "products", "churn_scores",
-                 "monitoring_drift", "monitoring_performance"):
+    for name in (
+        "customers",
+        "orders",
+        "order_items",
+        "events",
+        "reviews",
+        "products",
+        "churn_scores",
+        "monitoring_drift",
+        "monitoring_performance",
+    ):
         assert warehouse.table_exists(name), name
     assert warehouse.row_count(LATEST_SCORES_VIEW) == 0
 
 
 def test_bulk_load_and_stream_in_chunks(warehouse):
     n = 2_500
-    warehouse.bulk_load("customers", pd.DataFrame({
-        "customer_id": range(n),
-        "signup_at": pd.Timestamp("2024-01-01", tz="UTC"),
-        "country": "DE",
-        "acquisition_channel": "organic",
-    }))
+    warehouse.bulk_load(
+        "customers",
+        pd.DataFrame(
+            {
+                "customer_id": range(n),
+                "signup_at": pd.Timestamp("2024-01-01", tz="UTC"),
+                "country": "DE",
+                "acquisition_channel": "organic",
+            }
+        ),
+    )
     assert warehouse.row_count("customers") == n
-    chunks = list(warehouse.iter_df(warehouse.render("SELECT customer_id FROM {customers} ORDER BY 1"), chunk_rows=1000))
+    chunks = list(
+        warehouse.iter_df(warehouse.render("SELECT customer_id FROM {customers} ORDER BY 1"), chunk_rows=1000)
+    )
     assert [len(c) for c in chunks] == [1000, 1000, 500]
     # nullable columns absent from the frame are loaded as NULL
     assert warehouse.scalar(warehouse.render("SELECT COUNT(*) FROM {customers} WHERE birth_year IS NULL")) == n
@@ -39,16 +55,27 @@ def test_bulk_load_and_stream_in_chunks(warehouse):
 
 def test_timestamps_roundtrip_in_utc(warehouse):
     ts = pd.Timestamp("2024-03-31 23:30:00", tz="Europe/Berlin")
-    warehouse.bulk_load("customers", pd.DataFrame({"customer_id": [1], "signup_at": [ts], "country": ["DE"],
-                                                   "acquisition_channel": ["x"]}))
+    warehouse.bulk_load(
+        "customers",
+        pd.DataFrame({"customer_id": [1], "signup_at": [ts], "country": ["DE"], "acquisition_channel": ["x"]}),
+    )
     got = warehouse.query_df(warehouse.render("SELECT signup_at FROM {customers}"))["signup_at"].iloc[0]
     assert pd.Timestamp(got) == ts  # same instant
     assert str(pd.Timestamp(got).tz) in ("UTC", "utc", "Etc/UTC")
 
 
 def test_bound_parameters_not_interpolated(warehouse):
-    warehouse.bulk_load("customers", pd.DataFrame({"customer_id": [1], "signup_at": [pd.Timestamp("2024-01-01", tz="UTC")],
-                                                   "country": ["x' OR '1'='1"], "acquisition_channel": ["%s"]}))
+    warehouse.bulk_load(
+        "customers",
+        pd.DataFrame(
+            {
+                "customer_id": [1],
+                "signup_at": [pd.Timestamp("2024-01-01", tz="UTC")],
+                "country": ["x' OR '1'='1"],
+                "acquisition_channel": ["%s"],
+            }
+        ),
+    )
     sql = warehouse.render("SELECT COUNT(*) FROM {customers} WHERE country = :c AND acquisition_channel = :a")
     assert warehouse.scalar(sql, {"c": "x' OR '1'='1", "a": "%s"}) == 1
     assert warehouse.scalar(sql, {"c": "x", "a": "%s"}) == 0
@@ -61,8 +88,9 @@ def test_replace_partition_replaces_and_never_duplicates(warehouse, scores):
     warehouse.replace_partition(CHURN_SCORES, scores(d1, range(8), prob=0.9), "score_date", d1)  # rerun
     assert warehouse.row_count("churn_scores", "score_date = :d", {"d": d1}) == 8
     assert warehouse.row_count("churn_scores", "score_date = :d", {"d": d2}) == 5
-    assert warehouse.scalar(warehouse.render("SELECT MIN(churn_probability) FROM {churn_scores} WHERE score_date = :d"),
-                            {"d": d1}) == pytest.approx(0.9)
+    assert warehouse.scalar(
+        warehouse.render("SELECT MIN(churn_probability) FROM {churn_scores} WHERE score_date = :d"), {"d": d1}
+    ) == pytest.approx(0.9)
     latest = warehouse.query_df(warehouse.render("SELECT * FROM {churn_scores_latest} ORDER BY customer_id"))
     assert len(latest) == 8  # customers 0-7 (d1 rerun) and 0-4 (d2)
     assert set(latest[latest.customer_id < 5].score_date.astype(str)) == {"2025-01-02"}
@@ -91,11 +119,24 @@ def test_replace_partition_rejects_rows_of_other_partitions(warehouse, scores):
 
 def test_contract_errors_name_table_and_column(warehouse):
     with pytest.raises(ContractError, match=r"customers\.country: required column is missing"):
-        warehouse.bulk_load("customers", pd.DataFrame({"customer_id": [1], "signup_at": [pd.Timestamp("2024-01-01", tz="UTC")],
-                                                       "acquisition_channel": ["x"]}))
+        warehouse.bulk_load(
+            "customers",
+            pd.DataFrame(
+                {"customer_id": [1], "signup_at": [pd.Timestamp("2024-01-01", tz="UTC")], "acquisition_channel": ["x"]}
+            ),
+        )
     with pytest.raises(ContractError, match=r"customers\.signup_at: timestamps must be timezone-aware"):
-        warehouse.bulk_load("customers", pd.DataFrame({"customer_id": [1], "signup_at": [pd.Timestamp("2024-01-01")],
-                                                       "country": ["DE"], "acquisition_channel": ["x"]}))
+        warehouse.bulk_load(
+            "customers",
+            pd.DataFrame(
+                {
+                    "customer_id": [1],
+                    "signup_at": [pd.Timestamp("2024-01-01")],
+                    "country": ["DE"],
+                    "acquisition_channel": ["x"],
+                }
+            ),
+        )
     assert warehouse.row_count("customers") == 0
 
 
@@ -119,8 +160,17 @@ def test_param_translation_keeps_casts():
 
 def test_drop_schema_then_init_resets_data(warehouse):
     """`churn init-warehouse --reset`: on DuckDB the default schema `main` is emptied, not dropped."""
-    warehouse.bulk_load("customers", pd.DataFrame({"customer_id": [1], "signup_at": [pd.Timestamp("2024-01-01", tz="UTC")],
-                                                   "country": ["DE"], "acquisition_channel": ["x"]}))
+    warehouse.bulk_load(
+        "customers",
+        pd.DataFrame(
+            {
+                "customer_id": [1],
+                "signup_at": [pd.Timestamp("2024-01-01", tz="UTC")],
+                "country": ["DE"],
+                "acquisition_channel": ["x"],
+            }
+        ),
+    )
     warehouse.drop_schema()
     assert not warehouse.table_exists("customers")
     warehouse.init_schema()
