@@ -89,7 +89,7 @@ def machine_info() -> dict[str, Any]:
     try:
         import torch
 
-        from pipelines.training.device import cpu_has_native_bf16
+        from pipelines.models.device import cpu_has_native_bf16
 
         torch_threads = torch.get_num_threads()
         # what decides the CPU scoring path: vector width and native bf16 matrix units (AMX / AVX512-BF16)

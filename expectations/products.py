@@ -5,7 +5,7 @@ from __future__ import annotations
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
-from pipelines.data.contract import PRODUCTS as T
+from pipelines.contract import PRODUCTS as T
 from pipelines.validation.rules import (
     SuiteContext,
     column_types,

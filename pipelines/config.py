@@ -390,7 +390,7 @@ class ValidationConfig(_Section):
     @field_validator("require_non_empty", "require_recent")
     @classmethod
     def _raw_tables_only(cls, value: list[str]) -> list[str]:
-        from pipelines.data.contract import RAW_TABLES
+        from pipelines.contract import RAW_TABLES
 
         unknown = sorted(set(value) - {t.name for t in RAW_TABLES})
         if unknown:  # a typo would silently switch a check off

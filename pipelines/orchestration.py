@@ -196,7 +196,7 @@ def candidate_comparison(config: Config, run_id: str) -> dict[str, Any]:
     An unreachable tracking server leaves the table out rather than failing the run.
     """
     try:
-        from pipelines.registry.tracking import client_for
+        from pipelines.tracking import client_for
 
         run = client_for(config).get_run(run_id)
     except Exception as exc:  # the summary is informative; the model is already registered

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import Config
-from pipelines.data.contract import DATASET_LEVEL_FEATURE
+from pipelines.contract import DATASET_LEVEL_FEATURE
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from pipelines.config import PROJECT_ROOT
-from pipelines.data.contract import ALL_TABLES, LATEST_SCORES_VIEW, SQL_TYPES
+from pipelines.contract import ALL_TABLES, LATEST_SCORES_VIEW, SQL_TYPES
 
 BEGIN, END = "<!-- schema:begin -->", "<!-- schema:end -->"
 

@@ -86,7 +86,7 @@ def run(ctx: Context) -> StageResult:
     import torch
 
     load_bundle = require("pipelines.models", "load_bundle")
-    from pipelines.training.device import cpu_has_native_bf16, resolve_inference_precision
+    from pipelines.models.device import cpu_has_native_bf16, resolve_inference_precision
 
     config = ctx.config()
     torch.set_num_threads(config.training.num_threads or os.cpu_count() or 1)

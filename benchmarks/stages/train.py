@@ -45,8 +45,8 @@ def run(ctx: Context) -> StageResult:
         "pipelines.training.transformer", "build_optimizer", "train_step", "make_batch", "encode_split"
     )
     from benchmarks.synthetic import synthetic_frame
+    from pipelines.models.device import autocast_context
     from pipelines.models.network import load_tokenizer, resolve_encoder_path
-    from pipelines.training.device import autocast_context
 
     config = ctx.config()
     cuda = torch.cuda.is_available() and config.training.device != "cpu"

@@ -89,7 +89,7 @@ def init_warehouse(config: Config, args: argparse.Namespace) -> int:
 
 
 def _partition_existing(wh) -> None:
-    from pipelines.data.contract import OUTPUT_TABLES
+    from pipelines.contract import OUTPUT_TABLES
 
     convert = getattr(wh, "partition_table", None)
     if convert is None:

@@ -13,6 +13,7 @@ import os
 import sys
 
 from pipelines.config import ConfigError, load_config
+from pipelines.contract import ExitCode
 
 # Modules that define `register(subparsers)`; order is the order in `churn --help`.
 COMMAND_MODULES = (
@@ -65,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(config, args) or 0)
     except ConfigError as exc:
         logging.getLogger("churn").error("%s", exc)
-        return 2
+        return ExitCode.CONFIG
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:
         # Known, user-facing failures carry `exit_code`; print their message, not a traceback.
         code = getattr(exc, "exit_code", None)

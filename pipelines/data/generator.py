@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.data import _text
-from pipelines.data.contract import EVENT_TYPES, ORDER_STATUSES, PRODUCTS, RAW_TABLES, Table, get_table
+from pipelines.contract import EVENT_TYPES, ORDER_STATUSES, PRODUCTS, RAW_TABLES, Table, get_table
 from pipelines.warehouse.base import Warehouse, quote_identifier
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import EVENT_TYPES, ORDER_STATUSES, RAW_TABLES
+from pipelines.contract import ExitCode, EVENT_TYPES, ORDER_STATUSES, RAW_TABLES
 from pipelines.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ STATUS_ALIASES: dict[str, str] = {
 class DataImportError(Exception):
     """The file cannot be imported; nothing was written. The message lists what to fix."""
 
-    exit_code = 4
+    exit_code = ExitCode.IMPORT
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)

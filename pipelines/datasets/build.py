@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.contract import ExitCode
 from pipelines.features import (
     CUTOFF_COLUMN,
     ID_COLUMN,
@@ -43,13 +44,13 @@ MANIFEST_VERSION = 1
 class InsufficientHistoryError(ValueError):
     """The warehouse does not hold enough history for the requested cutoffs."""
 
-    exit_code = 4
+    exit_code = ExitCode.HISTORY
 
 
 class DatasetIntegrityError(ValueError):
     """A training-set file does not match the checksum recorded in its manifest."""
 
-    exit_code = 5
+    exit_code = ExitCode.DATASET
 
 
 @dataclass

@@ -84,7 +84,7 @@ class TransformerPredictor:
 
     Speed: batched fast tokenization, rows sorted by token length and padded per batch, inference
     mode, and a reduced precision where the hardware has it (``precision``, see
-    :func:`pipelines.training.device.resolve_inference_precision`): bf16 autocast on CUDA; on CPU the
+    :func:`pipelines.models.device.resolve_inference_precision`): bf16 autocast on CUDA; on CPU the
     encoder's weights in bf16 (AMX / AVX512-BF16 matrix units), or dynamic int8 when asked for.
 
     Guard: with ``check_rows > 0`` and a precision other than fp32, the first call also scores its
@@ -111,7 +111,7 @@ class TransformerPredictor:
         check_rows: int = 0,
         tolerance: float = 0.01,
     ):
-        from pipelines.training.device import resolve_device, resolve_inference_precision
+        from pipelines.models.device import resolve_device, resolve_inference_precision
 
         self.device = resolve_device(device or "auto")
         self.model = model.eval().to(self.device)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT
+from pipelines.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT, ExitCode
 from pipelines.dates import as_date
 from pipelines.monitoring.drift import PREDICTION_COLUMN, DriftSummary, run_drift_report, summarize_snapshot
 from pipelines.monitoring.performance import backtest, latest_realized
@@ -54,9 +54,9 @@ MISSING_SHARE_TOLERANCE = 0.1
 
 
 class MonitoringError(RuntimeError):
-    """Monitoring cannot run (no scores for the date, no reference ...); ``churn monitor`` exits 5."""
+    """Monitoring cannot run (no scores for the date, no reference ...)."""
 
-    exit_code = 5
+    exit_code = ExitCode.MONITORING
 
 
 def monitor_scores(
@@ -381,7 +381,7 @@ def log_monitoring_run(config: Config, result: dict[str, Any], report_path: Path
     """An MLflow run in the registry experiment with the HTML report and the key numbers."""
     from mlflow.tracking import MlflowClient
 
-    from pipelines.registry.tracking import ensure_experiment
+    from pipelines.tracking import ensure_experiment
 
     try:
         client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipelines.data.contract import MONITORING_PERFORMANCE
+from pipelines.contract import MONITORING_PERFORMANCE
 from pipelines.dates import as_date
 
 if TYPE_CHECKING:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pipelines.contract import ExitCode
+from pipelines.tracking import RegistryUnavailableError
+
+__all__ = ["NoChampionError", "RegistryError", "RegistryUnavailableError", "UnknownVersionError"]
+
 
 class RegistryError(RuntimeError):
     """A registry operation cannot proceed (no champion, unknown version, unreachable registry)."""
 
-    exit_code = 5
+    exit_code = ExitCode.REGISTRY
 
 
 class NoChampionError(RegistryError):
@@ -15,7 +20,3 @@ class NoChampionError(RegistryError):
 
 class UnknownVersionError(RegistryError):
     """The requested model version does not exist."""
-
-
-class RegistryUnavailableError(RegistryError):
-    """The tracking / registry server cannot be reached."""

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from pipelines import tracking as t
 from pipelines.config import Config
-from pipelines.registry import tracking as t
 from pipelines.registry.errors import RegistryError
 
 logger = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from pipelines import tracking as t
 from pipelines.config import Config
 from pipelines.registry import runs as r
-from pipelines.registry import tracking as t
 from pipelines.registry.errors import (
     NoChampionError,
     RegistryError,

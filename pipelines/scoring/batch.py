@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.data.contract import CHURN_SCORES
+from pipelines.contract import CHURN_SCORES, ExitCode
 from pipelines.dates import as_date
 
 if TYPE_CHECKING:
@@ -48,10 +48,10 @@ PREDICT_SLICE_MIN_ROWS = 2_048  # rows per predict_proba call (progress granular
 class ScoringError(RuntimeError):
     """Scores failed validation (or the model cannot be used); nothing was written.
 
-    ``exit_code`` makes ``churn score`` print the message and exit 4 instead of a traceback.
+    ``exit_code`` makes ``churn score`` print the message instead of a traceback.
     """
 
-    exit_code = 4
+    exit_code = ExitCode.SCORING
 
 
 def assign_risk_tiers(probabilities: Iterable[float] | np.ndarray, tiers: Mapping[str, float]) -> np.ndarray:

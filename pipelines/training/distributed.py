@@ -17,7 +17,7 @@ import sys
 from dataclasses import asdict
 
 from pipelines.config import load_config
-from pipelines.training.device import dist_context_from_env
+from pipelines.models.device import dist_context_from_env
 from pipelines.training.fit import fit_candidates
 
 logger = logging.getLogger(__name__)

@@ -23,14 +23,7 @@ from torch import nn
 from pipelines.config import Config
 from pipelines.evaluation.metrics import pr_auc
 from pipelines.models.batching import LengthGroupedBatchSampler, pad_batch, sorted_batches, tokenize_texts
-from pipelines.models.network import (
-    ChurnModel,
-    NumericScaler,
-    build_churn_model,
-    load_tokenizer,
-    resolve_encoder_path,
-)
-from pipelines.training.device import (
+from pipelines.models.device import (
     DistContext,
     autocast_context,
     bf16_enabled,
@@ -39,6 +32,13 @@ from pipelines.training.device import (
     init_distributed,
     resolve_device,
     set_seed,
+)
+from pipelines.models.network import (
+    ChurnModel,
+    NumericScaler,
+    build_churn_model,
+    load_tokenizer,
+    resolve_encoder_path,
 )
 
 logger = logging.getLogger(__name__)

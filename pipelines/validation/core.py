@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import PROJECT_ROOT
-from pipelines.data.contract import RAW_TABLES
+from pipelines.contract import RAW_TABLES, ExitCode
 from pipelines.validation.report import (
     ValidationFailed,
     ValidationFailure,
@@ -40,9 +40,9 @@ DATASOURCE = "warehouse"
 
 
 class ValidationSetupError(RuntimeError):
-    """Validation could not run at all (bad table name, unreachable warehouse, missing driver). Exit code 2."""
+    """Validation could not run at all (bad table name, unreachable warehouse, missing driver)."""
 
-    exit_code = 2
+    exit_code = ExitCode.CONFIG
 
 
 def load_suite_builder(table: str, directory: Path = EXPECTATIONS_DIR) -> Callable[[SuiteContext], Any]:

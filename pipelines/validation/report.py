@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.contract import ExitCode
+
 # Keyword arguments that identify the batch or are shown elsewhere in the line.
 _HIDDEN_KWARGS = {
     "batch_id",
@@ -59,7 +61,7 @@ class ValidationReport:
 class ValidationFailed(Exception):  # noqa: N818 - the name is the documented task-level API
     """Raw data broke an expectation; downstream jobs must not run on it. CLI exit code 3."""
 
-    exit_code = 3
+    exit_code = ExitCode.VALIDATION
 
     def __init__(self, report: ValidationReport) -> None:
         self.report = report

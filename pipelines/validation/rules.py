@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import great_expectations.expectations as gxe
 
 from pipelines.config import validate_identifier
-from pipelines.data.contract import Table
+from pipelines.contract import Table
 
 # Contract type -> the type name GX's expect_column_values_to_be_of_type accepts, per dialect.
 # Postgres: GX compares the database's own type string. DuckDB: GX checks isinstance against the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.data.contract import Table
+from pipelines.contract import Table
 
 ARROW_TYPES = {
     "bigint": pa.int64(),

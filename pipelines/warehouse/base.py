@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import validate_identifier
-from pipelines.data.contract import ALL_TABLES, CHURN_SCORES, LATEST_SCORES_VIEW, SQL_TYPES, Table
+from pipelines.contract import ALL_TABLES, CHURN_SCORES, LATEST_SCORES_VIEW, SQL_TYPES, Table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -225,7 +225,7 @@ class Warehouse(abc.ABC):
 
 
 def _table(table: Table | str) -> Table:
-    from pipelines.data.contract import get_table
+    from pipelines.contract import get_table
 
     return table if isinstance(table, Table) else get_table(table)
 

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipelines.config import validate_identifier
-from pipelines.data.contract import Table
+from pipelines.contract import Table
 from pipelines.warehouse import pgcopy
 from pipelines.warehouse.base import (
     Params,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.contract import EVENT_TYPES, ORDER_STATUSES, RAW_TABLES
+from pipelines.contract import EVENT_TYPES, ORDER_STATUSES, RAW_TABLES
 from pipelines.data.generator import generate_sample_data
 from pipelines.warehouse import connect
 

@@ -1,3 +1,4 @@
+from pipelines.contract import ExitCode
 """Importers for real exports: column detection and mapping, UTC parsing, all-or-nothing errors."""
 
 import datetime as dt
@@ -54,7 +55,7 @@ def test_bad_rows_are_all_listed_and_nothing_is_written_on_each_backend(warehous
     with pytest.raises(DataImportError) as err:
         import_transactions(warehouse, FIXTURES / "bad_transactions.csv", replace=True)
     message = str(err.value)
-    assert err.value.exit_code == 4
+    assert err.value.exit_code == ExitCode.IMPORT
     assert "5 of 7 rows" in message and "nothing was written" in message
     for expected in ("row 2: amount 'abc' is not a number", "row 3: timestamp 'not a date' is not a date/time",
                      "row 4: customer_id is empty", "row 5: amount '-3.00' is below 0",

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.models.synthetic import make_sets
 from pipelines.training import fit_candidates
+from tests.helpers.synthetic import make_sets
 
 
 def _customer(days_since_last: int, orders_90d: float, review: float, tickets: float, text: str) -> dict:

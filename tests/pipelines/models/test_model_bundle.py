@@ -24,7 +24,7 @@ from pipelines.models import (
     save_transformer_bundle,
 )
 from pipelines.models.network import load_tokenizer, merge_lora
-from pipelines.models.synthetic import FEATURES, make_customers
+from tests.helpers.synthetic import FEATURES, make_customers
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_reduced_precision_falls_back_to_fp32_when_its_check_fails(tmp_path, tin
 
 
 def test_inference_precision_resolution(monkeypatch):
-    from pipelines.training import device as device_mod
+    from pipelines.models import device as device_mod
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)

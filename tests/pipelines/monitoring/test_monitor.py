@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.contract import ExitCode
 from pipelines.features import numeric_feature_names
 from pipelines.monitoring import MonitoringError, monitor_scores
 from pipelines.scoring import score_customers
@@ -102,7 +103,7 @@ def test_cli_with_registered_reference_and_mlflow_run(config, standins, monkeypa
     from mlflow.tracking import MlflowClient
 
     from pipelines.cli.main import main
-    from pipelines.registry.tracking import ensure_experiment
+    from pipelines.tracking import ensure_experiment
 
     config = config.with_overrides({"monitoring": {"drift_features": DRIFT_FEATURES[:2]}})
     standins.load_tiny_warehouse(config, customers=120)
@@ -150,4 +151,4 @@ def test_cli_with_registered_reference_and_mlflow_run(config, standins, monkeypa
     artifacts = {a.path for a in client.list_artifacts(result["mlflow_run_id"], "drift")}
     assert {"drift/2025-03-01.html", "drift/monitoring_summary.json"} <= artifacts
 
-    assert main(["--config", str(config_path), "monitor", "--date", "2031-01-01", "--no-mlflow"]) == 5
+    assert main(["--config", str(config_path), "monitor", "--date", "2031-01-01", "--no-mlflow"]) == ExitCode.MONITORING

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.contract import ExitCode
 from pipelines.registry import (
     CHAMPION,
     NoChampionError,
@@ -25,7 +26,7 @@ from pipelines.registry import (
     rollback,
     run_promotion_gate,
 )
-from pipelines.registry.tracking import bundle_dir_of
+from pipelines.tracking import bundle_dir_of
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".cloudpickle"}
 
@@ -39,12 +40,12 @@ def _client(config):
 def test_no_champion_is_a_clear_error(config):
     with pytest.raises(NoChampionError, match="no @champion") as info:
         resolve_champion(config)
-    assert info.value.exit_code == 5
+    assert info.value.exit_code == ExitCode.REGISTRY
     with pytest.raises(NoChampionError):
         rollback(config)
     with pytest.raises(UnknownVersionError) as info:
         promote(config, "7")
-    assert info.value.exit_code == 5
+    assert info.value.exit_code == ExitCode.REGISTRY
     assert list_versions(config) == []
 
 
@@ -56,7 +57,7 @@ def test_unreachable_registry_is_a_clear_error(config, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
     with pytest.raises(RegistryUnavailableError, match="unreachable") as info:
         resolve_champion(config)
-    assert info.value.exit_code == 5
+    assert info.value.exit_code == ExitCode.REGISTRY
 
 
 def test_run_contents_and_pyfunc_round_trip(registry_env):
@@ -237,6 +238,6 @@ def test_cli_models_promote_compare(registry_env, tmp_path, capsys):
     assert main([*base, "models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert any(CHAMPION in row["aliases"] for row in rows)
-    assert main([*base, "promote", "999"]) == 5
+    assert main([*base, "promote", "999"]) == ExitCode.REGISTRY
     assert main([*base, "compare", v_weak, v_weak, "--no-paired"]) == 0
     assert "recorded" in capsys.readouterr().out

@@ -21,7 +21,7 @@ def test_train_log_register_gate_with_real_training(config, tiny_encoder_dir, tm
         run_promotion_gate,
         train_and_log,
     )
-    from pipelines.registry.tracking import bundle_dir_of
+    from pipelines.tracking import bundle_dir_of
 
     config = config.with_overrides(
         {

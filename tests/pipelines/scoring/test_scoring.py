@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pipelines.config import Config, ConfigError
+from pipelines.contract import ExitCode
 from pipelines.scoring import ScoringError, assign_risk_tiers, population_count, score_customers
 from pipelines.warehouse import open_warehouse
 
@@ -98,7 +99,7 @@ def test_invalid_probabilities_write_nothing(tiny_config, standins, monkeypatch,
     standins.install_standin(monkeypatch, standins.StandInPredictor(override=corrupt))
     with pytest.raises(ScoringError, match=rf"churn_scores\.churn_probability: 1 value\(s\).*{match}") as err:
         score_customers(tiny_config, standins.SCORE_DATE, "2", "bad-run")
-    assert "nothing was written" in str(err.value) and err.value.exit_code == 4
+    assert "nothing was written" in str(err.value) and err.value.exit_code == ExitCode.SCORING
     after = _scores(tiny_config, standins.SCORE_DATE)
     assert len(after) == len(before) and set(after["run_id"]) == {"good-run"}
 

@@ -17,8 +17,8 @@ SCRIPT = textwrap.dedent("""
     import json, logging, sys
     logging.basicConfig(level=logging.WARNING)
     from pipelines.config import Config
-    from pipelines.models.synthetic import make_sets
-    from pipelines.training.device import dist_context_from_env
+    from tests.helpers.synthetic import make_sets
+    from pipelines.models.device import dist_context_from_env
     from pipelines.training.distributed import run, summary
 
     encoder, out = sys.argv[1], sys.argv[2]

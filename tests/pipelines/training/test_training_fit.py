@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from pipelines.models import load_bundle
-from pipelines.models.synthetic import make_sets
 from pipelines.training import FitResult, choose_candidate, fit_candidates
 from pipelines.training.baseline import train_baseline
+from tests.helpers.synthetic import make_sets
 
 
 @pytest.mark.training

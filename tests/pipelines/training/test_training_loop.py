@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from pipelines.evaluation.metrics import pr_auc
-from pipelines.models.synthetic import FEATURES, make_sets
 from pipelines.training.transformer import (
     build_optimizer,
     encode_split,
@@ -15,6 +14,7 @@ from pipelines.training.transformer import (
     linear_warmup_decay,
     train_transformer,
 )
+from tests.helpers.synthetic import FEATURES, make_sets
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pipelines.data.contract import RAW_TABLES, Table
+from pipelines.contract import RAW_TABLES, ExitCode, Table
 from pipelines.validation.core import EXPECTATIONS_DIR, load_suite_builder
 from pipelines.validation.rules import SuiteContext
 
@@ -84,9 +84,12 @@ def test_freshness_is_configurable(suites):
 
 def test_every_expectation_line_says_what_it_guards():
     for path in sorted(EXPECTATIONS_DIR.glob("*.py")):
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines, 1):
             if re.match(r"\s+add\(", line):
-                comment = line.partition("  # ")[2]
+                # the comment sits on the add( line, or on the line that closes a call the formatter wrapped
+                statement = [line] if line.rstrip().split("  # ")[0].endswith(")") else lines[number - 1 : number + 2]
+                comment = " ".join(part.partition("  # ")[2] for part in statement)
                 assert len(comment) > 20, f"{path.name}:{number} adds an expectation without a risk comment"
 
 
@@ -121,7 +124,7 @@ def test_report_message_names_table_column_and_expectation():
     ]
     report = ValidationReport(False, failures, "/x/index.html", {"as_of": "2025-12-31"})
     exc = ValidationFailed(report)
-    assert exc.exit_code == 3 and exc.report is report
+    assert exc.exit_code == ExitCode.VALIDATION and exc.report is report
     assert (
         "orders.total_amount: expect_column_values_to_be_between(min_value=0) failed: 1 unexpected value (e.g. -5.0)"
     ) in str(exc)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.contract import ExitCode
 from pipelines.validation import ValidationFailed, ValidationReport, validate_warehouse
 from pipelines.warehouse import connect
 from tests.pipelines.validation._validation_data import (
@@ -54,7 +55,7 @@ def test_each_broken_rule_is_reported(val_config):
     with pytest.raises(ValidationFailed) as caught:
         validate_warehouse(val_config, AS_OF)
     exc = caught.value
-    assert exc.exit_code == 3 and not exc.report.success
+    assert exc.exit_code == ExitCode.VALIDATION and not exc.report.success
     message = str(exc)
     found = {(f.table, f.column, f.expectation) for f in exc.report.failures}
     for table, column, expectation in EXPECTED_DIRTY_FAILURES:
@@ -93,7 +94,7 @@ def test_empty_orders_fails_through_the_cli(val_config, tmp_path, caplog):
     config_path.write_text(yaml.safe_dump(val_config.model_dump(mode="json")))
     with caplog.at_level(logging.INFO):
         code = main(["--config", str(config_path), "validate", "--as-of", AS_OF.isoformat()])
-    assert code == 3
+    assert code == ExitCode.VALIDATION
     errors = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
     assert "orders: expect_table_row_count_to_be_between(min_value=1) failed: observed 0" in errors
     assert "orders.ordered_at: unexpected_rows_expectation (freshness" in errors
@@ -127,4 +128,6 @@ def test_cli_validates_selected_tables(val_config, tmp_path, caplog):
     text = caplog.text
     assert "validation passed as of 2025-12-31" in text and "on 2 table(s)" in text
     assert str(Path(val_config.validation.data_docs_dir) / "index.html") in text
-    assert main(["--config", str(config_path), "validate", "--as-of", "2025-12-31", "--table", "nope"]) == 2
+    assert (
+        main(["--config", str(config_path), "validate", "--as-of", "2025-12-31", "--table", "nope"]) == ExitCode.CONFIG
+    )

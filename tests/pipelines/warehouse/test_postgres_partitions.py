@@ -7,7 +7,7 @@ import threading
 import pyarrow as pa
 import pytest
 
-from pipelines.data.contract import CHURN_SCORES, LATEST_SCORES_VIEW
+from pipelines.contract import CHURN_SCORES, LATEST_SCORES_VIEW
 from pipelines.warehouse import WarehouseError, connect, pgcopy, postgres_backend
 from pipelines.warehouse.postgres_backend import partition_name, staging_name
 

@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from pipelines.data.contract import CHURN_SCORES, LATEST_SCORES_VIEW, Column, Table
+from pipelines.contract import CHURN_SCORES, LATEST_SCORES_VIEW, Column, Table
 from pipelines.warehouse import WarehouseError, connect
 from pipelines.warehouse.arrow import ContractError
 from pipelines.warehouse.base import translate_params

@@ -8,6 +8,33 @@ disagree. Every timestamp is ``TIMESTAMPTZ`` and holds UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every ``churn`` command (and of the DAG tasks' CLI twins); one table, in the README."""
+
+    OK = 0
+    FAILED = 1  # an unexpected error (a bug): the traceback is printed
+    CONFIG = 2  # bad configuration, bad command-line arguments, or validation could not start
+    VALIDATION = 3  # the data broke a Great Expectations rule: nothing downstream ran
+    IMPORT = 4  # an import file has bad rows: nothing was written
+    HISTORY = 5  # the warehouse holds too little history for the requested training cutoffs
+    DATASET = 6  # a training-set file does not match its manifest (tampered or partial)
+    REGISTRY = 7  # the MLflow registry is unreachable, or has no champion / no such version
+    SCORING = 8  # scoring cannot run (no population, bad model bundle, non-finite features)
+    MONITORING = 9  # monitoring cannot run (no scores for the date, no reference)
+    WAREHOUSE = 10  # the warehouse is unreachable or a table does not match the contract
+    INTERRUPTED = 130  # Ctrl-C
+
+
+# Column names every layer shares (features, training sets, bundles, scores).
+ID_COLUMN = "customer_id"
+CUTOFF_COLUMN = "cutoff_date"
+TEXT_COLUMN = "text_view"
+LABEL_COLUMN = "churned"
+PROBABILITY_COLUMN = "churn_probability"
+SEGMENT_COLUMNS = ("tenure_band", "acquisition_channel")
 
 # Logical type -> SQL type. Both DuckDB and Postgres accept these spellings.
 SQL_TYPES = {
@@ -67,8 +94,9 @@ class Table:
             if self.partition_column is None or self.partition_column not in self.primary_key:
                 raise ValueError(f"table {self.name}: native partitions need a partition_column in the primary key")
             if self.column(self.partition_column).type != "date":
-                raise ValueError(f"table {self.name}: native partitions are one per date; "
-                                 f"{self.partition_column} is not a date")
+                raise ValueError(
+                    f"table {self.name}: native partitions are one per date; {self.partition_column} is not a date"
+                )
 
     @property
     def column_names(self) -> list[str]:
@@ -88,8 +116,14 @@ CUSTOMERS = Table(
         Column("customer_id", "bigint", description="Customer key."),
         Column("signup_at", "timestamptz", description="When the account was created (UTC)."),
         Column("country", "text", description="ISO 3166-1 alpha-2 country code."),
-        Column("acquisition_channel", "text", description="organic, paid_search, social, referral, email, affiliate, unknown."),
-        Column("birth_year", "integer", nullable=True, description="Optional demographic.", min_value=1900, max_value=2020),
+        Column(
+            "acquisition_channel",
+            "text",
+            description="organic, paid_search, social, referral, email, affiliate, unknown.",
+        ),
+        Column(
+            "birth_year", "integer", nullable=True, description="Optional demographic.", min_value=1900, max_value=2020
+        ),
         Column("gender", "text", nullable=True, description="Optional demographic (f, m, x)."),
     ),
     primary_key=("customer_id",),
@@ -148,8 +182,12 @@ EVENTS = Table(
         Column("event_id", "bigint", description="Event key."),
         Column("customer_id", "bigint", description="Who acted."),
         Column("session_id", "text", description="Web/app session."),
-        Column("event_type", "text", description="view, search, add_to_cart, checkout, support_contact.",
-               allowed_values=EVENT_TYPES),
+        Column(
+            "event_type",
+            "text",
+            description="view, search, add_to_cart, checkout, support_contact.",
+            allowed_values=EVENT_TYPES,
+        ),
         Column("product_id", "bigint", nullable=True, description="Product involved, if any."),
         Column("event_at", "timestamptz", description="When (UTC)."),
     ),
@@ -182,8 +220,13 @@ CHURN_SCORES = Table(
     columns=(
         Column("customer_id", "bigint", description="Customer scored."),
         Column("score_date", "date", description="As-of date of the features (the run's logical date)."),
-        Column("churn_probability", "double", description="Calibrated P(no completed order in the next horizon days).",
-               min_value=0, max_value=1),
+        Column(
+            "churn_probability",
+            "double",
+            description="Calibrated P(no completed order in the next horizon days).",
+            min_value=0,
+            max_value=1,
+        ),
         Column("risk_tier", "text", description="Tier from configured probability thresholds (low/medium/high)."),
         Column("model_name", "text", description="Registered model name."),
         Column("model_version", "text", description="Registered model version that produced the score."),
@@ -203,9 +246,15 @@ MONITORING_DRIFT = Table(
     columns=(
         Column("score_date", "date", description="Scoring date monitored."),
         Column("model_version", "text", description="Model whose reference was used."),
-        Column("metric", "text", description="feature_drift, prediction_drift, share_drifted_features, missing_share..."),
-        Column("feature", "text", description="Feature name; '__dataset__' for dataset-level metrics, "
-               "'churn_probability' for prediction drift (part of the key, so never null)."),
+        Column(
+            "metric", "text", description="feature_drift, prediction_drift, share_drifted_features, missing_share..."
+        ),
+        Column(
+            "feature",
+            "text",
+            description="Feature name; '__dataset__' for dataset-level metrics, "
+            "'churn_probability' for prediction drift (part of the key, so never null).",
+        ),
         Column("value", "double", description="Drift score (test statistic or distance)."),
         Column("threshold", "double", nullable=True, description="Threshold it was compared with."),
         Column("drifted", "boolean", description="Whether the value crossed the threshold."),

@@ -1,4 +1,8 @@
-"""Tracking-store plumbing shared by the registry functions: URIs, experiment, tags, downloads."""
+"""MLflow tracking plumbing for every job that logs or reads runs: client, experiment, tags, downloads.
+
+Why below training and the registry: the training job logs runs, evaluation reads them and the registry
+registers them; all three need the same client bound to the config's store.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.config import PROJECT_ROOT, Config
-from pipelines.registry.errors import RegistryUnavailableError
+from pipelines.contract import ExitCode
 
 logger = logging.getLogger(__name__)
+
+
+class RegistryUnavailableError(RuntimeError):
+    """The tracking / registry server cannot be reached."""
+
+    exit_code = ExitCode.REGISTRY
+
 
 # Run tags (the contract between train_and_log, evaluate_run, register_candidate and the gate).
 TAG_MANIFEST = "manifest_path"
