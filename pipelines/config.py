@@ -398,6 +398,158 @@ class ValidationConfig(_Section):
         return value
 
 
+class RetentionActionConfig(_Section):
+    """One action of the retention catalogue and the business rules that gate it."""
+
+    name: str = Field(description="Action name (a plain identifier); 'none' is always added (no contact, no cost).")
+    channel: Literal["none", "email", "sms", "phone", "push", "mail"] = Field(
+        "email", description="How the customer is contacted."
+    )
+    cost_per_contact: float = Field(0.0, ge=0, description="Cost of sending the action to one customer.")
+    cost_when_redeemed: float = Field(
+        0.0,
+        ge=0,
+        description="Cost when the customer orders within the horizon (a coupon's discount), also on orders that "
+        "would have happened anyway.",
+    )
+    min_risk_tier: str | None = Field(
+        None, description="Lowest scoring.risk_tiers tier that may get the action; null: every tier."
+    )
+    requires_consent: bool = Field(
+        True, description="Only customers with contact consent for the channel (see retention.consent_default)."
+    )
+    max_contacts_30d: int | None = Field(
+        None, ge=0, description="At most this many retention contacts (any action) in the 30 days before; null: no cap."
+    )
+    max_contacts_90d: int | None = Field(None, ge=0, description="The same over 90 days.")
+    block_after_return_days: int | None = Field(
+        None,
+        ge=0,
+        description="Not offered when the customer returned an order in this many days before (no coupon right "
+        "after a return); null: no rule.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, value: str) -> str:
+        if not IDENTIFIER_RE.match(value):
+            raise ValueError(f"action name {value!r} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        return value
+
+
+def _default_actions() -> list[RetentionActionConfig]:
+    return [
+        RetentionActionConfig(
+            name="coupon",
+            channel="email",
+            cost_per_contact=0.05,
+            cost_when_redeemed=6.0,
+            min_risk_tier="medium",
+            max_contacts_30d=1,
+            max_contacts_90d=2,
+            block_after_return_days=30,
+        ),
+        RetentionActionConfig(
+            name="outreach",
+            channel="phone",
+            cost_per_contact=3.0,
+            min_risk_tier="medium",
+            max_contacts_30d=1,
+            max_contacts_90d=1,
+        ),
+        RetentionActionConfig(
+            name="recommendation", channel="email", cost_per_contact=0.05, max_contacts_30d=2, max_contacts_90d=4
+        ),
+    ]
+
+
+class RetentionConfig(_Section):
+    actions: list[RetentionActionConfig] = Field(
+        default_factory=_default_actions,
+        description="The action catalogue. 'none' (no contact, no cost) is always available and needs no entry.",
+    )
+    budget_per_run: float = Field(
+        5_000.0,
+        gt=0,
+        description="Most one run may commit: contact costs plus the worst-case redemption cost of every contacted "
+        "customer (so the budget holds whatever the customers do).",
+    )
+    holdout_share: float = Field(
+        0.1,
+        gt=0,
+        le=0.5,
+        description="Permanent global holdout: this share of customers (by a salted hash of customer_id, stable "
+        "across runs) is never contacted; effects are measured against it.",
+    )
+    holdout_salt: str = Field(
+        "retention-holdout-v1",
+        min_length=1,
+        description="Salt of the holdout hash; changing it reshuffles the holdout.",
+    )
+    exploration_share: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of in-budget customers whose action is drawn uniformly from their eligible actions instead "
+        "of the policy's choice; keeps every action's propensity known and > 0.",
+    )
+    horizon_days: int = Field(
+        30, gt=0, description="Outcome window: retained = a completed order in [action_date, action_date + horizon)."
+    )
+    margin_rate: float = Field(0.3, gt=0, le=1, description="Gross margin as a share of order revenue.")
+    consent_default: bool = Field(
+        True,
+        description="Contact consent of a customer without a row in contact_consent for the channel (the sample "
+        "data has none: everyone consents). Set false to contact only customers who opted in.",
+    )
+    min_outcomes_to_learn: int = Field(
+        500, gt=0, description="Matured assignments needed before a learned policy replaces the cold-start rules."
+    )
+    cold_start_rules: dict[str, str] = Field(
+        {"high": "outreach", "medium": "coupon", "low": "recommendation"},
+        description="Cold-start policy: risk tier -> action (falls back to 'none' when not eligible).",
+    )
+    policy_model_name: str = Field("churn-retention-policy", description="Registered MLflow model of the policy.")
+    policy_alias: str = Field("champion", description="Registry alias the assignment job resolves.")
+    seed: int = Field(7, description="Seed of the exploration draws (mixed with the action date).")
+    recommendation_top_k: int = Field(3, gt=0, description="Products carried by a recommendation action.")
+    recommendation_lookback_days: int = Field(
+        180, gt=0, description="Products bought, viewed or reviewed in this many days form the customer's vector."
+    )
+    reports_dir: str = Field("reports/retention", description="Where the HTML effects report is written.")
+
+    @model_validator(mode="after")
+    def _catalogue_consistent(self) -> RetentionConfig:
+        names = [a.name for a in self.actions]
+        if "none" in names:
+            raise ValueError("retention.actions: 'none' is built in; do not list it")
+        if len(set(names)) != len(names):
+            raise ValueError(f"retention.actions: duplicate action names {names}")
+        if not names:
+            raise ValueError("retention.actions: at least one action besides 'none'")
+        unknown = sorted(set(self.cold_start_rules.values()) - set(names) - {"none"})
+        if unknown:
+            raise ValueError(f"retention.cold_start_rules: unknown action(s) {unknown}; catalogue: {names}")
+        cheapest = min(a.cost_per_contact + a.cost_when_redeemed for a in self.actions)
+        if self.budget_per_run < cheapest:
+            raise ValueError(
+                f"retention.budget_per_run {self.budget_per_run} is below one contact of the cheapest action "
+                f"({cheapest})"
+            )
+        return self
+
+    def action(self, name: str) -> RetentionActionConfig:
+        for a in self.actions:
+            if a.name == name:
+                return a
+        raise KeyError(f"unknown retention action {name!r}; catalogue: none, {', '.join(x.name for x in self.actions)}")
+
+    @property
+    def action_names(self) -> list[str]:
+        """'none' first, then the catalogue in its order."""
+        return ["none", *[a.name for a in self.actions]]
+
+
 class Config(_Section):
     warehouse: WarehouseConfig = WarehouseConfig()
     sample_data: SampleDataConfig = SampleDataConfig()
@@ -409,6 +561,21 @@ class Config(_Section):
     scoring: ScoringConfig = ScoringConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     validation: ValidationConfig = ValidationConfig()
+    retention: RetentionConfig = RetentionConfig()
+
+    @model_validator(mode="after")
+    def _retention_tiers_exist(self) -> Config:
+        tiers = set(self.scoring.risk_tiers)
+        for action in self.retention.actions:
+            if action.min_risk_tier is not None and action.min_risk_tier not in tiers:
+                raise ValueError(
+                    f"retention.actions.{action.name}.min_risk_tier {action.min_risk_tier!r} is not a tier of "
+                    f"scoring.risk_tiers {sorted(tiers)}"
+                )
+        unknown = sorted(set(self.retention.cold_start_rules) - tiers)
+        if unknown:
+            raise ValueError(f"retention.cold_start_rules: unknown tier(s) {unknown}; tiers: {sorted(tiers)}")
+        return self
 
     def resolve_path(self, path: str | os.PathLike) -> Path:
         """Relative paths in config are relative to the project root, not the working directory."""

@@ -282,8 +282,118 @@ MONITORING_PERFORMANCE = Table(
     partition_column="evaluated_on",
 )
 
+CONTACT_CONSENT = Table(
+    name="contact_consent",
+    description="Contact consent per customer and channel (input to retention; a customer without a row gets "
+    "retention.consent_default).",
+    columns=(
+        Column("customer_id", "bigint", description="Customer."),
+        Column("channel", "text", description="email, sms, phone, push or mail."),
+        Column("consented", "boolean", description="Whether the customer may be contacted on the channel."),
+        Column("updated_at", "timestamptz", description="When the consent was given or withdrawn (UTC)."),
+    ),
+    primary_key=("customer_id", "channel"),
+    raw=False,
+)
+
+RETENTION_GROUPS = ("holdout", "explore", "policy")
+
+RETENTION_ACTIONS = Table(
+    name="retention_actions",
+    description="One retention decision per scored customer per action_date, with its logged propensity.",
+    columns=(
+        Column("customer_id", "bigint", description="Customer."),
+        Column("action_date", "date", description="Day of the decision (the churn_scores score_date it used)."),
+        Column("action", "text", description="Action taken: 'none' or a retention.actions name."),
+        Column(
+            "group",
+            "text",
+            description="holdout (permanent global control, never contacted), explore (action drawn uniformly from "
+            "the eligible ones) or policy (the policy's choice).",
+            allowed_values=RETENTION_GROUPS,
+        ),
+        Column(
+            "propensity",
+            "double",
+            description="P(action | customer) under the randomised assignment (1 for the holdout and for "
+            "customers outside the budget).",
+            min_value=0,
+            max_value=1,
+        ),
+        Column("policy_action", "text", description="What the policy alone would have chosen."),
+        Column("eligible_actions", "text", description="Comma-separated actions the business rules allowed."),
+        Column("risk_tier", "text", description="The customer's risk tier that day."),
+        Column("churn_probability", "double", description="The churn score the decision used."),
+        Column("expected_uplift", "double", description="Estimated retention uplift of the action vs none."),
+        Column("expected_net_value", "double", description="Estimated net value vs none: uplift x margin - cost."),
+        Column("policy_version", "text", description="'rules' (cold start) or the registered policy version."),
+        Column(
+            "recommended_products",
+            "text",
+            nullable=True,
+            description="Comma-separated product ids (recommendation action only), best first.",
+        ),
+        Column("reason", "text", description="Why this action (rule, model, exploration, budget, holdout)."),
+        Column("assigned_at", "timestamptz", description="When the row was written (UTC)."),
+    ),
+    primary_key=("action_date", "customer_id"),
+    raw=False,
+    partition_column="action_date",
+    indexes=(("customer_id", "action_date"),),
+)
+
+RETENTION_OUTCOMES = Table(
+    name="retention_outcomes",
+    description="What happened after each assignment, once its horizon passed.",
+    columns=(
+        Column("customer_id", "bigint", description="Customer."),
+        Column("action_date", "date", description="Decision day (joins retention_actions)."),
+        Column("action", "text", description="Action taken."),
+        Column("group", "text", description="holdout, explore or policy.", allowed_values=RETENTION_GROUPS),
+        Column("retained", "boolean", description="A completed order in [action_date, action_date + horizon)."),
+        Column("revenue", "double", description="Completed order revenue in that window.", min_value=0),
+        Column("margin", "double", description="revenue x margin_rate."),
+        Column("cost", "double", description="Contact cost plus redemption cost (when retained)."),
+        Column("net_value", "double", description="margin - cost."),
+        Column("matured_on", "date", description="Run date that measured it (>= action_date + horizon)."),
+    ),
+    primary_key=("action_date", "customer_id"),
+    raw=False,
+    partition_column="action_date",
+)
+
+RETENTION_EFFECTS = Table(
+    name="retention_effects",
+    description="Measured effect per action_date and action against the holdout, and the policy value by estimator.",
+    columns=(
+        Column("action_date", "date", description="Decision day measured."),
+        Column(
+            "kind",
+            "text",
+            description="action_effect (an action vs the holdout), policy_value (a policy's net value per customer "
+            "off-policy), uplift_model (Qini/AUUC of the uplift model).",
+        ),
+        Column("action", "text", description="Action, or the policy name for policy_value rows."),
+        Column("estimator", "text", description="cuped_ipw for effects; ips, snips, dr, on_policy for policies."),
+        Column("n", "integer", description="Customers behind the figure."),
+        Column("retention_rate", "double", nullable=True, description="Retention of customers given the action."),
+        Column("holdout_rate", "double", nullable=True, description="Retention of the comparable holdout."),
+        Column("uplift", "double", nullable=True, description="Retention uplift (or the policy's value)."),
+        Column("ci_low", "double", nullable=True, description="95% confidence interval, lower end."),
+        Column("ci_high", "double", nullable=True, description="95% confidence interval, upper end."),
+        Column("revenue_uplift", "double", nullable=True, description="Revenue per customer vs the holdout."),
+        Column("net_value", "double", nullable=True, description="Net value per customer vs the holdout."),
+        Column("computed_at", "timestamptz", description="When (UTC)."),
+    ),
+    primary_key=("action_date", "kind", "action", "estimator"),
+    raw=False,
+    partition_column="action_date",
+)
+
+RETENTION_TABLES: tuple[Table, ...] = (CONTACT_CONSENT, RETENTION_ACTIONS, RETENTION_OUTCOMES, RETENTION_EFFECTS)
+
 RAW_TABLES: tuple[Table, ...] = (CUSTOMERS, PRODUCTS, ORDERS, ORDER_ITEMS, EVENTS, REVIEWS)
-OUTPUT_TABLES: tuple[Table, ...] = (CHURN_SCORES, MONITORING_DRIFT, MONITORING_PERFORMANCE)
+OUTPUT_TABLES: tuple[Table, ...] = (CHURN_SCORES, MONITORING_DRIFT, MONITORING_PERFORMANCE, *RETENTION_TABLES)
 ALL_TABLES: tuple[Table, ...] = RAW_TABLES + OUTPUT_TABLES
 TABLES = {t.name: t for t in ALL_TABLES}
 

@@ -7,6 +7,7 @@ import yaml
 from pipelines.config import DEFAULT_CONFIG_PATH, Config
 
 cfg = Config()
+values = cfg.model_dump(mode="json")
 out = [
     "# Churn platform configuration: every key with its default and what it means.",
     "# Environment variables override only URLs and secrets: CHURN_WAREHOUSE_URL, CHURN_WAREHOUSE_SCHEMA,",
@@ -19,7 +20,7 @@ for section, field in Config.model_fields.items():
     for name, f in model.model_fields.items():
         if f.description:
             out.append(f"  # {f.description}")
-        val = getattr(getattr(cfg, section), name)
+        val = values[section][name]
         dumped = yaml.safe_dump(
             {name: json.loads(json.dumps(val, default=str))}, default_flow_style=True, sort_keys=False
         ).strip()
