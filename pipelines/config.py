@@ -68,6 +68,13 @@ class WarehouseConfig(_Section):
         "that cannot spill fail with 'Out of Memory' under it. null: DuckDB's default (80% of RAM). Scoring "
         "streams features in customer slices (scoring.customers_per_feature_query), which bounds memory anyway.",
     )
+    staging_grace_seconds: float = Field(
+        900,
+        ge=0,
+        description="PostgreSQL: a staging table left by a killed partition replace is dropped by the next replace "
+        "(or init-warehouse) once it is this old and no writer holds its day's lock. The day being written "
+        "sweeps its own leftovers at once.",
+    )
 
     @field_validator("duckdb_memory_limit")
     @classmethod

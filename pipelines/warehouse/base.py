@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import validate_identifier
@@ -23,6 +23,20 @@ logger = logging.getLogger(__name__)
 
 _PARAM_RE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 SUPPORTED_DIALECTS = ("duckdb", "postgresql")
+DEFAULT_STAGING_GRACE_SECONDS = 900.0
+
+# Fault injection for the crash tests: a partition replace calls ``fault_hook(stage)`` at each stage
+# ("load": rows are being written; "key_build": the new partition's key is being built (Postgres);
+# "swap": inside the transaction that makes the new day visible, before it commits). Tests set it to
+# raise or to SIGKILL the process; it is None otherwise (one attribute check per stage).
+FAULT_STAGES = ("load", "key_build", "swap")
+fault_hook: Callable[[str], None] | None = None
+
+
+def fault_point(stage: str) -> None:
+    """Give an injected fault its chance to fire at ``stage`` (see ``FAULT_STAGES``)."""
+    if fault_hook is not None:
+        fault_hook(stage)
 
 
 class WarehouseError(RuntimeError):
@@ -48,9 +62,15 @@ class Warehouse(abc.ABC):
     dialect: str
     default_schema: str
 
-    def __init__(self, schema: str | None, read_chunk_rows: int = 100_000) -> None:
+    def __init__(
+        self,
+        schema: str | None,
+        read_chunk_rows: int = 100_000,
+        staging_grace_seconds: float = DEFAULT_STAGING_GRACE_SECONDS,
+    ) -> None:
         self.schema = validate_identifier(schema or self.default_schema, "warehouse schema")
         self.read_chunk_rows = read_chunk_rows
+        self.staging_grace_seconds = staging_grace_seconds
 
     # -- naming ---------------------------------------------------------------------------------
     def qualified(self, table: str) -> str:
@@ -147,7 +167,9 @@ class Warehouse(abc.ABC):
             self.execute(
                 f"DELETE FROM {self.qualified(table.name)} WHERE {quote_identifier(column)} = :value", {"value": value}
             )
+            fault_point("load")
             self._load_arrow(table.name, arrow)
+            fault_point("swap")
         return "delete + insert"
 
     def replace_table(self, table: Table | str, data: pa.Table | pd.DataFrame) -> int:
@@ -168,7 +190,18 @@ class Warehouse(abc.ABC):
                 for index_cols in table.indexes:
                     self._create_index(table, index_cols)
             self.execute(self.latest_scores_view_sql())
+        for table in tables:
+            if table.native_partitions:
+                self.sweep_orphans(table)
         logger.info("warehouse schema %s ready (%d tables) on %s", self.schema, len(tables), self.dialect)
+
+    def sweep_orphans(self, table: Table | str) -> list[str]:
+        """Drop staging tables that killed writers left for ``table``; returns the names dropped.
+
+        The portable replace (delete + insert in one transaction) stages nothing, so there is nothing to sweep:
+        a killed writer's transaction is rolled back by the engine.
+        """
+        return []
 
     def create_table_sql(self, table: Table) -> str:
         cols = [
@@ -267,7 +300,11 @@ def translate_params(sql: str, style: str) -> str:
 
 
 def connect(
-    url: str, schema: str | None = None, read_chunk_rows: int = 100_000, duckdb_memory_limit: str | None = None
+    url: str,
+    schema: str | None = None,
+    read_chunk_rows: int = 100_000,
+    duckdb_memory_limit: str | None = None,
+    staging_grace_seconds: float = DEFAULT_STAGING_GRACE_SECONDS,
 ) -> Warehouse:
     """Open a warehouse from a SQLAlchemy-style URL (``duckdb:///file`` or ``postgresql://...``)."""
     from sqlalchemy.engine import make_url
@@ -284,7 +321,7 @@ def connect(
     if backend in ("postgresql", "postgres"):
         from pipelines.warehouse.postgres_backend import PostgresWarehouse
 
-        return PostgresWarehouse(parsed, schema, read_chunk_rows)
+        return PostgresWarehouse(parsed, schema, read_chunk_rows, staging_grace_seconds)
     raise WarehouseError(
         f"warehouse dialect {backend!r} is not supported; use one of {SUPPORTED_DIALECTS} "
         "(feature SQL is tested on both)"
@@ -301,4 +338,5 @@ def open_warehouse(config: Config, duckdb_memory_limit: str | None = None) -> Wa
         config.warehouse_schema,
         config.warehouse.read_chunk_rows,
         duckdb_memory_limit or config.warehouse.duckdb_memory_limit,
+        config.warehouse.staging_grace_seconds,
     )

@@ -6,8 +6,13 @@ import contextlib
 import datetime as dt
 import hashlib
 import itertools
+import json
 import logging
+import os
+import re
+import socket
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,11 +23,13 @@ from pipelines.config import validate_identifier
 from pipelines.contract import Table
 from pipelines.warehouse import pgcopy
 from pipelines.warehouse.base import (
+    DEFAULT_STAGING_GRACE_SECONDS,
     Params,
     Warehouse,
     WarehouseError,
     _as_date,
     _table,
+    fault_point,
     quote_identifier,
     translate_params,
 )
@@ -33,6 +40,9 @@ COPY_BATCH_ROWS = 50_000
 MAX_IDENTIFIER = 63  # Postgres truncates longer names (NAMEDATALEN - 1)
 # (server, schema, table) already logged as unpartitioned: said once per process, not once per scoring day.
 _unpartitioned_logged: set[tuple[str, str, str]] = set()
+# A staging table's name ends in __load<day>_<created, unix seconds in hex>_<writer token>; an older version
+# named it __load<day> (no creation time: swept once its day's lock is free).
+_STAGING_SUFFIX_RE = re.compile(r"__load(\d{8})(?:_([0-9a-f]{1,12})_([0-9a-f]{6}))?$")
 
 
 def _psycopg():
@@ -47,8 +57,14 @@ class PostgresWarehouse(Warehouse):
     dialect = "postgresql"
     default_schema = "public"
 
-    def __init__(self, url, schema: str | None = None, read_chunk_rows: int = 100_000) -> None:
-        super().__init__(schema, read_chunk_rows)
+    def __init__(
+        self,
+        url,
+        schema: str | None = None,
+        read_chunk_rows: int = 100_000,
+        staging_grace_seconds: float = DEFAULT_STAGING_GRACE_SECONDS,
+    ) -> None:
+        super().__init__(schema, read_chunk_rows, staging_grace_seconds)
         psycopg = _psycopg()
         kwargs = {
             "host": url.host,
@@ -134,12 +150,16 @@ class PostgresWarehouse(Warehouse):
             try:
                 with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
                     copy.write(pgcopy.HEADER)
+                    first = True
                     while pending:
                         chunk = pending.pop(0).result()
                         next_start = next(starts, None)
                         if next_start is not None:
                             pending.append(encoder.submit(encode, next_start))
                         copy.write(chunk)
+                        if first:  # mid-COPY: the server holds part of the rows
+                            fault_point("load")
+                            first = False
                     copy.write(pgcopy.TRAILER)
             except psycopg.Error as exc:
                 raise WarehouseError(f"Postgres: loading {table} failed: {exc}") from exc
@@ -154,8 +174,10 @@ class PostgresWarehouse(Warehouse):
         and ATTACHes it (the CHECK lets ATTACH skip its validation scan). Readers see the old day or the
         new day, never a mix, and other days are not touched. A failure before the swap commits (bad
         rows, duplicate keys, a lost connection) leaves the old partition in place and the staging
-        table is dropped; a staging table left by a killed process is dropped by the next run for that
-        day. Writers of the same day queue on an advisory lock, so a rerun replaces, never duplicates.
+        table is dropped. A process killed after its load committed leaves its staging table behind:
+        the table's name carries its day and creation time and its comment the writer (host, pid, run),
+        and every swap sweeps such orphans (``sweep_orphans``). Writers of the same day queue on an
+        advisory lock, so a rerun replaces, never duplicates.
         Frozen rows are visible to snapshots older than the swap: a repeatable-read reader that
         started before it sees the new day rather than no day at all.
 
@@ -189,7 +211,17 @@ class PostgresWarehouse(Warehouse):
 
     def _swap_partition(self, table: Table, arrow: pa.Table, day: dt.date) -> str:
         parent = self.qualified(table.name)
-        part, stage = partition_name(table.name, day), staging_name(table.name, day)
+        created, token = int(time.time()), uuid.uuid4().hex[:6]
+        part, stage = partition_name(table.name, day), staging_name(table.name, day, created, token)
+        writer = {
+            "staging_for": table.name,
+            "day": day.isoformat(),
+            "created_at": dt.datetime.fromtimestamp(created, dt.UTC).isoformat(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "token": token,
+            "run_id": _run_id(arrow),
+        }
         bound = _date_literal(day)
         # Every index the parent has, built on the staging table (ATTACH adopts matching indexes instead of
         # building its own under the swap's lock): (name while staged, name once attached, DDL).
@@ -213,20 +245,24 @@ class PostgresWarehouse(Warehouse):
                 )
             )
         check = quote_identifier("staged_day")
-        lock = {"key": f"{self.schema}.{table.name}.{day.isoformat()}"}
+        lock = _day_lock(self.schema, table.name, day)
         self.execute("SELECT pg_advisory_lock(hashtextextended(:key, 0))", lock)
         try:
             started = time.perf_counter()
-            self.execute(f"DROP TABLE IF EXISTS {self.qualified(stage)}")  # left by a killed run
+            self.sweep_orphans(table, held_day=day)  # left by killed runs: this day's at once, others' once stale
             with self.transaction():  # created and filled in one transaction: COPY FREEZE, no WAL for hint bits later
                 self.execute(
                     f"CREATE TABLE {self.qualified(stage)} (LIKE {parent} INCLUDING ALL EXCLUDING INDEXES, "
                     f"CONSTRAINT {check} CHECK ({quote_identifier(table.partition_column)} = {bound}))"
                 )
+                # COMMENT takes no bound parameters: the JSON is quoted as a SQL literal
+                comment = json.dumps(writer, sort_keys=True).replace("'", "''")
+                self.execute(f"COMMENT ON TABLE {self.qualified(stage)} IS '{comment}'")
                 self._load_arrow(stage, arrow, freeze=True)
             loaded = time.perf_counter()
             for _, _, ddl in indexes:  # one bulk build (sort) each, after the load
                 self.execute(ddl)
+                fault_point("key_build")
             indexed = time.perf_counter()
             with self.transaction():
                 for old in self._partitions_for(table, day):
@@ -235,8 +271,10 @@ class PostgresWarehouse(Warehouse):
                 self.execute(f"ALTER TABLE {self.qualified(stage)} RENAME TO {quote_identifier(part)}")
                 for staged, final, _ in indexes:
                     self.execute(f"ALTER INDEX {self.qualified(staged)} RENAME TO {quote_identifier(final)}")
+                fault_point("swap")  # the old day is detached and dropped, the new one not attached yet
                 self.execute(f"ALTER TABLE {parent} ATTACH PARTITION {self.qualified(part)} FOR VALUES IN ({bound})")
                 self.execute(f"ALTER TABLE {self.qualified(part)} DROP CONSTRAINT {check}")  # implied from now on
+                self.execute(f"COMMENT ON TABLE {self.qualified(part)} IS NULL")  # no longer a staging table
             swapped = time.perf_counter()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -249,6 +287,50 @@ class PostgresWarehouse(Warehouse):
             f"partition swap: load {loaded - started:.2f} s, index {indexed - loaded:.2f} s, "
             f"swap {swapped - indexed:.3f} s"
         )
+
+    def sweep_orphans(self, table: Table | str, held_day: dt.date | None = None) -> list[str]:
+        """Drop the staging tables of ``table`` that killed writers left behind; returns the names dropped.
+
+        A staging table is an orphan when no writer holds its day's advisory lock: a live writer holds it
+        from before it creates the table until after the swap, and the lock dies with the writer's session.
+        ``held_day`` is the day whose lock the caller holds (its leftovers go at once); the other days'
+        staging tables go once older than ``staging_grace_seconds`` (from the creation time in their name)
+        and only if their day's lock is free, taken without waiting for the drop and released after it.
+        """
+        table = _table(table)
+        if not table.native_partitions:
+            return []
+        rows = self.query_arrow(
+            "SELECT c.relname, obj_description(c.oid, 'pg_class') AS comment FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relkind = 'r' AND strpos(c.relname, '__load') > 0",
+            {"schema": self.schema},
+        ).to_pylist()
+        now, dropped = time.time(), []
+        for row in rows:
+            found = _parse_staging(table.name, row["relname"])
+            if found is None:
+                continue
+            day, created = found
+            if day != held_day and created is not None and now - created < self.staging_grace_seconds:
+                continue  # young: possibly a live writer on a clock ahead of ours; swept by a later run
+            lock = _day_lock(self.schema, table.name, day)
+            if day != held_day and not self.scalar("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))", lock):
+                continue  # a live writer is using it
+            try:
+                self.execute(f"DROP TABLE IF EXISTS {self.qualified(row['relname'])}")
+                dropped.append(row["relname"])
+                logger.warning(
+                    "dropped staging table %s left by a killed writer (%s)",
+                    self.qualified(row["relname"]),
+                    row["comment"] or "written by an older version",
+                )
+            except WarehouseError as exc:  # never fail a write over an orphan: it is retried next time
+                logger.warning("could not drop orphaned staging table %s: %s", row["relname"], exc)
+            finally:
+                if day != held_day:
+                    self.execute("SELECT pg_advisory_unlock(hashtextextended(:key, 0))", lock)
+        return dropped
 
     def _relkind(self, table: str) -> str | None:
         """``p`` partitioned, ``r`` plain table, None when missing."""
@@ -383,9 +465,37 @@ def partition_name(table: str, day: dt.date) -> str:
     return _derived_name(validate_identifier(table), f"__p{day:%Y%m%d}")
 
 
-def staging_name(table: str, day: dt.date) -> str:
-    """The table a new day is loaded into before the swap: ``churn_scores__load20260101``."""
-    return _derived_name(validate_identifier(table), f"__load{day:%Y%m%d}")
+def staging_name(table: str, day: dt.date, created: int, token: str) -> str:
+    """The table a new day is loaded into before the swap: ``churn_scores__load20260101_692e1a2b_3f9c0d``.
+
+    Day, creation time (unix seconds, hex) and the writer's token are in the name, so the sweep can tell
+    an orphan's age from the catalog alone and two writers' tables never share a name.
+    """
+    return _derived_name(validate_identifier(table), f"__load{day:%Y%m%d}_{created:x}_{token}")
+
+
+def _parse_staging(table: str, relname: str) -> tuple[dt.date, int | None] | None:
+    """(day, created) when ``relname`` is a staging table of ``table`` (created None: an older version's)."""
+    match = _STAGING_SUFFIX_RE.search(relname)
+    if match is None or _derived_name(table, match.group(0)) != relname:
+        return None
+    try:
+        day = dt.datetime.strptime(match.group(1), "%Y%m%d").date()
+    except ValueError:
+        return None
+    return day, (int(match.group(2), 16) if match.group(2) else None)
+
+
+def _day_lock(schema: str, table: str, day: dt.date) -> dict[str, str]:
+    """The advisory-lock key every writer of one day of one table holds (bound parameter)."""
+    return {"key": f"{schema}.{table}.{day.isoformat()}"}
+
+
+def _run_id(arrow: pa.Table) -> str | None:
+    """The writing run's id, when the rows carry one (churn_scores.run_id), for the staging table's comment."""
+    if "run_id" not in arrow.column_names or not arrow.num_rows:
+        return None
+    return str(arrow.column("run_id")[0].as_py())
 
 
 def _date_literal(day: dt.date) -> str:

@@ -9,7 +9,7 @@ from pipelines.contract import CHURN_SCORES, LATEST_SCORES_VIEW, Column, Table
 from pipelines.warehouse import WarehouseError, connect
 from pipelines.warehouse.arrow import ContractError
 from pipelines.warehouse.base import translate_params
-from pipelines.warehouse.postgres_backend import _derived_name, partition_name, staging_name
+from pipelines.warehouse.postgres_backend import _derived_name, _parse_staging, partition_name, staging_name
 
 UTC = dt.UTC
 
@@ -188,11 +188,16 @@ def test_duckdb_memory_limit_is_applied_and_validated(tmp_path):
 def test_derived_names_stay_valid_identifiers_within_63_characters():
     long_a, long_b = "t" * 60 + "a", "t" * 60 + "b"
     d1, d2 = dt.date(2025, 1, 1), dt.date(2025, 1, 2)
-    names = {partition_name(long_a, d1), partition_name(long_b, d1), staging_name(long_a, d1)}
+    created = 1_767_225_600  # 2026-01-01 00:00 UTC
+    names = {partition_name(long_a, d1), partition_name(long_b, d1), staging_name(long_a, d1, created, "abc123")}
     assert len(names) == 3 and all(len(n) <= 63 for n in names)
     assert _derived_name(partition_name(long_a, d1), "_pkey") != partition_name(long_a, d1)
     assert partition_name("churn_scores", d2) == "churn_scores__p20250102"
-    assert staging_name("churn_scores", d2) == "churn_scores__load20250102"
+    assert staging_name("churn_scores", d2, created, "abc123") == "churn_scores__load20250102_6955b900_abc123"
+    # the sweep reads day and creation time back from the name, also for a long (hashed) table name
+    assert _parse_staging(long_a, staging_name(long_a, d1, created, "abc123")) == (d1, created)
+    assert _parse_staging(long_b, staging_name(long_a, d1, created, "abc123")) is None
+    assert _parse_staging("churn_scores", "churn_scores__load20250102") == (d2, None)  # an older version's
 
 
 def test_contract_refuses_native_partitions_without_a_date_key():
