@@ -29,11 +29,64 @@ def test_calibration_is_monotone_in_unit_interval(method, stored):
 
 
 def test_centered_isotonic_puts_one_knot_at_the_centre_of_each_step():
-    # isotonic steps: {0.1} -> 0, {0.2, 0.3} -> 0.5 (pooled violator), {0.4} -> 1
+    # isotonic steps: {0.1} -> 0, {0.2, 0.3} -> 0.5 (pooled violator), {0.4} -> 1; the one-row end steps
+    # are smoothed to (0+1)/(1+2) and (1+1)/(1+2) (a single row supports no certainty)
     cal = fit_calibrator([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], "centered_isotonic")
     np.testing.assert_allclose(cal.x, [0.1, 0.25, 0.4])
-    np.testing.assert_allclose(cal.y, [0.0, 0.5, 1.0])
-    np.testing.assert_allclose(cal([0.0, 0.175, 0.25, 0.3, 0.9]), [0.0, 0.25, 0.5, 2 / 3, 1.0])
+    np.testing.assert_allclose(cal.y, [1 / 3, 0.5, 2 / 3])
+    np.testing.assert_allclose(cal([0.0, 0.175, 0.25, 0.3, 0.9]), [1 / 3, 5 / 12, 0.5, 1 / 2 + 1 / 18, 2 / 3], atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["centered_isotonic", "isotonic", "platt"])
+def test_calibrated_probabilities_are_never_0_or_1_and_break_ties_by_raw_score(method):
+    """Separable validation data (isotonic ends at 0 and 1) and saturated raw scores still give (0, 1)."""
+    rng = np.random.default_rng(1)
+    n = 400
+    raw = np.r_[rng.uniform(0.0, 0.3, n // 2), rng.uniform(0.7, 1.0, n // 2)]
+    y = np.r_[np.zeros(n // 2, int), np.ones(n // 2, int)]
+    y[rng.choice(n, 20, replace=False)] ^= 1  # some noise in the middle, certainty at both ends
+    cal = fit_calibrator(y, raw, method)
+    floor = 1 / (n + 2)
+    grid = np.r_[-50.0, 0.0, np.sort(rng.random(5000)), 1.0, 50.0]
+    out = cal(grid)
+    assert (out > 0).all() and (out < 1).all()
+    assert out.min() >= floor * (1 - 1e-6) and out.max() <= 1 - floor * (1 - 1e-6)
+    assert (np.diff(out) > 0).all()  # strictly increasing: no ties where the raw scores differ
+    again = Calibrator.from_dict(cal.to_dict())
+    np.testing.assert_array_equal(again(grid), out)
+
+
+def test_isotonic_end_steps_are_smoothed_by_their_size():
+    # 100 rows without a churner at the bottom: 1/102, not 0; 50 churners at the top: 51/52, not 1
+    raw = np.r_[np.linspace(0.0, 0.2, 100), np.linspace(0.3, 0.6, 100), np.linspace(0.8, 1.0, 50)]
+    y = np.r_[np.zeros(100, int), np.tile([1, 0], 50), np.ones(50, int)]
+    for method in ("centered_isotonic", "isotonic"):
+        cal = fit_calibrator(y, raw, method)
+        assert cal(0.0) == pytest.approx(1 / 102, abs=1e-5)
+        assert cal(1.0) == pytest.approx(51 / 52, abs=1e-5)
+
+
+def test_tie_breaking_keeps_ranking_metrics_on_held_out_data():
+    """Calibration then ranks exactly as the raw score does: ROC-AUC on new data is the raw one, not worse."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    raw_val, raw_test = rng.random(300), rng.random(5000)
+    y_val = (rng.random(300) < raw_val**3).astype(int)
+    y_test = (rng.random(5000) < raw_test**3).astype(int)
+    flat = fit_calibrator(y_val, raw_val, "centered_isotonic")
+    untied = Calibrator("isotonic", x=flat.x, y=flat.y)  # the same levels without the tie-breaker
+    assert roc_auc_score(y_test, flat(raw_test)) == pytest.approx(roc_auc_score(y_test, raw_test), abs=1e-12)
+    assert roc_auc_score(y_test, flat(raw_test)) >= roc_auc_score(y_test, untied(raw_test)) - 1e-12
+    assert average_precision_score(y_test, flat(raw_test)) >= average_precision_score(y_test, untied(raw_test)) - 1e-3
+
+
+def test_bundles_saved_before_bounds_load_unchanged():
+    old = Calibrator.from_dict({"method": "isotonic", "x": [0.0, 1.0], "y": [0.0, 1.0]})
+    assert old.floor == 0 and old.tie == 0
+    np.testing.assert_array_equal(old([0.0, 0.5, 1.0]), [0.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="floor"):
+        Calibrator.from_dict({"method": "identity", "floor": 0.7})
 
 
 def test_centered_isotonic_has_no_jumps_where_classic_isotonic_does():
@@ -54,7 +107,8 @@ def test_centered_isotonic_has_no_jumps_where_classic_isotonic_does():
 def test_calibration_single_class_is_identity():
     cal = fit_calibrator([0, 0, 0], [0.2, 0.5, 0.7])
     assert cal.method == "identity"
-    np.testing.assert_allclose(cal([0.2, 0.5]), [0.2, 0.5])
+    np.testing.assert_allclose(cal([0.2, 0.5]), [0.2, 0.5], atol=1e-6)
+    assert 0 < cal(0.0) < cal(1.0) < 1
 
 
 def test_scaler_standardizes_and_fills_missing():
