@@ -112,6 +112,29 @@ class ChurnDefinitionConfig(_Section):
         gt=0,
         description="Churned: no completed order in [cutoff, cutoff + horizon) (cutoff = 00:00 UTC of the cutoff date).",
     )
+    population: Literal["active", "ever"] = Field(
+        "active",
+        description="active: customers with >= 1 completed order in lookback_days before the cutoff (the earliest "
+        "cutoff needs lookback_days of history). ever: every customer who has ever bought, i.e. >= 1 completed order "
+        "in ever_lookback_days before the cutoff in whatever history exists (the earliest cutoff needs only "
+        "min_history_days); the setting for purchase logs of 12-18 months.",
+    )
+    ever_lookback_days: int = Field(
+        730, gt=0, description="population ever: how far back a past purchase still counts as 'has bought'."
+    )
+    min_history_days: int = Field(
+        60, gt=0, description="population ever: days of order history the earliest cutoff needs before it."
+    )
+
+    @property
+    def population_days(self) -> int:
+        """Days before a cutoff in which one completed order puts a customer in the population."""
+        return self.lookback_days if self.population == "active" else self.ever_lookback_days
+
+    @property
+    def required_history_days(self) -> int:
+        """Days of order history the earliest cutoff needs before it."""
+        return self.lookback_days if self.population == "active" else self.min_history_days
 
 
 class DatasetConfig(_Section):

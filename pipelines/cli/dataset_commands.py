@@ -49,7 +49,7 @@ def show_features_command(config: Config, args: argparse.Namespace) -> int:
             "customer %d is not in the population at %s (no completed order in the %d days before)",
             args.customer,
             args.as_of,
-            config.churn.lookback_days,
+            config.churn.population_days,
         )
         return 1
     row = frame.iloc[0]

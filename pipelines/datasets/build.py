@@ -82,15 +82,16 @@ def choose_cutoffs(config: Config, as_of: dt.date) -> dict[str, list[dt.date]]:
 
 
 def _check_history(warehouse, config: Config, earliest_cutoff: dt.date, as_of: dt.date) -> None:
-    """Features need ``lookback_days`` of orders before the first cutoff; fail naming both dates."""
+    """The earliest cutoff needs ``required_history_days`` of orders before it; fail naming settings that fit."""
     first = warehouse.scalar(warehouse.render("SELECT MIN(ordered_at) FROM {orders}"))
     last = warehouse.scalar(warehouse.render("SELECT MAX(ordered_at) FROM {orders}"))
     ds, churn = config.dataset, config.churn
-    needed = earliest_cutoff - dt.timedelta(days=churn.lookback_days)
+    required = churn.required_history_days
+    needed = earliest_cutoff - dt.timedelta(days=required)
+    what = "lookback days" if churn.population == "active" else "days of history (churn.min_history_days)"
     plan = (
         f"{ds.n_cutoffs} cutoffs every {ds.cutoff_every_days} days ending at {as_of} - "
-        f"{churn.horizon_days} horizon days, first cutoff {earliest_cutoff}, with {churn.lookback_days} "
-        f"lookback days"
+        f"{churn.horizon_days} horizon days, first cutoff {earliest_cutoff}, with {required} {what}"
     )
     if first is None:
         raise InsufficientHistoryError(f"the warehouse holds no orders; {plan} need orders from {needed} to {as_of}")
@@ -98,7 +99,7 @@ def _check_history(warehouse, config: Config, earliest_cutoff: dt.date, as_of: d
     if first_day > needed:
         raise InsufficientHistoryError(
             f"not enough history: the earliest order is on {first_day}, but {plan} need orders from {needed}; "
-            f"use a later --as-of, fewer dataset.n_cutoffs or a smaller dataset.cutoff_every_days"
+            + history_suggestions(config, first_day, as_of)
         )
     last_day = _utc_day(last)
     if last_day < as_of - dt.timedelta(days=1):
@@ -108,6 +109,45 @@ def _check_history(warehouse, config: Config, earliest_cutoff: dt.date, as_of: d
             last_day,
             as_of,
         )
+
+
+def history_suggestions(config: Config, first_day: dt.date, as_of: dt.date) -> str:
+    """Settings (each alone, the rest unchanged) with which ``choose_cutoffs`` fits the history there is.
+
+    The plan fits when ``(n_cutoffs - 1) * cutoff_every_days + required_history_days <= available``,
+    ``available`` being the days from the earliest order to the latest cutoff (``as_of - horizon_days``).
+    Each value is the largest that fits, so it keeps as much of the configured plan as possible.
+    """
+    ds, churn = config.dataset, config.churn
+    available = (as_of - dt.timedelta(days=churn.horizon_days) - first_day).days
+    spread = (ds.n_cutoffs - 1) * ds.cutoff_every_days
+    required = churn.required_history_days
+    fits: list[str] = []
+    if churn.population == "active":
+        if available - spread >= 1:
+            fits.append(f"churn.lookback_days: {available - spread}")
+        if available - spread >= churn.min_history_days:
+            fits.append(
+                f"churn.population: ever (every customer who has bought in the last {churn.ever_lookback_days} "
+                f"days, given {churn.min_history_days} days of history before the first cutoff)"
+            )
+    elif available - spread >= 1:
+        fits.append(f"churn.min_history_days: {available - spread}")
+    minimum = ds.validation_cutoffs + ds.test_cutoffs + 1
+    if available >= required:
+        n_fit = (available - required) // ds.cutoff_every_days + 1
+        if n_fit >= minimum:
+            fits.append(f"dataset.n_cutoffs: {n_fit}")
+        every_fit = (available - required) // (ds.n_cutoffs - 1)
+        if every_fit >= 1:
+            fits.append(f"dataset.cutoff_every_days: {every_fit}")
+    history = f"the orders from {first_day} leave {available} days before the latest cutoff {as_of - dt.timedelta(days=churn.horizon_days)}"
+    if not fits:
+        return (
+            f"{history}, too few for {minimum} cutoffs with any setting tried; load more history, use a later "
+            "--as-of or a shorter churn.horizon_days"
+        )
+    return f"{history}; any one of these settings fits: " + "; ".join(fits)
 
 
 def _utc_day(value) -> dt.date:
@@ -163,7 +203,7 @@ def build_training_sets(config: Config, as_of: dt.date) -> str:
         if frames[name].empty:
             raise InsufficientHistoryError(
                 f"the {name} split (cutoffs {', '.join(map(str, splits[name]))}) has no customers with a completed "
-                f"order in the {config.churn.lookback_days} days before its cutoff"
+                f"order in the {config.churn.population_days} days before its cutoff"
             )
 
     out_root = config.resolve_path(config.dataset.output_dir)
@@ -191,7 +231,9 @@ def build_training_sets(config: Config, as_of: dt.date) -> str:
             "churn_definition": {
                 "lookback_days": config.churn.lookback_days,
                 "horizon_days": config.churn.horizon_days,
-                "population": "customers with >= 1 completed order in [cutoff - lookback_days, cutoff)",
+                "population_kind": config.churn.population,
+                "population_days": config.churn.population_days,
+                "population": "customers with >= 1 completed order in [cutoff - population_days, cutoff)",
                 "label": "churned = 1 when no completed order in [cutoff, cutoff + horizon_days) "
                 "(cutoff = cutoff_date 00:00 UTC)",
                 "features": "only rows with time < cutoff_date 00:00 UTC",

@@ -107,7 +107,7 @@ def population_id_ranges(
     warehouse: Warehouse, config: Config, cutoff: dt.date, customers_per_range: int
 ) -> list[tuple[int, int]]:
     """Inclusive customer-id ranges holding about ``customers_per_range`` population customers each."""
-    start = _utc_midnight(cutoff - dt.timedelta(days=config.churn.lookback_days))
+    start = _utc_midnight(cutoff - dt.timedelta(days=config.churn.population_days))
     ids = (
         warehouse.query_arrow(
             warehouse.render(

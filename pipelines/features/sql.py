@@ -6,14 +6,15 @@ Boundary conventions (the single place they are defined):
   whose timestamp is **strictly before** that instant. Rows are bucketed into UTC calendar days and
   a row's ``age`` is ``t - day`` (1 = the day before the cutoff); a window of ``w`` days holds ages
   ``1..w``, i.e. the half-open interval ``[t - w days, t)``.
-- Population at ``t``: customers with >= 1 completed order in ``[t - lookback_days, t)``.
+- Population at ``t``: customers with >= 1 completed order in ``[t - population_days, t)``
+  (``churn.population``: ``active`` uses ``lookback_days``, ``ever`` uses ``ever_lookback_days``).
 - Label ``churned`` at ``t``: 1 when the customer has no completed order in
   ``[t, t + horizon_days)`` (timestamps), i.e. on the ``horizon_days`` calendar days starting at the
   cutoff day; docs/ARCHITECTURE.md writes this ``(cutoff, cutoff + horizon]`` with "cutoff" meaning
   the last instant of feature time. The label window is fully observed once data up to
   ``t + horizon_days`` 00:00 UTC exists.
 - Every source table is read only inside the history span ``[t - span_days, t)`` where
-  ``span_days = max(windows_days, lookback_days, 365)``; ``days_since_last_event`` is capped at
+  ``span_days = max(windows_days, population_days, 365)``; ``days_since_last_event`` is capped at
   ``span_days`` (the documented sentinel for "no event in the span").
 
 Why this shape: each source table is scanned once, range-joined to the small cutoffs relation
@@ -39,7 +40,7 @@ BEHAVIOUR_DAYS = 90  # searches, add-to-cart, cart abandonment
 
 def span_days(config: Config) -> int:
     """How many days of history before a cutoff the query reads."""
-    return max([*config.dataset.windows_days, config.churn.lookback_days, LONG_DAYS, 2 * TREND_DAYS])
+    return max([*config.dataset.windows_days, config.churn.population_days, LONG_DAYS, 2 * TREND_DAYS])
 
 
 def _windows(config: Config) -> list[int]:
@@ -207,7 +208,7 @@ def feature_sql(
         raise ValueError("at least one cutoff is needed")
     ds = config.dataset
     span = span_days(config)
-    lookback = int(config.churn.lookback_days)
+    lookback = int(config.churn.population_days)
 
     def only(alias: str = "") -> str:
         return f"AND {alias}customer_id BETWEEN :customer_lo AND :customer_hi" if customer_range else ""

@@ -77,7 +77,7 @@ def population_count(warehouse: Warehouse, config: Config, score_date: dt.date) 
     :mod:`pipelines.features` is what defines the scored rows.
     """
     cutoff = _utc_midnight(score_date)
-    start = cutoff - dt.timedelta(days=config.churn.lookback_days)
+    start = cutoff - dt.timedelta(days=config.churn.population_days)
     sql = warehouse.render(
         "SELECT COUNT(DISTINCT customer_id) FROM {orders} "
         "WHERE status = 'completed' AND ordered_at >= :start AND ordered_at < :cutoff"

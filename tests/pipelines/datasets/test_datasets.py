@@ -145,6 +145,65 @@ def test_too_little_history_fails_clearly(small_config, tmp_path):
     assert not (Path(small_config.dataset.output_dir) / "2025-12-31").exists()
 
 
+def _suggested_overrides(message: str) -> list[dict]:
+    """'any one of these settings fits: churn.lookback_days: 155; dataset.n_cutoffs: 4' -> override dicts."""
+    listed = message.split("any one of these settings fits: ", 1)[1]
+    out = []
+    for item in listed.split("; "):
+        key, value = item.split(": ", 1)
+        section, name = key.split(".")
+        token = value.split(" ", 1)[0]
+        out.append({section: {name: int(token) if token.isdigit() else token}})
+    return out
+
+
+def test_eighteen_months_of_purchases_name_settings_that_work(config, tmp_path):
+    """A purchase-only log of 18 months fails on the defaults; every setting the error names then builds."""
+    _load(f"duckdb:///{tmp_path}/warehouse.duckdb", None, _history(start=dt.date(2024, 7, 1)))
+    with pytest.raises(InsufficientHistoryError) as info:
+        build_training_sets(config, AS_OF)
+    message = str(info.value)
+    overrides = _suggested_overrides(message)
+    keys = {f"{section}.{name}" for o in overrides for section, inner in o.items() for name in inner}
+    assert keys == {"churn.lookback_days", "churn.population", "dataset.n_cutoffs", "dataset.cutoff_every_days"}
+    # 2024-07-01 .. 2025-10-02 (latest cutoff) = 458 days; 7 gaps of 30 days leave 248 days of lookback
+    assert "churn.lookback_days: 248" in message and "dataset.n_cutoffs: 4" in message
+    assert "dataset.cutoff_every_days: 13" in message and "churn.population: ever" in message
+    for override in overrides:
+        sets = load_training_sets(build_training_sets(config.with_overrides(override), AS_OF))
+        assert all(len(sets.split(name)) > 0 for name in ("train", "validation", "test")), override
+
+
+def test_population_ever_keeps_lapsed_buyers(config, tmp_path):
+    """population ever: a customer whose only order is 500 days old is in it; active (365 days) drops them."""
+    data = _history(start=dt.date(2024, 1, 1))
+    lapsed = (
+        data["orders"]
+        .iloc[:1]
+        .assign(order_id=10**6, customer_id=999, ordered_at=pd.Timestamp("2024-03-01", tz="UTC"), status="completed")
+    )
+    data["orders"] = pd.concat([data["orders"], lapsed], ignore_index=True)
+    data["customers"] = pd.concat(
+        [data["customers"], data["customers"].iloc[:1].assign(customer_id=999)], ignore_index=True
+    )
+    _load(f"duckdb:///{tmp_path}/warehouse.duckdb", None, data)
+    base = {"dataset": {"n_cutoffs": 3}}
+    ever = load_training_sets(
+        build_training_sets(config.with_overrides({**base, "churn": {"population": "ever"}}), AS_OF)
+    )
+    assert 999 in set(ever.test["customer_id"]) and ever.manifest["churn_definition"]["population_days"] == 730
+    assert ever.test.loc[ever.test["customer_id"] == 999, LABEL_COLUMN].item() == 1
+    active = load_training_sets(build_training_sets(config.with_overrides(base), AS_OF))
+    assert 999 not in set(active.test["customer_id"])
+    assert set(active.test["customer_id"]) < set(ever.test["customer_id"])
+
+
+def test_too_little_history_for_any_setting_says_so(config, tmp_path):
+    _load(f"duckdb:///{tmp_path}/warehouse.duckdb", None, _history(start=dt.date(2025, 8, 1)))
+    with pytest.raises(InsufficientHistoryError, match="too few for 3 cutoffs with any setting tried"):
+        build_training_sets(config.with_overrides({"churn": {"population": "ever"}}), AS_OF)
+
+
 def test_empty_warehouse_fails_clearly(small_config, tmp_path):
     _load(f"duckdb:///{tmp_path}/warehouse.duckdb", None, {})
     with pytest.raises(InsufficientHistoryError, match="no orders"):

@@ -34,7 +34,9 @@ def test_centered_isotonic_puts_one_knot_at_the_centre_of_each_step():
     cal = fit_calibrator([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], "centered_isotonic")
     np.testing.assert_allclose(cal.x, [0.1, 0.25, 0.4])
     np.testing.assert_allclose(cal.y, [1 / 3, 0.5, 2 / 3])
-    np.testing.assert_allclose(cal([0.0, 0.175, 0.25, 0.3, 0.9]), [1 / 3, 5 / 12, 0.5, 1 / 2 + 1 / 18, 2 / 3], atol=1e-5)
+    np.testing.assert_allclose(
+        cal([0.0, 0.175, 0.25, 0.3, 0.9]), [1 / 3, 5 / 12, 0.5, 1 / 2 + 1 / 18, 2 / 3], atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("method", ["centered_isotonic", "isotonic", "platt"])
