@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             metavar="FIELD=COLUMN",
             help="use file column COLUMN for contract field FIELD (repeatable), e.g. customer_id=user",
         )
+        _add_format_options(k)
         replaced = "all raw tables" if kind == "transactions" else f"the {kind} table"
         k.add_argument("--replace", action="store_true", help=f"clear {replaced} first")
         if kind == "events":
@@ -73,6 +74,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 help="map your event name to a contract event type, e.g. wishlist=view (repeatable)",
             )
         k.set_defaults(handler=import_file)
+
+
+def _add_format_options(parser: argparse.ArgumentParser) -> None:
+    """What the importer cannot decide from the whole file is declared here (it refuses, naming the option)."""
+    group = parser.add_argument_group("file format (detected from the whole file unless given)")
+    group.add_argument("--decimal", choices=(".", ","), help="decimal mark of the number columns")
+    group.add_argument(
+        "--thousands", choices=(",", ".", " ", "'", ""), help="thousands separator of the number columns ('' = none)"
+    )
+    group.add_argument(
+        "--date-format", metavar="FORMAT", help="strftime format of the dates, e.g. '%%d/%%m/%%Y %%H:%%M'"
+    )
+    group.add_argument(
+        "--dayfirst",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="dates are day/month/year (--no-dayfirst: month/day/year)",
+    )
+    group.add_argument("--encoding", help="text encoding when it is not UTF-8/UTF-16, e.g. latin-1 or cp1252")
+    group.add_argument(
+        "--columns",
+        type=lambda v: tuple(c.strip() for c in v.split(",")),
+        metavar="NAME,...",
+        help="column names of a file without a header row, e.g. customer_id,timestamp,quantity,amount",
+    )
 
 
 def init_warehouse(config: Config, args: argparse.Namespace) -> int:
@@ -132,18 +158,30 @@ def generate(config: Config, args: argparse.Namespace) -> int:
 
 def import_file(config: Config, args: argparse.Namespace) -> int:
     from pipelines.data import importers
+    from pipelines.data.formats import FormatError, ParseOptions
     from pipelines.warehouse import open_warehouse
 
     column_map = dict(args.column_map)
+    try:
+        options = ParseOptions(
+            decimal=args.decimal,
+            thousands=args.thousands,
+            date_format=args.date_format,
+            dayfirst=args.dayfirst,
+            encoding=args.encoding,
+            header=args.columns,
+        )
+    except FormatError as exc:
+        raise importers.DataImportError(f"{args.file}: {exc}") from None
     with open_warehouse(config) as wh:
         if args.import_kind == "transactions":
-            report = importers.import_transactions(wh, args.file, column_map, replace=args.replace)
+            report = importers.import_transactions(wh, args.file, column_map, replace=args.replace, options=options)
         elif args.import_kind == "events":
             report = importers.import_events(
-                wh, args.file, column_map, replace=args.replace, event_map=dict(args.event_map)
+                wh, args.file, column_map, replace=args.replace, event_map=dict(args.event_map), options=options
             )
         else:
-            report = importers.import_reviews(wh, args.file, column_map, replace=args.replace)
+            report = importers.import_reviews(wh, args.file, column_map, replace=args.replace, options=options)
     lines = [
         f"imported {report.kind} from {report.path} ({report.rows_read:,} rows read"
         + (", raw tables replaced" if report.replaced and report.kind == "transactions" else "")

@@ -9,6 +9,10 @@ Conventions (also in the README):
 * ``column_map`` maps contract names to file columns (``{"customer_id": "user"}``); without it, common
   spellings are recognised (``user_id``, ``InvoiceDate``, ``StockCode``...), ignoring case and ``_``.
 * Naive timestamps are taken as UTC; timestamps with an offset or zone are converted to UTC.
+* Number conventions (decimal mark, thousands separator), the day/month order of dates and the text
+  encoding are decided once per column / file from all of its values (``pipelines.data.formats``);
+  what the values cannot decide is refused with the option that settles it, never guessed.
+* Columns the import does not use are listed in the log.
 * Numeric ids are kept; other ids (``"C-1042"``, ``"85123A"``) become stable 62-bit integers
   (the same string always gives the same id, across files and runs).
 * Customers missing from the warehouse are created from the first time they are seen, with country and
@@ -18,6 +22,7 @@ Conventions (also in the README):
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import logging
 import re
@@ -28,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import ExitCode, EVENT_TYPES, ORDER_STATUSES, RAW_TABLES
+from pipelines.contract import EVENT_TYPES, ORDER_STATUSES, RAW_TABLES, ExitCode
+from pipelines.data.formats import FormatError, ParseOptions, detect_encoding, parse_datetimes, parse_numbers
 from pipelines.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -37,14 +43,14 @@ READ_CHUNK_ROWS = 200_000
 MAX_LISTED_PROBLEMS = 20
 SESSION_GAP_MINUTES = 30
 
-# field -> (required, accepted spellings besides the field name itself)
+# field -> (required, accepted spellings besides the field name itself; a trailing * matches any ending)
 TRANSACTION_FIELDS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "customer_id": (True, ("customer", "customerid", "user_id", "user", "userid", "client_id", "buyer_id")),
     "timestamp": (True, ("ordered_at", "order_date", "invoice_date", "invoicedate", "date", "datetime", "time",
                          "created_at", "purchase_date", "transaction_date", "event_time")),
     "amount": (False, ("total_amount", "line_total", "revenue", "total", "sales", "value", "price_total")),
     "unit_price": (False, ("unitprice", "price", "item_price")),
-    "quantity": (False, ("qty", "units", "quantity_ordered")),
+    "quantity": (False, ("qty", "units", "quantity_ordered", "num_items", "n_items", "number_of_*")),
     "order_id": (False, ("order", "invoice", "invoice_no", "invoiceno", "transaction_id", "order_number")),
     "product_id": (False, ("product", "sku", "stock_code", "stockcode", "item_id", "itemid", "article")),
     "product_name": (False, ("title", "description", "product_title", "item_name", "product_description")),
@@ -144,8 +150,8 @@ def resolve_columns(file_columns: list[str], fields: dict[str, tuple[bool, tuple
         if name in resolved:
             continue
         for candidate in (name, *aliases):
-            col = by_norm.get(_normalise(candidate))
-            if col is not None and col not in taken:
+            col = _match_column(candidate, by_norm, taken)
+            if col is not None:
                 resolved[name] = col
                 taken.add(col)
                 break
@@ -157,16 +163,53 @@ def resolve_columns(file_columns: list[str], fields: dict[str, tuple[bool, tuple
     return resolved
 
 
-def _sniff_delimiter(path: Path) -> str:
+def _match_column(candidate: str, by_norm: dict[str, str], taken: set[str]) -> str | None:
+    if candidate.endswith("*"):  # a prefix such as number_of_*: the first free column that starts with it
+        prefix = _normalise(candidate[:-1])
+        return next((col for norm, col in by_norm.items() if norm.startswith(prefix) and col not in taken), None)
+    col = by_norm.get(_normalise(candidate))
+    return col if col is not None and col not in taken else None
+
+
+@dataclass(frozen=True)
+class _TextLayout:
+    """How a text file is read: its encoding, its separator, and the header names if it has none."""
+
+    encoding: str
+    sep: str
+    names: tuple[str, ...] | None = None
+
+
+WHITESPACE = r"\s+"
+
+
+def _text_layout(path: Path, options: ParseOptions) -> _TextLayout:
+    """Encoding (declared or detected), separator (sniffed; runs of spaces for CDNOW-style .txt exports)."""
     import gzip
 
+    encoding = detect_encoding(path, options.encoding)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
-        header = fh.readline()
     try:
-        return csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+        with opener(path, "rt", encoding=encoding) as fh:
+            header = fh.readline().lstrip("\ufeff").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"the file is not {encoding} ({exc.reason}); pass its encoding with --encoding") from None
+    if any(sep in header for sep in ",;\t|"):
+        try:
+            sep = csv.Sniffer().sniff(header, delimiters=",;\t|").delimiter
+        except csv.Error:
+            sep = ","
+    else:
+        sep = WHITESPACE if re.search(r"\s", header.strip()) else ","
+    if options.header is not None:
+        return _TextLayout(encoding, sep, tuple(options.header))
+    cells = [c.strip().strip('"') for c in (header.split() if sep == WHITESPACE else header.split(sep))]
+    if cells and all(re.fullmatch(r"[\d.,:/+ -]+", c) for c in cells):
+        raise FormatError(
+            f"the first line {header[:60]!r} looks like data, not a header; name the columns with "
+            "--columns, e.g. --columns customer_id,timestamp,quantity,amount"
+        )
+    return _TextLayout(encoding, sep)
 
 
 def _file_format(path: Path) -> str:
@@ -175,43 +218,59 @@ def _file_format(path: Path) -> str:
         return "parquet"
     if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
         return "csv"
-    raise DataImportError(f"{path}: unsupported file type; use .csv (optionally .gz) or .parquet")
+    raise DataImportError(f"{path}: unsupported file type; use .csv, .tsv or .txt (optionally .gz) or .parquet")
 
 
-def _file_columns(path: Path) -> list[str]:
-    if _file_format(path) == "parquet":
+def _csv_options(layout: _TextLayout) -> dict:
+    header = {"header": None, "names": list(layout.names)} if layout.names else {}
+    return {"sep": layout.sep, "encoding": layout.encoding, **header}
+
+
+def _file_columns(path: Path, layout: _TextLayout | None) -> list[str]:
+    if layout is None:
         import pyarrow.parquet as pq
 
         return list(pq.ParquetFile(path).schema_arrow.names)
-    return list(pd.read_csv(path, sep=_sniff_delimiter(path), nrows=0, encoding="utf-8-sig").columns)
+    return [str(c) for c in pd.read_csv(path, nrows=0, **_csv_options(layout)).columns]
 
 
-def _iter_chunks(path: Path, columns: list[str]) -> Iterator[pd.DataFrame]:
+def _iter_chunks(path: Path, columns: list[str], layout: _TextLayout | None) -> Iterator[pd.DataFrame]:
     """The file's selected columns in chunks; CSV cells stay strings so parsing can report bad cells."""
-    if _file_format(path) == "parquet":
+    if layout is None:
         import pyarrow.parquet as pq
 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS, columns=columns):
             yield batch.to_pandas()
         return
-    yield from pd.read_csv(path, sep=_sniff_delimiter(path), usecols=columns, dtype=str, keep_default_na=False,
-                           na_values=[""], chunksize=READ_CHUNK_ROWS, encoding="utf-8-sig")
+    yield from pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_values=[""],
+                           chunksize=READ_CHUNK_ROWS, **_csv_options(layout))
 
 
-def _read(path: str | Path, fields: dict, column_map: dict[str, str] | None) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Read the mapped columns of a file, renamed to contract fields, logging progress."""
+def _read(path: str | Path, fields: dict, column_map: dict[str, str] | None,
+          options: ParseOptions) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Read the mapped columns of a file, renamed to contract fields, logging progress and ignored columns."""
     path = Path(path)
     if not path.exists():
         raise DataImportError(f"{path}: file not found")
-    resolved = resolve_columns(_file_columns(path), fields, column_map, str(path))
-    inverse = {col: name for name, col in resolved.items()}
-    chunks, rows = [], 0
-    for chunk in _iter_chunks(path, list(resolved.values())):
-        chunks.append(chunk.rename(columns=inverse))
-        rows += len(chunk)
-        logger.info("%s: %d rows parsed", path.name, rows)
+    layout = None if _file_format(path) == "parquet" else _text_layout(path, options)
+    try:
+        file_columns = _file_columns(path, layout)
+        resolved = resolve_columns(file_columns, fields, column_map, str(path))
+        inverse = {col: name for name, col in resolved.items()}
+        chunks, rows = [], 0
+        for chunk in _iter_chunks(path, list(resolved.values()), layout):
+            chunks.append(chunk.rename(columns=inverse))
+            rows += len(chunk)
+            logger.info("%s: %d rows parsed", path.name, rows)
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"the file is not {layout.encoding} ({exc.reason}); pass its encoding with --encoding") from None
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(resolved))
     logger.info("%s: columns used %s", path.name, ", ".join(f"{k}<-{v}" for k, v in resolved.items()))
+    used = set(resolved.values())
+    ignored = [c for c in file_columns if c not in used]
+    if ignored:
+        logger.warning("%s: ignored column(s) the import does not use: %s (use one with --map FIELD=COLUMN)",
+                       path.name, ", ".join(ignored))
     return frame, resolved
 
 
@@ -274,16 +333,23 @@ def _parse_ids(series: pd.Series) -> pd.Series:
     return pd.Series(lookup[codes], index=series.index)
 
 
-def _parse_number(frame: pd.DataFrame, name: str, problems: _Problems, *, required: bool,
+def _parse_number(frame: pd.DataFrame, name: str, problems: _Problems, options: ParseOptions, *, required: bool,
                   minimum: float | None = None, integer: bool = False) -> pd.Series:
+    """One number convention for the whole column (``formats.parse_numbers``); NaN and +/-inf are refused."""
     raw = frame[name]
     missing = _is_missing(raw)
     if required:
         problems.add(missing, raw, lambda _v: f"{name} is empty")
-    text = raw.astype(str).str.strip().str.replace(",", ".", regex=False) if raw.dtype == object else raw
-    values = pd.to_numeric(text, errors="coerce").astype(float)
-    not_number = ~missing & (values.isna().to_numpy() | ~np.isfinite(values.fillna(0).to_numpy()))
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        values = raw.astype(float)
+        not_number = np.zeros(len(raw), dtype=bool)
+        non_finite = ~missing & ~np.isfinite(values.fillna(0).to_numpy())
+    else:
+        parsed = parse_numbers(raw, missing, name, options)
+        values, not_number, non_finite = parsed.values, parsed.not_number, parsed.non_finite
     problems.add(not_number, raw, lambda v: f"{name} {v!r} is not a number")
+    problems.add(non_finite, raw, lambda v: f"{name} {v if isinstance(v, str) else float(v)!r} is not a finite number")
+    not_number = not_number | non_finite
     ok = ~missing & ~not_number
     if integer:
         fractional = ok & (values.fillna(0) % 1 != 0).to_numpy()
@@ -294,19 +360,15 @@ def _parse_number(frame: pd.DataFrame, name: str, problems: _Problems, *, requir
     return values
 
 
-def _parse_timestamps(frame: pd.DataFrame, name: str, problems: _Problems) -> pd.Series:
-    """UTC timestamps: naive values are taken as UTC, zoned ones converted."""
+def _parse_timestamps(frame: pd.DataFrame, name: str, problems: _Problems, options: ParseOptions) -> pd.Series:
+    """UTC timestamps: naive values are taken as UTC, zoned ones converted; one day/month order per column."""
     raw = frame[name]
     missing = _is_missing(raw)
     problems.add(missing, raw, lambda _v: f"{name} is empty")
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
         parsed = raw.dt.tz_localize("UTC") if raw.dt.tz is None else raw.dt.tz_convert("UTC")
     else:
-        text = raw.astype("string").str.strip()
-        parsed = pd.to_datetime(text, utc=True, errors="coerce")
-        retry = parsed.isna().to_numpy() & ~missing
-        if retry.any():  # mixed formats: parse the stragglers one by one
-            parsed.loc[retry] = pd.to_datetime(text[retry], utc=True, errors="coerce", format="mixed")
+        parsed = parse_datetimes(raw.astype("string").where(~missing), name, options)
     bad = parsed.isna().to_numpy() & ~missing
     problems.add(bad, raw, lambda v: f"{name} {v!r} is not a date/time")
     return parsed.dt.floor("us")
@@ -362,8 +424,22 @@ def _write(warehouse: Warehouse, tables: dict[str, pd.DataFrame]) -> dict[str, i
 
 
 # -- public importers -------------------------------------------------------------------------------
+def _reports_format_errors(importer):
+    """Format problems (a column's convention, the encoding) become one ``DataImportError`` naming the file."""
+
+    @functools.wraps(importer)
+    def run(warehouse: Warehouse, path: str | Path, *args, options: ParseOptions | None = None, **kwargs):
+        try:
+            return importer(warehouse, path, *args, options=options or ParseOptions(), **kwargs)
+        except FormatError as exc:
+            raise DataImportError(f"{path}: {exc}; nothing was written") from None
+
+    return run
+
+
+@_reports_format_errors
 def import_transactions(warehouse: Warehouse, path: str | Path, column_map: dict[str, str] | None = None,
-                        replace: bool = False) -> ImportReport:
+                        replace: bool = False, options: ParseOptions | None = None) -> ImportReport:
     """Import a purchase log (one row per order line, or per order) into orders and order_items.
 
     Rows sharing ``order_id`` form one order; without an order id, rows with the same customer and
@@ -371,7 +447,7 @@ def import_transactions(warehouse: Warehouse, path: str | Path, column_map: dict
     all six raw tables first, since everything else hangs off customers and orders.
     """
     _check_ready(warehouse)
-    frame, resolved = _read(path, TRANSACTION_FIELDS, column_map)
+    frame, resolved = _read(path, TRANSACTION_FIELDS, column_map, options)
     if "amount" not in resolved and "unit_price" not in resolved:
         raise DataImportError(f"{path}: need an amount column (or unit_price); file columns mapped: "
                               f"{', '.join(resolved.values())} (use --map amount=<column>)")
@@ -379,13 +455,13 @@ def import_transactions(warehouse: Warehouse, path: str | Path, column_map: dict
     n = len(frame)
     _require(frame, "customer_id", problems)
     customer_id = _parse_ids(frame["customer_id"])
-    ordered_at = _parse_timestamps(frame, "timestamp", problems)
-    quantity = (_parse_number(frame, "quantity", problems, required=False, minimum=1, integer=True).fillna(1)
+    ordered_at = _parse_timestamps(frame, "timestamp", problems, options)
+    quantity = (_parse_number(frame, "quantity", problems, options, required=False, minimum=1, integer=True).fillna(1)
                 if "quantity" in resolved else pd.Series(1.0, index=frame.index))
     if "amount" in resolved:
-        amount = _parse_number(frame, "amount", problems, required=True, minimum=0)
+        amount = _parse_number(frame, "amount", problems, options, required=True, minimum=0)
     else:
-        amount = _parse_number(frame, "unit_price", problems, required=True, minimum=0) * quantity
+        amount = _parse_number(frame, "unit_price", problems, options, required=True, minimum=0) * quantity
     status = (_map_values(frame, "status", STATUS_ALIASES, problems, ORDER_STATUSES).fillna("completed")
               if "status" in resolved else pd.Series("completed", index=frame.index))
     problems.raise_if_any(str(path), n)
@@ -468,8 +544,10 @@ def _new_products(warehouse: Warehouse, frame: pd.DataFrame, items: pd.DataFrame
     return products.astype({"product_id": "int64"})
 
 
+@_reports_format_errors
 def import_events(warehouse: Warehouse, path: str | Path, column_map: dict[str, str] | None = None,
-                  replace: bool = False, event_map: dict[str, str] | None = None) -> ImportReport:
+                  replace: bool = False, event_map: dict[str, str] | None = None,
+                  options: ParseOptions | None = None) -> ImportReport:
     """Import a clickstream export; event names are mapped to the contract's event types.
 
     Known spellings are mapped (``page_view`` -> view, ``purchase`` -> checkout, ...); ``event_map`` adds
@@ -482,12 +560,12 @@ def import_events(warehouse: Warehouse, path: str | Path, column_map: dict[str, 
         if target not in EVENT_TYPES:
             raise DataImportError(f"event map {name}={target}: {target!r} is not one of {', '.join(EVENT_TYPES)}")
         aliases[_normalise_event(name)] = target
-    frame, resolved = _read(path, EVENT_FIELDS, column_map)
+    frame, resolved = _read(path, EVENT_FIELDS, column_map, options)
     problems = _Problems()
     n = len(frame)
     _require(frame, "customer_id", problems)
     customer_id = _parse_ids(frame["customer_id"])
-    event_at = _parse_timestamps(frame, "timestamp", problems)
+    event_at = _parse_timestamps(frame, "timestamp", problems, options)
     _require(frame, "event_type", problems)
     names = frame["event_type"].astype("string").str.strip()
     event_type = names.map(lambda v: aliases.get(_normalise_event(v)) if isinstance(v, str) else None)
@@ -523,17 +601,18 @@ def _normalise_event(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
+@_reports_format_errors
 def import_reviews(warehouse: Warehouse, path: str | Path, column_map: dict[str, str] | None = None,
-                   replace: bool = False) -> ImportReport:
+                   replace: bool = False, options: ParseOptions | None = None) -> ImportReport:
     """Import product reviews (customer, rating 1-5, optional text and product). ``replace`` clears reviews only."""
     _check_ready(warehouse)
-    frame, resolved = _read(path, REVIEW_FIELDS, column_map)
+    frame, resolved = _read(path, REVIEW_FIELDS, column_map, options)
     problems = _Problems()
     n = len(frame)
     _require(frame, "customer_id", problems)
     customer_id = _parse_ids(frame["customer_id"])
-    reviewed_at = _parse_timestamps(frame, "timestamp", problems)
-    rating = _parse_number(frame, "rating", problems, required=True, integer=True)
+    reviewed_at = _parse_timestamps(frame, "timestamp", problems, options)
+    rating = _parse_number(frame, "rating", problems, options, required=True, integer=True)
     out_of_range = (rating.notna() & ((rating < 1) | (rating > 5))).to_numpy()
     problems.add(out_of_range, frame["rating"], lambda v: f"rating {v!r} is not between 1 and 5")
     product_id = _parse_ids(frame["product_id"]) if "product_id" in resolved else pd.Series(pd.NA, index=frame.index,
