@@ -26,7 +26,8 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	@touch $@
 
-venv: $(VENV)/.installed ## create .venv and install pinned dependencies
+venv: $(VENV)/.installed ## create .venv, install pinned dependencies and the system packages (Chromium)
+	@bash scripts/install_system_deps.sh
 
 demo: venv ## run the main job end to end on embedded defaults (DuckDB, SQLite MLflow/Airflow, sample data)
 	@bash scripts/demo.sh
@@ -46,11 +47,15 @@ format: venv ## ruff format + autofix
 bench: venv ## benchmarks at SCALE (default 10k): make bench SCALE=100k
 	$(BIN)/python -m benchmarks --scale $(or $(SCALE),10k)
 
+# `airflow standalone` starts its components by running `airflow` from PATH: the venv's bin goes first.
 airflow-ui: venv ## start Airflow (api-server, scheduler, dag-processor, triggerer) with these DAGs on :8080
-	$(BIN)/airflow standalone
+	@bash scripts/airflow_home.sh --print-login
+	@echo "DAGs start paused: unpause one in the UI (toggle) or with: .venv/bin/airflow dags unpause churn_scoring"
+	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__HOST=$${AIRFLOW__API__HOST:-127.0.0.1} \
+	  AIRFLOW__CORE__PARALLELISM=$${AIRFLOW__CORE__PARALLELISM:-4} $(BIN)/airflow standalone
 
 mlflow-ui: venv ## open the MLflow UI on :5000 over the local store
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow/mlflow.db --port 5000
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --port 5000
 
 clean: ## remove local state (warehouse, MLflow store, reports, Airflow home); keeps .venv
 	rm -rf data/*.duckdb data/datasets data/models reports/* mlflow/mlflow.db mlflow/artifacts .airflow gx/uncommitted

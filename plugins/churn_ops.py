@@ -18,8 +18,10 @@ import os
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 URL_PREFIX = "/churn"
 
@@ -31,6 +33,18 @@ def _require_user() -> Any:
     from airflow.api_fastapi.core_api.security import requires_authenticated
 
     return requires_authenticated()
+
+
+def _login_url(next_url: str) -> str:
+    """The auth manager's login page with a way back (``/auth/login/?next=...`` for the simple auth manager)."""
+    try:
+        from airflow.api_fastapi.app import get_auth_manager
+
+        return get_auth_manager().get_url_login(next_url=next_url)
+    except Exception:  # no auth manager initialised (a bare test app): Airflow's default login route
+        from urllib.parse import urlencode
+
+        return "/auth/login/?" + urlencode({"next": next_url})
 
 
 def _load_config():
@@ -46,6 +60,13 @@ def create_app() -> FastAPI:
     )
     auth = _require_user()
     dependencies = [Depends(auth)] if auth is not None else []
+
+    @app.exception_handler(StarletteHTTPException)
+    async def login_redirect(request: Request, exc: StarletteHTTPException):
+        """A logged-out browser on the page goes to Airflow's login and comes back; the JSON API keeps its 401."""
+        if exc.status_code in (401, 403) and not request.url.path.rstrip("/").endswith(("/api/summary", "/health")):
+            return RedirectResponse(_login_url(str(request.url)), status_code=303)
+        return await http_exception_handler(request, exc)
 
     @app.get("/", response_class=HTMLResponse, dependencies=dependencies)
     def ops_page() -> HTMLResponse:

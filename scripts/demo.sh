@@ -101,6 +101,7 @@ stage "init warehouse (reset)" "$BIN/churn" init-warehouse --reset
 if [ "${DEMO_SKIP_GENERATE:-0}" != "1" ]; then
   stage "generate sample data" generate_data
 fi
+bash "$ROOT/scripts/airflow_home.sh"  # secrets-only airflow.cfg (no absolute paths) + the admin password
 stage "airflow db migrate" "$BIN/airflow" db migrate
 stage "dag churn_training" dag_test churn_training "$AS_OF"
 stage "dag churn_scoring" dag_test churn_scoring "$SCORE_DATE"
@@ -141,6 +142,7 @@ cat <<EOF
   Drift report:  $REPORT
   Run summary:   $(ls -t reports/runs/*.md 2>/dev/null | head -1)
   MLflow UI:     make mlflow-ui      (http://localhost:5000: runs, metrics, registered model @champion)
-  Airflow UI:    make airflow-ui     (http://localhost:8080: the three DAGs and the "Churn model" page)
+  Airflow UI:    make airflow-ui     (http://localhost:8080: the three DAGs, paused, and the "Churn model" page)
+                 $(bash "$ROOT/scripts/airflow_home.sh" --print-login)
   Stage logs:    ${LOG_DIR#"$ROOT"/}/
 EOF

@@ -150,7 +150,8 @@ def test_page_with_scores_and_drift(client_for, config):
 
 
 def test_requires_authentication_by_default(monkeypatch):
-    """Without CHURN_OPS_PAGE_PUBLIC the endpoints need an Airflow user (401 without a token)."""
+    """Without CHURN_OPS_PAGE_PUBLIC the endpoints need an Airflow user: the page sends a logged-out browser to
+    the login page (and back), the JSON API answers 401."""
     monkeypatch.delenv("CHURN_OPS_PAGE_PUBLIC", raising=False)
     monkeypatch.syspath_prepend(str(PLUGINS_DIR))
     import importlib
@@ -160,5 +161,10 @@ def test_requires_authentication_by_default(monkeypatch):
 
     churn_ops = importlib.reload(churn_ops)
     client = TestClient(churn_ops.create_app(), raise_server_exceptions=False)
-    assert client.get("/").status_code == 401
+    page = client.get("/", follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/auth/login")
+    assert "next=" in page.headers["location"]
+    assert client.get("/api/summary").status_code == 401
+    assert client.get("/reports/drift/2026-01-01", follow_redirects=False).status_code == 303
     assert client.get("/health").status_code == 200
