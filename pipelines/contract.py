@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     SCORING = 8  # scoring cannot run (no population, bad model bundle, non-finite features)
     MONITORING = 9  # monitoring cannot run (no scores for the date, no reference)
     WAREHOUSE = 10  # the warehouse is unreachable or a table does not match the contract
+    RETENTION = 11  # retention cannot run (no scores for the date, no matured outcomes, unknown action)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -324,8 +325,18 @@ RETENTION_ACTIONS = Table(
         Column("eligible_actions", "text", description="Comma-separated actions the business rules allowed."),
         Column("risk_tier", "text", description="The customer's risk tier that day."),
         Column("churn_probability", "double", description="The churn score the decision used."),
-        Column("expected_uplift", "double", description="Estimated retention uplift of the action vs none."),
-        Column("expected_net_value", "double", description="Estimated net value vs none: uplift x margin - cost."),
+        Column(
+            "expected_uplift",
+            "double",
+            nullable=True,
+            description="Estimated retention uplift of the action vs none (null under the cold-start rules).",
+        ),
+        Column(
+            "expected_net_value",
+            "double",
+            nullable=True,
+            description="Estimated net value vs none: uplift x margin - cost (null under the cold-start rules).",
+        ),
         Column("policy_version", "text", description="'rules' (cold start) or the registered policy version."),
         Column(
             "recommended_products",
