@@ -580,6 +580,44 @@ class RetentionConfig(_Section):
         return ["none", *[a.name for a in self.actions]]
 
 
+class PrivacyConfig(_Section):
+    key_file: str = Field(
+        "data/pseudonym.key",
+        description="Pseudonymisation key created on first use when neither $CHURN_PSEUDONYM_KEY nor the Airflow "
+        "connection churn_pseudonym ($AIRFLOW_CONN_CHURN_PSEUDONYM) is set (git-ignored, mode 0600; keep it stable).",
+    )
+
+
+class ExplainConfig(_Section):
+    reasons_per_customer: int = Field(3, ge=1, le=10, description="Reasons that raise the risk written per customer.")
+    reason_tiers: list[str] = Field(
+        ["medium", "high"],
+        description="Risk tiers whose customers get reasons in churn_score_reasons (the tiers that get an action); "
+        "an empty list: every scored customer.",
+    )
+    text_attribution: Literal["none", "reason_tiers", "all"] = Field(
+        "reason_tiers",
+        description="Transformer only: which customers get text reasons (one forward pass per text item: an order, "
+        "review or cart is dropped at a time). reason_tiers: the customers of reason_tiers; none: numeric reasons only.",
+    )
+    max_text_items: int = Field(
+        8, ge=1, description="Transformer text attribution drops at most this many of the newest text-view items."
+    )
+
+
+class SegmentsConfig(_Section):
+    n_segments: int = Field(6, ge=2, le=50, description="Customer segments (mini-batch k-means clusters).")
+    pca_components: int = Field(
+        8, ge=1, description="Encoder-embedding dimensions kept by PCA before clustering (with the behaviour features)."
+    )
+    embedding_weight: float = Field(
+        0.5,
+        ge=0,
+        description="Weight of the PCA embedding block against the standardized behaviour features (0: behaviour only).",
+    )
+    fit_rows: int = Field(20_000, gt=0, description="Training rows (latest cutoffs first) the segments are fitted on.")
+
+
 class Config(_Section):
     warehouse: WarehouseConfig = WarehouseConfig()
     sample_data: SampleDataConfig = SampleDataConfig()
@@ -592,6 +630,9 @@ class Config(_Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     validation: ValidationConfig = ValidationConfig()
     retention: RetentionConfig = RetentionConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    explain: ExplainConfig = ExplainConfig()
+    segments: SegmentsConfig = SegmentsConfig()
 
     @model_validator(mode="after")
     def _retention_tiers_exist(self) -> Config:
@@ -605,6 +646,9 @@ class Config(_Section):
         unknown = sorted(set(self.retention.cold_start_rules) - tiers)
         if unknown:
             raise ValueError(f"retention.cold_start_rules: unknown tier(s) {unknown}; tiers: {sorted(tiers)}")
+        unknown = sorted(set(self.explain.reason_tiers) - tiers)
+        if unknown:
+            raise ValueError(f"explain.reason_tiers: unknown tier(s) {unknown}; tiers: {sorted(tiers)}")
         return self
 
     def resolve_path(self, path: str | os.PathLike) -> Path:

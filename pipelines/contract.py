@@ -233,8 +233,94 @@ CHURN_SCORES = Table(
         Column("model_version", "text", description="Registered model version that produced the score."),
         Column("run_id", "text", description="Scoring run id (Airflow run id or CLI run id)."),
         Column("scored_at", "timestamptz", description="When the score was written (UTC)."),
+        # Added after the first release: nullable, so older warehouses gain them with ADD COLUMN (init_schema).
+        Column(
+            "expected_revenue",
+            "double",
+            nullable=True,
+            description="Revenue expected in the next horizon days if the customer stays: the daily completed "
+            "revenue of the longest feature window times horizon_days.",
+            min_value=0,
+        ),
+        Column(
+            "value_at_risk",
+            "double",
+            nullable=True,
+            description="churn_probability x expected_revenue: the revenue this customer's churn would cost.",
+            min_value=0,
+        ),
+        Column(
+            "percentile_rank",
+            "double",
+            nullable=True,
+            description="Share of the day's scored customers with a lower churn_probability (0 = lowest, 1 = highest).",
+            min_value=0,
+            max_value=1,
+        ),
+        Column(
+            "probability_change",
+            "double",
+            nullable=True,
+            description="churn_probability minus the customer's score on the previous score date (null when the "
+            "customer was not scored then).",
+        ),
+        Column(
+            "tier_rank",
+            "integer",
+            nullable=True,
+            description="Position of risk_tier from the lowest tier (0 = low, 1 = medium, 2 = high): ORDER BY tier_rank, "
+            "not the tier's name.",
+        ),
     ),
     # score_date first: the key's index also serves the partition delete, so no second index is maintained.
+    primary_key=("score_date", "customer_id"),
+    raw=False,
+    partition_column="score_date",
+    native_partitions=True,
+)
+
+CHURN_SCORE_REASONS = Table(
+    name="churn_score_reasons",
+    description="Why a customer is at risk: the top reasons that raise the score, written with the scores.",
+    columns=(
+        Column("score_date", "date", description="Score date (the churn_scores partition these reasons explain)."),
+        Column("customer_id", "bigint", description="Customer."),
+        Column("rank", "integer", description="1 = the reason that raises the risk most.", min_value=1),
+        Column(
+            "reason_code",
+            "text",
+            description="Stable code of the phrase (recency, frequency_drop, spend_drop, low_ratings, support, "
+            "cart_abandonment, returns, cancellations, engagement_drop, review_text, order_text, cart_text, ...).",
+        ),
+        Column("feature", "text", description="Numeric feature (or text item kind) the reason stands for."),
+        Column("value", "double", nullable=True, description="The feature's value for this customer (null for text)."),
+        Column(
+            "contribution",
+            "double",
+            description="How much it raises the risk: log-odds contribution (LightGBM pred_contrib, gradient x input) "
+            "or the probability drop when the text item is removed.",
+        ),
+        Column("text", "text", description='The reason in words, e.g. "no order in 74 days; usually every 21".'),
+    ),
+    primary_key=("score_date", "customer_id", "rank"),
+    raw=False,
+    partition_column="score_date",
+    native_partitions=True,
+)
+
+CUSTOMER_SEGMENTS = Table(
+    name="customer_segments",
+    description="Which kind of customer: segment of every scored customer (k-means fitted with the model).",
+    columns=(
+        Column("score_date", "date", description="Score date."),
+        Column("customer_id", "bigint", description="Customer."),
+        Column("segment_id", "integer", description="Cluster index in the model's segment model.", min_value=0),
+        Column(
+            "segment_name",
+            "text",
+            description='Name from the most deviating centroid features, e.g. "high value, fading".',
+        ),
+    ),
     primary_key=("score_date", "customer_id"),
     raw=False,
     partition_column="score_date",
@@ -404,7 +490,14 @@ RETENTION_EFFECTS = Table(
 RETENTION_TABLES: tuple[Table, ...] = (CONTACT_CONSENT, RETENTION_ACTIONS, RETENTION_OUTCOMES, RETENTION_EFFECTS)
 
 RAW_TABLES: tuple[Table, ...] = (CUSTOMERS, PRODUCTS, ORDERS, ORDER_ITEMS, EVENTS, REVIEWS)
-OUTPUT_TABLES: tuple[Table, ...] = (CHURN_SCORES, MONITORING_DRIFT, MONITORING_PERFORMANCE, *RETENTION_TABLES)
+OUTPUT_TABLES: tuple[Table, ...] = (
+    CHURN_SCORES,
+    CHURN_SCORE_REASONS,
+    CUSTOMER_SEGMENTS,
+    MONITORING_DRIFT,
+    MONITORING_PERFORMANCE,
+    *RETENTION_TABLES,
+)
 ALL_TABLES: tuple[Table, ...] = RAW_TABLES + OUTPUT_TABLES
 TABLES = {t.name: t for t in ALL_TABLES}
 

@@ -17,7 +17,14 @@ POSTGRES_URL = os.environ.get("CHURN_TEST_POSTGRES_URL", "postgresql://postgres@
 @pytest.fixture(autouse=True)
 def _isolate_env(monkeypatch):
     """A developer's own CHURN_*/MLFLOW_* variables must not leak into tests."""
-    for name in ("CHURN_CONFIG", "CHURN_WAREHOUSE_URL", "CHURN_WAREHOUSE_SCHEMA", "MLFLOW_TRACKING_URI"):
+    for name in (
+        "CHURN_CONFIG",
+        "CHURN_WAREHOUSE_URL",
+        "CHURN_WAREHOUSE_SCHEMA",
+        "MLFLOW_TRACKING_URI",
+        "CHURN_PSEUDONYM_KEY",
+        "AIRFLOW_CONN_CHURN_PSEUDONYM",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -36,6 +43,7 @@ def config(tmp_path: Path):
             "dataset": {"output_dir": str(tmp_path / "datasets")},
             "monitoring": {"reports_dir": str(tmp_path / "reports")},
             "validation": {"data_docs_dir": str(tmp_path / "data_docs")},
+            "privacy": {"key_file": str(tmp_path / "pseudonym.key")},
         }
     )
 

@@ -303,6 +303,7 @@ def compose_reviews(seed: int, topics: np.ndarray, intents: np.ndarray, nouns: n
                     titles: np.ndarray, categories: np.ndarray) -> list[str]:
     """One review text per row from its topic, intent and product; deterministic for a seed."""
     r = random.Random(seed)
+    planted = random.Random(seed ^ 0x5EED)
     texts = []
     for topic, intent, noun, title, category in zip(topics, intents, nouns, titles, categories, strict=True):
         product = title if r.random() < 0.25 else noun
@@ -313,5 +314,28 @@ def compose_reviews(seed: int, topics: np.ndarray, intents: np.ndarray, nouns: n
         text = f"{first} {second}".strip()
         if r.random() < 0.05:
             text = text.lower()
+        if planted.random() < PLANTED_CONTACT_SHARE:  # own stream: the other texts stay as they were
+            text = f"{_planted_contact(planted)} {text}"
         texts.append(text)
     return texts
+
+
+# A few reviews carry contact details, as real ones do; the platform must mask them (pipelines.features.privacy).
+PLANTED_CONTACT_SHARE = 0.02
+_FIRST = ["anna", "ben", "chloe", "dmitri", "eva", "farid", "grace", "hugo"]
+_LAST = ["miller", "okafor", "schmidt", "tanaka", "rossi", "novak"]
+_STREETS = ["Baker Street", "Elm Road", "Maple Avenue", "Station Lane", "Hauptstraße"]
+
+
+def _planted_contact(r: random.Random) -> str:
+    name = f"{r.choice(_FIRST)}.{r.choice(_LAST)}{r.randint(1, 99)}"
+    kind = r.randrange(4)
+    if kind == 0:
+        return f"Email me at {name}@example.com about this."
+    if kind == 1:
+        return f"Call me on +44 20 {r.randint(1000, 9999)} {r.randint(1000, 9999)}."
+    if kind == 2:
+        street = r.choice(_STREETS)
+        number = r.randint(1, 250)
+        return f"Deliver to {street} {number} next time." if street == "Hauptstraße" else f"Sent to {number} {street}."
+    return f"Refund to card {r.randint(4000, 4999)} {r.randint(1000, 9999)} {r.randint(1000, 9999)} {r.randint(1000, 9999)}."

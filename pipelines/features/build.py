@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.features.privacy import mask_text_column
 from pipelines.features.sql import feature_definitions, feature_params, feature_sql
 from pipelines.warehouse import Warehouse
 
@@ -54,6 +55,7 @@ def _conform(frame: pd.DataFrame, config: Config, labels: bool) -> pd.DataFrame:
         frame[name] = frame[name].astype("float64")
     for name in (TEXT_COLUMN, *SEGMENT_COLUMNS):
         frame[name] = frame[name].astype("object")
+    frame[TEXT_COLUMN] = mask_text_column(frame[TEXT_COLUMN])  # no e-mail/phone/card/address reaches a model
     if labels:
         frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype("int64")
     return frame.reset_index(drop=True)

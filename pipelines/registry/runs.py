@@ -23,6 +23,7 @@ import yaml
 
 from pipelines import tracking as t
 from pipelines.config import Config
+from pipelines.features.privacy import pseudonym_key, pseudonymise_frame
 from pipelines.registry.errors import RegistryError
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,12 @@ def train_and_log(config: Config, manifest_path: str) -> str:
             predictor = _load_bundle(candidates[chosen].bundle_dir)
             features = feature_names_of(sets, predictor)
             model_id = _log_pyfunc_model(
-                sets.train, list(predictor.feature_names), predictor, candidates[chosen].bundle_dir, chosen
+                sets.train,
+                list(predictor.feature_names),
+                predictor,
+                candidates[chosen].bundle_dir,
+                chosen,
+                pseudonym_key(config),
             )
             mlflow.log_artifacts(str(candidates[other].bundle_dir), artifact_path=f"{t.CANDIDATES_DIR}/{other}")
             _log_reference(config, sets, features, predictor)
@@ -309,13 +315,17 @@ def _log_candidates(candidates: dict, chosen: str, notes: list[str]) -> None:
     mlflow.log_dict(summary, "candidates/summary.json")
 
 
-def _log_pyfunc_model(train: pd.DataFrame, features: list[str], predictor, bundle_dir, kind: str) -> str:
-    """Log the chosen bundle as pyfunc model ``model`` (models from code) and return its model id."""
+def _log_pyfunc_model(train: pd.DataFrame, features: list[str], predictor, bundle_dir, kind: str, key: bytes) -> str:
+    """Log the chosen bundle as pyfunc model ``model`` (models from code) and return its model id.
+
+    The input example's customer ids are pseudonymised (``key``): it is stored in the model's artifacts.
+    """
     from mlflow.models import infer_signature
 
     import mlflow
 
     example = model_input(train.head(INPUT_EXAMPLE_ROWS), features).reset_index(drop=True)
+    example = pseudonymise_frame(example, key, ID_COLUMN)
     output = pd.DataFrame({"churn_probability": _predict(predictor, example)})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*type hints.*", category=UserWarning)
@@ -376,7 +386,7 @@ def reference_sample(config: Config, train: pd.DataFrame, validation: pd.DataFra
 def _log_reference(config: Config, sets, features: list[str], predictor) -> None:
     """The drift monitor's reference: :func:`reference_sample` rows with the model's predictions.
 
-    Logged as ``reference/reference.parquet`` with the id, cutoff, numeric features, text view, segments,
+    Logged as ``reference/reference.parquet`` with the pseudonymised id, cutoff, numeric features, text view, segments,
     label and ``prediction`` (the chosen candidate's calibrated probability).
     """
     import mlflow
@@ -389,6 +399,7 @@ def _log_reference(config: Config, sets, features: list[str], predictor) -> None
     ]
     reference = sample[keep].reset_index(drop=True)
     reference["prediction"] = _predict(predictor, reference)
+    reference = pseudonymise_frame(reference, pseudonym_key(config), ID_COLUMN)  # no raw ids in MLflow
     with tempfile.TemporaryDirectory(prefix="churn-ref-") as tmp:
         path = Path(tmp) / Path(t.REFERENCE_PATH).name
         reference.to_parquet(path, index=False)

@@ -187,6 +187,7 @@ class Warehouse(abc.ABC):
             self.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(self.schema)}")
             for table in tables:
                 self.execute(self.create_table_sql(table))
+                self._add_missing_columns(table)
                 for index_cols in table.indexes:
                     self._create_index(table, index_cols)
             self.execute(self.latest_scores_view_sql())
@@ -202,6 +203,15 @@ class Warehouse(abc.ABC):
         a killed writer's transaction is rolled back by the engine.
         """
         return []
+
+    def _add_missing_columns(self, table: Table) -> None:
+        """Nullable contract columns added after a table was created (ADD COLUMN IF NOT EXISTS on both engines)."""
+        for col in table.columns:
+            if col.nullable:
+                self.execute(
+                    f"ALTER TABLE {self.qualified(table.name)} ADD COLUMN IF NOT EXISTS "
+                    f"{quote_identifier(col.name)} {SQL_TYPES[col.type]}"
+                )
 
     def create_table_sql(self, table: Table) -> str:
         cols = [

@@ -165,6 +165,7 @@ class RegistryEnv:
                 },
                 "dataset": {"output_dir": str(root / "datasets")},
                 "monitoring": {"reports_dir": str(root / "reports"), "reference_sample_rows": 300},
+                "privacy": {"key_file": str(root / "pseudonym.key")},
             }
         )
         self.versions: dict[str, tuple[str, str]] = {}

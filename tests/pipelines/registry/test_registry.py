@@ -103,6 +103,21 @@ def test_run_contents_and_pyfunc_round_trip(registry_env):
     reference = pd.read_parquet(ref_path)
     assert len(reference) == 300 and "prediction" in reference and "f_signal_b" in reference
     assert reference["prediction"].between(0, 1).all()
+    # ... and its customer ids are keyed pseudonyms, as are the input example's (no raw id leaves the warehouse)
+    from pipelines.datasets import load_training_sets
+    from pipelines.features.privacy import pseudonym_key, pseudonymise_ids
+
+    key = pseudonym_key(config)
+    sets = load_training_sets(registry_env.manifest)
+    raw_ids = set(pd.concat([sets.test, sets.validation])["customer_id"].tolist())
+    assert not set(reference["customer_id"].tolist()) & raw_ids
+    assert set(reference["customer_id"].tolist()) <= set(pseudonymise_ids(sorted(raw_ids), key).tolist())
+    model_dir = Path(
+        mlflow.artifacts.download_artifacts(f"models:/{tags['model_id']}", dst_path=str(registry_env.root / "ex"))
+    )
+    example = pd.read_json(model_dir / "input_example.json", orient="split")
+    train_ids = sets.train["customer_id"].head(3).tolist()
+    assert example["customer_id"].tolist() == pseudonymise_ids(train_ids, key).tolist()
 
     # the registered version: alias, tags, READY
     mv = client.get_model_version_by_alias("churn-risk", "challenger")
