@@ -10,6 +10,7 @@ from pipelines.validation.rules import (
     SuiteContext,
     column_types,
     columns_match_contract,
+    finite_numbers,
     foreign_key,
     has_rows,
     in_contract_range,
@@ -41,5 +42,7 @@ def build_suite(ctx: SuiteContext) -> gx.ExpectationSuite:
     add(
         in_contract_range(T, "quantity")
     )  # a line with quantity < 1 is a return or a bug and would distort units bought
+    for e in finite_numbers(ctx, T):
+        add(e)  # NaN or infinity passes range rules and poisons every sum, mean and score built on it
     add(in_contract_range(T, "unit_price"))  # negative prices are refunds booked as sales and corrupt spend features
     return suite

@@ -10,6 +10,7 @@ from pipelines.validation.rules import (
     SuiteContext,
     column_types,
     columns_match_contract,
+    finite_numbers,
     foreign_key,
     has_rows,
     in_allowed_values,
@@ -40,6 +41,8 @@ def build_suite(ctx: SuiteContext) -> gx.ExpectationSuite:
     add(
         in_allowed_values(T, "status")
     )  # the label counts status = 'completed': a new spelling would silently turn buyers into churners
+    for e in finite_numbers(ctx, T):
+        add(e)  # NaN or infinity passes range rules and poisons every sum, mean and score built on it
     add(
         in_contract_range(T, "total_amount")
     )  # negative totals are refunds booked as orders and corrupt monetary features

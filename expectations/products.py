@@ -10,6 +10,7 @@ from pipelines.validation.rules import (
     SuiteContext,
     column_types,
     columns_match_contract,
+    finite_numbers,
     has_rows,
     in_contract_range,
     required_not_null,
@@ -32,5 +33,7 @@ def build_suite(ctx: SuiteContext) -> gx.ExpectationSuite:
     )  # product_id is the join key: duplicates would fan out order lines
     for e in required_not_null(T):
         add(e)  # a product without id, title or price cannot be joined or described
+    for e in finite_numbers(ctx, T):
+        add(e)  # NaN or infinity passes range rules and poisons every sum, mean and score built on it
     add(in_contract_range(T, "price"))  # a negative list price is a sign-flipped or corrupted import
     return suite

@@ -43,6 +43,16 @@ CATEGORY_LIST_CHARS = 120
 SEPARATOR = " | "
 
 
+def _amount_text(column: str) -> str:
+    """The amount to cents; NaN/inf (which DuckDB cannot cast to DECIMAL) as '?', so the scoring job's finite-feature
+    check names the feature instead of the query dying on a cast error."""
+    special = ", ".join(f"CAST('{v}' AS DOUBLE PRECISION)" for v in ("NaN", "Infinity", "-Infinity"))
+    return (
+        f"COALESCE(CAST(CAST(CASE WHEN {column} IN ({special}) THEN NULL ELSE {column} END AS DECIMAL(18, 2)) "
+        "AS TEXT), '?')"
+    )
+
+
 def _days_ago(age_column: str) -> str:
     return f"'[' || CAST({age_column} AS TEXT) || 'd ago] '"
 
@@ -136,7 +146,7 @@ def text_ctes(*, recent_orders: int, recent_reviews: int, recent_events: int, on
     ]
     parts = [
         f"""  SELECT o.customer_id, o.cutoff_date, o.ordered_at AS item_at, 1 AS prio, o.order_id AS item_id,
-         {_days_ago("o.age")} || 'order ' || CAST(CAST(o.total_amount AS DECIMAL(18, 2)) AS TEXT) || ' ' || o.status
+         {_days_ago("o.age")} || 'order ' || {_amount_text("o.total_amount")} || ' ' || o.status
          || COALESCE(': ' || oc.cats, '') AS line
   FROM ord_top o LEFT JOIN ord_top_cats oc ON oc.order_id = o.order_id""",
         f"""  SELECT r.customer_id, r.cutoff_date, r.reviewed_at AS item_at, 2 AS prio, r.review_id AS item_id,

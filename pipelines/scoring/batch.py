@@ -203,6 +203,7 @@ def _score_stream(
                 "without a customer id; nothing was written"
             )
         ids = chunk[ID_COLUMN].to_numpy(dtype=np.int64, copy=True)
+        _check_finite_features(chunk, _numeric_features(config, predictor), ids, score_date)
         for start in range(0, len(chunk), slice_rows):
             piece = chunk.iloc[start : start + slice_rows]
             probs = predict_in_batches(predictor, piece, batch_size)
@@ -237,6 +238,29 @@ def _log_progress(done: int, expected: int, seconds: float) -> None:
 
 
 # -- validation --------------------------------------------------------------------------------------
+def _numeric_features(config: Config, predictor: Any) -> list[str]:
+    from pipelines.features import numeric_feature_names
+
+    return list(dict.fromkeys([*numeric_feature_names(config), *getattr(predictor, "feature_names", [])]))
+
+
+def _check_finite_features(chunk: pd.DataFrame, names: list[str], ids: np.ndarray, score_date: dt.date) -> None:
+    """NaN/inf features (e.g. from a NaN order total) would be scored silently: fail before any score is kept."""
+    import pandas as pd
+
+    names = [n for n in names if n in chunk.columns]
+    values = chunk[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        columns = [n for n, hit in zip(names, bad.any(axis=0), strict=True) if hit]
+        rows = bad.any(axis=1)
+        raise ScoringError(
+            f"feature {columns[0]}: {int(rows.sum())} customer(s) have non-finite feature values (NaN/inf) for "
+            f"score_date {score_date} (e.g. customer_id {_examples(ids, rows)}; features {', '.join(columns)}); "
+            "check the raw numbers with churn validate; nothing was written"
+        )
+
+
 def _examples(ids: np.ndarray, mask: np.ndarray, k: int = 5) -> str:
     return ", ".join(str(int(i)) for i in ids[mask][:k])
 

@@ -162,3 +162,26 @@ def recent_rows(ctx: SuiteContext, table: str, time_column: str) -> gxe.Unexpect
         ),
         meta={"column": time_column, "rule": "freshness"},
     )
+
+
+def finite_numbers(ctx: SuiteContext, table: Table) -> list[gxe.UnexpectedRowsExpectation]:
+    """Rows holding NaN or +/-infinity in a floating-point column, one rule per column.
+
+    Why a query: NaN compares greater than every number in DuckDB and Postgres, so range rules
+    (``min_value=0``) let NaN and +inf through; ``IN`` with the three special values catches them on
+    both engines (the value is cast to text so the report and Data Docs stay valid JSON).
+    """
+    del ctx  # same SQL on both engines
+    special = ", ".join(f"CAST('{v}' AS DOUBLE PRECISION)" for v in ("NaN", "Infinity", "-Infinity"))
+    keys = ", ".join(f'"{c}"' for c in table.primary_key)
+    rules = []
+    for col in (c for c in table.columns if c.type == "double"):
+        query = f'SELECT {keys}, CAST("{col.name}" AS TEXT) AS "{col.name}" FROM {{batch}} WHERE "{col.name}" IN ({special})'
+        rules.append(
+            gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=query,
+                description=f"finite: {table.name}.{col.name} holds NaN or infinity",
+                meta={"column": col.name, "rule": "finite"},
+            )
+        )
+    return rules

@@ -153,3 +153,24 @@ def test_scoring_runs_under_its_own_duckdb_memory_cap(tiny_config, standins, mon
     with real_open(config) as wh:
         uncapped = wh.scalar("SELECT current_setting('memory_limit')")
     assert seen == ["286.1 MiB"] and uncapped != "286.1 MiB"  # 300 MB; the warehouse default stays DuckDB's
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity"])
+def test_non_finite_raw_numbers_fail_scoring_naming_the_feature(tiny_config, standins, monkeypatch, value):
+    """A NaN/inf order total that slipped past validation must not become a score (both engines)."""
+    standins.install_standin(monkeypatch)
+    with open_warehouse(tiny_config) as wh:
+        customer = int(wh.scalar(wh.render("SELECT MIN(customer_id) FROM {orders} WHERE status = 'completed'")))
+        wh.execute(
+            wh.render(
+                f"UPDATE {{orders}} SET total_amount = CAST('{value}' AS DOUBLE PRECISION) WHERE customer_id = :c"
+            ),
+            {"c": customer},
+        )
+    with pytest.raises(ScoringError) as err:
+        score_customers(tiny_config, standins.SCORE_DATE, "1", "nan-run")
+    message = str(err.value)
+    assert message.startswith("feature ") and "non-finite" in message and "nothing was written" in message
+    assert "\n" not in message and err.value.exit_code == ExitCode.SCORING
+    assert f"customer_id {customer}" in message
+    assert len(_scores(tiny_config, standins.SCORE_DATE)) == 0

@@ -136,3 +136,15 @@ def test_config_rejects_unknown_tables():
 
     with pytest.raises(ConfigError, match="validation.require_recent"):
         Config().with_overrides({"validation": {"require_recent": ["order"]}})
+
+
+@pytest.mark.parametrize("table", RAW_TABLES, ids=lambda t: t.name)
+def test_every_floating_point_column_has_a_finite_rule(suites, table: Table):
+    finite = {
+        k["meta"]["column"]: k["unexpected_rows_query"]
+        for k in _by_type(suites[table.name], "unexpected_rows_expectation")
+        if k["meta"].get("rule") == "finite"
+    }
+    assert set(finite) == {c.name for c in table.columns if c.type == "double"}
+    for query in finite.values():
+        assert "'NaN'" in query and "'Infinity'" in query and "'-Infinity'" in query

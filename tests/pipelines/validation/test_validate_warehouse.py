@@ -131,3 +131,23 @@ def test_cli_validates_selected_tables(val_config, tmp_path, caplog):
     assert (
         main(["--config", str(config_path), "validate", "--as-of", "2025-12-31", "--table", "nope"]) == ExitCode.CONFIG
     )
+
+
+def test_nan_and_infinity_fail_validation_on_each_backend(val_config):
+    """Range rules let NaN and +inf through (NaN sorts above every number); the finite rules catch them."""
+    with _warehouse(val_config) as wh:
+        load(wh, clean_frames())
+        for table, column, key, value in (
+            ("orders", "total_amount", "order_id = 10", "NaN"),
+            ("orders", "total_amount", "order_id = 11", "Infinity"),
+            ("order_items", "unit_price", "order_id = 10", "-Infinity"),
+            ("products", "price", "product_id = 100", "NaN"),
+        ):
+            wh.execute(wh.render(f"UPDATE {{{table}}} SET {column} = CAST('{value}' AS DOUBLE PRECISION) WHERE {key}"))
+    with pytest.raises(ValidationFailed) as caught:
+        validate_warehouse(val_config, AS_OF)
+    finite = {(f.table, f.column) for f in caught.value.report.failures if "finite:" in f.detail}
+    assert finite == {("orders", "total_amount"), ("order_items", "unit_price"), ("products", "price")}
+    message = str(caught.value)
+    line = next(x for x in message.splitlines() if x.strip().startswith("orders.total_amount: unexpected_rows"))
+    assert "finite" in line and "order_id" in line and ("inf" in line.lower() or "nan" in line.lower())
