@@ -68,6 +68,12 @@ class WarehouseConfig(_Section):
         "that cannot spill fail with 'Out of Memory' under it. null: DuckDB's default (80% of RAM). Scoring "
         "streams features in customer slices (scoring.customers_per_feature_query), which bounds memory anyway.",
     )
+    connect_timeout_seconds: int = Field(
+        10,
+        gt=0,
+        description="PostgreSQL: seconds to wait for a connection before failing with the server's URL "
+        "(a URL's own ?connect_timeout= wins).",
+    )
     staging_grace_seconds: float = Field(
         900,
         ge=0,

@@ -15,7 +15,7 @@ class ExitCode(IntEnum):
     """Exit codes of every ``churn`` command (and of the DAG tasks' CLI twins); one table, in the README."""
 
     OK = 0
-    FAILED = 1  # an unexpected error (a bug): the traceback is printed
+    FAILED = 1  # an unexpected error (a bug): one line, the traceback with `churn --debug`
     CONFIG = 2  # bad configuration, bad command-line arguments, or validation could not start
     VALIDATION = 3  # the data broke a Great Expectations rule: nothing downstream ran
     IMPORT = 4  # an import file has bad rows: nothing was written

@@ -2,6 +2,9 @@
 
 Each concern registers its subcommands from its own module (``pipelines/cli/<concern>.py``), and
 handlers import heavy libraries lazily so ``churn --help`` stays instant.
+
+Every failure ends in one ``churn <command>: ...`` line on stderr (what failed, where, what to do) and a
+documented exit code (:class:`pipelines.contract.ExitCode`); the traceback is printed only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML config (default: $CHURN_CONFIG or configs/default.yaml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failure (and debug logging)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         try:
@@ -61,22 +65,37 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
+    configure_logging(args.verbose or args.debug)
+    log = logging.getLogger("churn")
     try:
         config = load_config(args.config)
         return int(args.handler(config, args) or 0)
     except ConfigError as exc:
-        logging.getLogger("churn").error("%s", exc)
-        return ExitCode.CONFIG
+        return _fail(log, args, exc, ExitCode.CONFIG)
     except KeyboardInterrupt:
+        log.error("churn %s: interrupted", args.command)
         return ExitCode.INTERRUPTED
     except Exception as exc:
-        # Known, user-facing failures carry `exit_code`; print their message, not a traceback.
+        # Known, user-facing failures carry `exit_code`; anything else is a bug: exit 1, traceback with --debug.
         code = getattr(exc, "exit_code", None)
-        if code is None:
-            raise
-        logging.getLogger("churn").error("%s", exc)
-        return int(code)
+        return _fail(log, args, exc, ExitCode.FAILED if code is None else int(code))
+
+
+def failure_message(exc: BaseException, code: int) -> str:
+    """The line a failure is reported with; a warehouse error's SQL text stays out of it (--debug shows it)."""
+    if code == ExitCode.FAILED:
+        return f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for the traceback)"
+    text = str(exc)
+    if code == ExitCode.WAREHOUSE:  # driver texts span lines: DETAIL, HINT, the failing SQL
+        text = " ".join(text.split("\nSQL:")[0].split())
+    return text
+
+
+def _fail(log: logging.Logger, args: argparse.Namespace, exc: BaseException, code: int) -> int:
+    if args.debug:
+        log.debug("traceback of the failure below", exc_info=exc)
+    log.error("churn %s: %s", args.command, failure_message(exc, code))
+    return code
 
 
 if __name__ == "__main__":

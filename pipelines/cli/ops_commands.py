@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def score(config: Config, args: argparse.Namespace) -> int:
-    from pipelines.scoring import score_customers
+    from pipelines.scoring import check_scoring_inputs, score_customers
 
+    check_scoring_inputs(config)  # the warehouse is up and its tables match the contract, before the registry
     version = args.model_version
     if not version:
         from pipelines.registry import resolve_champion

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.contract import CHURN_SCORES, ExitCode
+from pipelines.contract import CHURN_SCORES, RAW_TABLES, ExitCode
 from pipelines.dates import as_date
 
 if TYPE_CHECKING:
@@ -85,6 +85,18 @@ def population_count(warehouse: Warehouse, config: Config, score_date: dt.date) 
     return int(warehouse.scalar(sql, {"start": start, "cutoff": cutoff}) or 0)
 
 
+def check_scoring_inputs(config: Config) -> None:
+    """Fail fast, naming table and column, when the tables scoring reads or writes do not match the contract.
+
+    Runs before any feature query and before the model is loaded: a dropped, renamed or retyped raw column
+    raises :class:`pipelines.warehouse.SchemaMismatchError` (exit code 10) instead of a SQL binder error.
+    """
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(config) as wh:
+        wh.check_contract([*RAW_TABLES, CHURN_SCORES])
+
+
 def score_customers(config: Config, score_date: dt.date | str, model_version: str, run_id: str) -> dict[str, Any]:
     """Score the population of ``score_date`` with registered ``model_version`` and write ``churn_scores``.
 
@@ -101,18 +113,19 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
     model_name = config.registry.model_name
     started = time.perf_counter()
 
-    # precision (bf16 on AMX CPUs and GPUs by default) is checked against fp32 on the first customers.
-    predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
-    logger.info(
-        "scoring %s with %s v%s (%s model), run %s",
-        score_date,
-        model_name,
-        model_version,
-        getattr(predictor, "kind", "?"),
-        run_id,
-    )
-
     with open_warehouse(config, config.scoring.duckdb_memory_limit) as wh:
+        # before the model loads and before any query: a drifted table fails in a second, named
+        wh.check_contract([*RAW_TABLES, CHURN_SCORES])
+        # precision (bf16 on AMX CPUs and GPUs by default) is checked against fp32 on the first customers.
+        predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
+        logger.info(
+            "scoring %s with %s v%s (%s model), run %s",
+            score_date,
+            model_name,
+            model_version,
+            getattr(predictor, "kind", "?"),
+            run_id,
+        )
         expected = population_count(wh, config, score_date)
         ids, probs = _score_stream(wh, config, predictor, score_date, expected, started)
         _validate_scores(ids, probs, score_date, expected)

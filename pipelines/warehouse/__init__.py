@@ -4,6 +4,20 @@ SQL in the platform is written once with ``:name`` bound parameters and ``{table
 for contract tables; each backend translates placeholders and quotes identifiers for its dialect.
 """
 
-from pipelines.warehouse.base import Warehouse, WarehouseError, connect, open_warehouse
+from pipelines.warehouse.base import (
+    SchemaMismatchError,
+    Warehouse,
+    WarehouseError,
+    WarehouseUnavailableError,
+    connect,
+    open_warehouse,
+)
 
-__all__ = ["Warehouse", "WarehouseError", "connect", "open_warehouse"]
+__all__ = [
+    "SchemaMismatchError",
+    "Warehouse",
+    "WarehouseError",
+    "WarehouseUnavailableError",
+    "connect",
+    "open_warehouse",
+]

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import validate_identifier
-from pipelines.contract import ALL_TABLES, CHURN_SCORES, LATEST_SCORES_VIEW, SQL_TYPES, Table
+from pipelines.contract import ALL_TABLES, CHURN_SCORES, LATEST_SCORES_VIEW, SQL_TYPES, ExitCode, Table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +24,19 @@ logger = logging.getLogger(__name__)
 _PARAM_RE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 SUPPORTED_DIALECTS = ("duckdb", "postgresql")
 DEFAULT_STAGING_GRACE_SECONDS = 900.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
+# Contract type -> the engine types (information_schema.columns.data_type, lower case, without "(p,s)") that
+# the feature SQL treats the same. Anything else is a retyped column.
+_INTEGER_TYPES = frozenset({"bigint", "integer", "int", "smallint", "tinyint", "hugeint", "int8", "int4", "int2"})
+COMPATIBLE_TYPES = {
+    "bigint": _INTEGER_TYPES,
+    "integer": _INTEGER_TYPES,
+    "double": frozenset({"double", "double precision", "real", "float", "numeric", "decimal"}),
+    "text": frozenset({"text", "varchar", "character varying", "character", "char", "string"}),
+    "timestamptz": frozenset({"timestamp with time zone", "timestamptz"}),
+    "date": frozenset({"date"}),
+    "boolean": frozenset({"boolean", "bool"}),
+}
 
 # Fault injection for the crash tests: a partition replace calls ``fault_hook(stage)`` at each stage
 # ("load": rows are being written; "key_build": the new partition's key is being built (Postgres);
@@ -41,6 +54,21 @@ def fault_point(stage: str) -> None:
 
 class WarehouseError(RuntimeError):
     """A warehouse operation failed; the message names the table and the operation."""
+
+    exit_code = ExitCode.WAREHOUSE
+
+
+class WarehouseUnavailableError(WarehouseError):
+    """The warehouse cannot be reached or opened; the message names it (never with its password)."""
+
+
+class SchemaMismatchError(WarehouseError):
+    """A warehouse table does not match the contract: the message names table, column and what was expected."""
+
+
+def one_line(text: object) -> str:
+    """A driver's multi-line error text as one line (``churn`` prints one line per failure)."""
+    return " ".join(str(text).split())
 
 
 def quote_identifier(name: str) -> str:
@@ -114,6 +142,51 @@ class Warehouse(abc.ABC):
 
     @abc.abstractmethod
     def table_exists(self, table: str) -> bool: ...
+
+    def location(self) -> str:
+        """Where this warehouse is, for messages (no password)."""
+        return f"{self.dialect} schema {self.schema}"
+
+    def check_contract(self, tables: Sequence[Table]) -> None:
+        """Refuse to go on when ``tables`` do not match the contract (before any query reads them).
+
+        Why: a dropped, renamed or retyped column otherwise surfaces as a binder error deep inside the
+        feature SQL. Extra columns are fine (queries name their columns). Raises :class:`SchemaMismatchError`
+        naming every problem as ``table.column: what was found, what the contract expects``.
+        """
+        names = [t.name for t in tables]
+        found: dict[str, dict[str, str]] = {}
+        rows = self.query_arrow(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = :schema",
+            {"schema": self.schema},
+        ).to_pylist()
+        for row in rows:
+            if row["table_name"] in names:
+                kind = re.sub(r"\(.*\)", "", str(row["data_type"])).strip().lower()
+                found.setdefault(row["table_name"], {})[row["column_name"]] = kind
+        problems = []
+        for table in tables:
+            columns = found.get(table.name)
+            if columns is None:
+                problems.append(f"table {table.name} is missing (run `churn init-warehouse`, then load data)")
+                continue
+            expected = {c.name for c in table.columns}
+            extra = [name for name in columns if name not in expected]
+            for column in table.columns:
+                kind = columns.get(column.name)
+                wanted = SQL_TYPES[column.type]
+                if kind is None:
+                    same_type = [e for e in extra if columns[e] in COMPATIBLE_TYPES[column.type]]
+                    hint = f", found {', '.join(same_type)} instead (renamed?)" if same_type else ""
+                    problems.append(f"{table.name}.{column.name}: column missing (expected {wanted}){hint}")
+                elif kind not in COMPATIBLE_TYPES[column.type]:
+                    problems.append(f"{table.name}.{column.name}: type {kind.upper()}, expected {wanted}")
+        if problems:
+            raise SchemaMismatchError(
+                f"warehouse tables do not match the contract ({self.location()}): "
+                + "; ".join(problems)
+                + ". Restore the columns (or re-import the data); the contract is pipelines/contract.py"
+            )
 
     # -- derived operations ---------------------------------------------------------------------
     def query_df(self, sql: str, params: Params = None) -> pd.DataFrame:
@@ -315,6 +388,7 @@ def connect(
     read_chunk_rows: int = 100_000,
     duckdb_memory_limit: str | None = None,
     staging_grace_seconds: float = DEFAULT_STAGING_GRACE_SECONDS,
+    connect_timeout_seconds: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
 ) -> Warehouse:
     """Open a warehouse from a SQLAlchemy-style URL (``duckdb:///file`` or ``postgresql://...``)."""
     from sqlalchemy.engine import make_url
@@ -322,7 +396,7 @@ def connect(
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with little context
-        raise WarehouseError(f"cannot parse warehouse URL {url!r}: {exc}") from exc
+        raise WarehouseError(f"cannot parse the warehouse URL (warehouse.url / CHURN_WAREHOUSE_URL): {exc}") from exc
     backend = parsed.get_backend_name()
     if backend == "duckdb":
         from pipelines.warehouse.duckdb_backend import DuckDBWarehouse
@@ -331,7 +405,7 @@ def connect(
     if backend in ("postgresql", "postgres"):
         from pipelines.warehouse.postgres_backend import PostgresWarehouse
 
-        return PostgresWarehouse(parsed, schema, read_chunk_rows, staging_grace_seconds)
+        return PostgresWarehouse(parsed, schema, read_chunk_rows, staging_grace_seconds, connect_timeout_seconds)
     raise WarehouseError(
         f"warehouse dialect {backend!r} is not supported; use one of {SUPPORTED_DIALECTS} "
         "(feature SQL is tested on both)"
@@ -349,4 +423,5 @@ def open_warehouse(config: Config, duckdb_memory_limit: str | None = None) -> Wa
         config.warehouse.read_chunk_rows,
         duckdb_memory_limit or config.warehouse.duckdb_memory_limit,
         config.warehouse.staging_grace_seconds,
+        config.warehouse.connect_timeout_seconds,
     )

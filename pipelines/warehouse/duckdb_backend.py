@@ -12,7 +12,16 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines.warehouse.base import Params, Warehouse, WarehouseError, quote_identifier, rebatch, translate_params
+from pipelines.warehouse.base import (
+    Params,
+    Warehouse,
+    WarehouseError,
+    WarehouseUnavailableError,
+    one_line,
+    quote_identifier,
+    rebatch,
+    translate_params,
+)
 
 logger = logging.getLogger(__name__)
 _view_counter = itertools.count()
@@ -26,13 +35,16 @@ class DuckDBWarehouse(Warehouse):
         self, database: str, schema: str | None = None, read_chunk_rows: int = 100_000, memory_limit: str | None = None
     ) -> None:
         super().__init__(schema, read_chunk_rows)
-        if database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
         self.database = database
         try:
+            if database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
             self.con = duckdb.connect(database)
-        except duckdb.IOException as exc:
-            raise WarehouseError(f"cannot open DuckDB file {database}: {exc} (is another process writing it?)") from exc
+        except (duckdb.Error, OSError) as exc:
+            raise WarehouseUnavailableError(
+                f"warehouse unavailable: cannot open DuckDB file {database} ({one_line(exc)}); check warehouse.url "
+                "/ CHURN_WAREHOUSE_URL, and that no other process is writing the file"
+            ) from exc
         # TIMESTAMPTZ values render and compare in UTC regardless of the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")
         if memory_limit:
@@ -129,6 +141,9 @@ class DuckDBWarehouse(Warehouse):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.con.close()
+
+    def location(self) -> str:
+        return f"duckdb:///{self.database} schema {self.schema}"
 
     def __repr__(self) -> str:
         return f"DuckDBWarehouse({self.database!r}, schema={self.schema!r})"

@@ -23,13 +23,16 @@ from pipelines.config import validate_identifier
 from pipelines.contract import Table
 from pipelines.warehouse import pgcopy
 from pipelines.warehouse.base import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
     DEFAULT_STAGING_GRACE_SECONDS,
     Params,
     Warehouse,
     WarehouseError,
+    WarehouseUnavailableError,
     _as_date,
     _table,
     fault_point,
+    one_line,
     quote_identifier,
     translate_params,
 )
@@ -63,6 +66,7 @@ class PostgresWarehouse(Warehouse):
         schema: str | None = None,
         read_chunk_rows: int = 100_000,
         staging_grace_seconds: float = DEFAULT_STAGING_GRACE_SECONDS,
+        connect_timeout_seconds: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(schema, read_chunk_rows, staging_grace_seconds)
         psycopg = _psycopg()
@@ -74,14 +78,17 @@ class PostgresWarehouse(Warehouse):
             "dbname": url.database,
         }
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs["connect_timeout"] = str(connect_timeout_seconds)  # a URL's own ?connect_timeout= wins
         kwargs.update({k: v for k, v in url.query.items() if isinstance(v, str)})
-        self.dsn_description = (
-            f"postgresql://{url.username or ''}@{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
-        )
+        user = f"{url.username}@" if url.username else ""
+        self.dsn_description = f"postgresql://{user}{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
         try:
             self.conn = psycopg.connect(autocommit=True, **kwargs)
         except psycopg.Error as exc:
-            raise WarehouseError(f"cannot connect to {self.dsn_description}: {exc}") from exc
+            raise WarehouseUnavailableError(
+                f"warehouse unreachable: cannot connect to {self.dsn_description} ({one_line(exc)}); check "
+                "CHURN_WAREHOUSE_URL / warehouse.url and that the server is up"
+            ) from exc
         self._configure_session(self.conn)
 
     @staticmethod
@@ -98,7 +105,7 @@ class PostgresWarehouse(Warehouse):
             cur.execute(translate_params(sql, "psycopg"), dict(params) if params else None)
             return cur
         except psycopg.Error as exc:
-            raise WarehouseError(f"Postgres: {exc}\nSQL: {sql[:500]}") from exc
+            raise _query_error(exc, sql, self.dsn_description) from exc
 
     def execute(self, sql: str, params: Params = None) -> None:
         self._run(sql, params).close()
@@ -129,7 +136,7 @@ class PostgresWarehouse(Warehouse):
                         break
                     yield _rows_to_arrow(names, rows)
         except psycopg.Error as exc:
-            raise WarehouseError(f"Postgres: {exc}\nSQL: {sql[:500]}") from exc
+            raise _query_error(exc, sql, self.dsn_description) from exc
         finally:
             conn.close()
 
@@ -438,8 +445,18 @@ class PostgresWarehouse(Warehouse):
         with contextlib.suppress(Exception):
             self.conn.close()
 
+    def location(self) -> str:
+        return f"{self.dsn_description} schema {self.schema}"
+
     def __repr__(self) -> str:
         return f"PostgresWarehouse({self.dsn_description!r}, schema={self.schema!r})"
+
+
+def _query_error(exc: Exception, sql: str, where: str) -> WarehouseError:
+    """A lost server is ``WarehouseUnavailableError`` (named, one line); any other failure keeps its SQL."""
+    if isinstance(exc, _psycopg().OperationalError) and getattr(exc, "sqlstate", None) in (None, "57P01", "57P02"):
+        return WarehouseUnavailableError(f"warehouse connection lost: {where} ({one_line(exc)}); rerun once it is back")
+    return WarehouseError(f"Postgres: {exc}\nSQL: {sql[:500]}")
 
 
 def _rows_to_arrow(names: list[str], rows: list[tuple]) -> pa.Table:
