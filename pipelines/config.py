@@ -545,6 +545,11 @@ class RetentionConfig(_Section):
         {"high": "outreach", "medium": "coupon", "low": "recommendation"},
         description="Cold-start policy: risk tier -> action (falls back to 'none' when not eligible).",
     )
+    learner: Literal["fitted_q", "dr"] = Field(
+        "fitted_q",
+        description="Uplift learner of the policy: fitted_q (one-step Q-function: LightGBM on features + action) "
+        "or dr (doubly robust learner with the logged propensities). See pipelines/retention/policy.py.",
+    )
     policy_model_name: str = Field("churn-retention-policy", description="Registered MLflow model of the policy.")
     policy_alias: str = Field("champion", description="Registry alias the assignment job resolves.")
     seed: int = Field(7, description="Seed of the exploration draws (mixed with the action date).")

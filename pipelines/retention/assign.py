@@ -202,7 +202,8 @@ def plan_assignments(
             "action": name_arr[action],
             "group": group,
             "propensity": propensity,
-            "policy_action": name_arr[np.where(holdout, 0, policy_action)],
+            # For the holdout: what the policy would have chosen (the learner needs it for design propensities).
+            "policy_action": name_arr[np.where(holdout, chosen, policy_action)],
             "eligible_actions": elig_text,
             "risk_tier": context["risk_tier"].astype(str).to_numpy(),
             "churn_probability": context["churn_probability"].to_numpy(dtype=float),

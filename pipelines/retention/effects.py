@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 Z95 = 1.959963984540054
 
 _JOINED_SQL = """
-SELECT a.customer_id, a.action, a."group", a.propensity, a.policy_action, a.eligible_actions, a.reason,
+SELECT a.customer_id, a.action_date, a.action, a."group", a.propensity, a.policy_action, a.eligible_actions, a.reason,
        o.retained, o.revenue, o.net_value
 FROM {retention_actions} a
 JOIN {retention_outcomes} o ON o.action_date = a.action_date AND o.customer_id = a.customer_id
