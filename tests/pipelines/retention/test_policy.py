@@ -73,6 +73,7 @@ def test_too_few_outcomes_keeps_the_rules(measured):
         fit_policy(strict, frame)
 
 
+@pytest.mark.slow  # a fresh MLflow store (SQLite migrations) takes most of it
 def test_learn_registers_and_assignment_uses_it(measured):
     config, wh, _, _ = measured
     assert resolve_policy(config) is None  # cold start
