@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     SCORING = 8  # scoring cannot run (no population, bad model bundle, non-finite features)
     MONITORING = 9  # monitoring cannot run (no scores for the date, no reference)
     WAREHOUSE = 10  # the warehouse is unreachable or a table does not match the contract
+    FILE = 11  # a file or folder the command reads or writes cannot be accessed (missing, permissions, disk full)
     RETENTION = 11  # retention cannot run (no scores for the date, no matured outcomes, unknown action)
     INTERRUPTED = 130  # Ctrl-C
 

@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # Known, user-facing failures carry `exit_code`; anything else is a bug: exit 1, traceback with --debug.
         code = getattr(exc, "exit_code", None)
+        if code is None and isinstance(exc, OSError) and exc.filename:
+            code = ExitCode.FILE
         return _fail(log, args, exc, ExitCode.FAILED if code is None else int(code))
 
 
@@ -85,6 +87,8 @@ def failure_message(exc: BaseException, code: int) -> str:
     """The line a failure is reported with; a warehouse error's SQL text stays out of it (--debug shows it)."""
     if code == ExitCode.FAILED:
         return f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for the traceback)"
+    if code == ExitCode.FILE and isinstance(exc, OSError):
+        return f"cannot access {exc.filename}: {exc.strerror or exc} (check the path and its permissions)"
     text = str(exc)
     if code == ExitCode.WAREHOUSE:  # driver texts span lines: DETAIL, HINT, the failing SQL
         text = " ".join(text.split("\nSQL:")[0].split())

@@ -148,3 +148,19 @@ def test_score_on_a_drifted_raw_table_names_table_and_column_before_any_query(
     assert EXPECTED[kind].format(varchar=varchar) in message
     assert "Binder" not in message and "pipelines/contract.py" in message
     assert not Path(backend_config.tracking_uri.removeprefix("sqlite:///")).exists()  # the registry was not asked
+
+
+def test_an_unreadable_or_unwritable_path_is_one_line_with_the_file_exit_code(tmp_path, monkeypatch, caplog):
+    from pipelines.cli import data_commands
+
+    def denied(config, args):
+        raise PermissionError(13, "Permission denied", "/srv/reports/drift")
+
+    monkeypatch.setattr(data_commands, "init_warehouse", denied)
+    monkeypatch.setenv("CHURN_WAREHOUSE_URL", f"duckdb:///{tmp_path}/wh.duckdb")
+    with caplog.at_level(logging.INFO):
+        assert cli.main(["init-warehouse"]) == ExitCode.FILE
+    (error,) = _errors(caplog)
+    assert error.getMessage() == (
+        "churn init-warehouse: cannot access /srv/reports/drift: Permission denied (check the path and its permissions)"
+    )
