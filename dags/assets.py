@@ -6,6 +6,8 @@ Assets are how the DAGs hand work to each other (Airflow 3 data-aware scheduling
     churn_training --(announce_champion)----> churn_model_champion --schedules--> churn_scoring
     churn_scoring  --(score_customers)------> churn_scores         --schedules--> churn_monitoring
     churn_monitoring --(monitor_scores)-----> churn_monitoring     (drift/performance tables + HTML report)
+    churn_scoring  --(score_customers)------> churn_scores         --schedules--> churn_retention
+    churn_retention --(assign_actions)------> churn_retention     (retention_actions/outcomes/effects)
     churn_monitoring --TriggerDagRunOperator(conf={"reason": ...})--> churn_training
 
 The URIs are identifiers, not connection strings: the real locations come from the config
@@ -31,4 +33,7 @@ CHURN_SCORES = Asset(name="churn_scores", uri="churn://warehouse/churn_scores", 
 # monitoring_drift / monitoring_performance partitions and reports/drift/<score_date>.html.
 MONITORING = Asset(name="churn_monitoring", uri="churn://warehouse/monitoring", group="warehouse")
 
-ALL_ASSETS = (RAW_TABLES, REGISTERED_MODEL, CHAMPION_MODEL, CHURN_SCORES, MONITORING)
+# retention_actions / retention_outcomes / retention_effects partitions; extra = action_date, policy_version.
+RETENTION = Asset(name="churn_retention", uri="churn://warehouse/retention", group="warehouse")
+
+ALL_ASSETS = (RAW_TABLES, REGISTERED_MODEL, CHAMPION_MODEL, CHURN_SCORES, MONITORING, RETENTION)

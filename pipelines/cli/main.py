@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "pipelines.cli.dataset_commands",  # build-training-sets, show-features
     "pipelines.cli.model_commands",  # train, models, compare, promote, rollback
     "pipelines.cli.ops_commands",  # score, monitor
+    "pipelines.cli.retention_commands",  # retention assign|simulate|measure|learn|effects
     "pipelines.cli.privacy_commands",  # forget-customer, export
 )
 

@@ -247,6 +247,62 @@ def _value_row(policy: str, estimator: str, n: int, value: float, low: float, hi
     }
 
 
+def qini_curve(score: np.ndarray, y: np.ndarray, treated: np.ndarray, bins: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """(share targeted, incremental retained customers per customer) when targeting by ``score`` first.
+
+    Qini(phi) = (R_T(phi) - R_C(phi) N_T(phi) / N_C(phi)) / N, over the top ``phi`` share by score.
+    """
+    order = np.argsort(-score, kind="stable")
+    y, treated = y[order], treated[order]
+    n = len(y)
+    cuts = np.unique(np.linspace(0, n, bins + 1).astype(int))[1:]
+    r_t = np.cumsum(y * treated)[cuts - 1]
+    r_c = np.cumsum(y * ~treated)[cuts - 1]
+    n_t = np.cumsum(treated)[cuts - 1]
+    n_c = np.cumsum(~treated)[cuts - 1]
+    q = (r_t - np.where(n_c > 0, r_c * n_t / np.maximum(n_c, 1), 0.0)) / n
+    return np.concatenate([[0.0], cuts / n]), np.concatenate([[0.0], q])
+
+
+def uplift_model_rows(config: Config, frame: pd.DataFrame, policy) -> list[dict[str, Any]]:
+    """Qini coefficient and AUUC of the policy's uplift per action, on the randomised comparison only.
+
+    Treated: exploration rows given the action (random among the eligible); control: the comparable
+    holdout rows eligible for it. Qini coefficient: area between the Qini curve and the random-targeting
+    line; AUUC: area under the Qini curve (both per customer of that comparison).
+    """
+    tau, _ = policy.predict(frame)
+    comparable = frame["reason"].ne(BUDGET_REASON) & frame["reason"].ne(HOLDOUT_OUTSIDE_BUDGET)
+    rows = []
+    for j, action in enumerate(config.retention.action_names[1:], start=1):
+        eligible = frame["eligible_actions"].str.split(",").apply(lambda s, a=action: a in s)
+        treated = comparable & frame["group"].eq("explore") & frame["action"].eq(action)
+        control = comparable & frame["group"].eq("holdout") & eligible
+        mask = (treated | control).to_numpy()
+        if treated.sum() < 20 or control.sum() < 20:
+            continue
+        share, q = qini_curve(tau[mask, j], frame.loc[mask, "retained"].to_numpy(), treated.to_numpy()[mask])
+        auuc = float(np.trapezoid(q, share))
+        qini = auuc - float(q[-1]) / 2
+        for estimator, value in (("qini", qini), ("auuc", auuc)):
+            rows.append(
+                {
+                    "kind": "uplift_model",
+                    "action": action,
+                    "estimator": estimator,
+                    "n": int(mask.sum()),
+                    "retention_rate": None,
+                    "holdout_rate": None,
+                    "uplift": value,
+                    "ci_low": None,
+                    "ci_high": None,
+                    "revenue_uplift": None,
+                    "net_value": None,
+                }
+            )
+    return rows
+
+
 def compute_effects(config: Config, action_date: dt.date, *, policy=None, wh: Warehouse | None = None) -> list[dict]:
     """Replace the ``retention_effects`` partition of a measured action date; returns its rows."""
     from pipelines.warehouse import open_warehouse
@@ -260,6 +316,8 @@ def compute_effects(config: Config, action_date: dt.date, *, policy=None, wh: Wa
 
             raise RetentionError(f"retention_outcomes has no rows for action_date {action_date}: not matured yet")
         rows = action_effects(config, frame) + policy_values(config, frame, policy)
+        if policy is not None:
+            rows += uplift_model_rows(config, frame, policy)
         data = pd.DataFrame(rows)
         data.insert(0, "action_date", action_date)
         data["computed_at"] = pd.Timestamp.now(tz="UTC")

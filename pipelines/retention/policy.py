@@ -303,3 +303,15 @@ def learn_policy(config: Config, as_of: dt.date, *, wh=None, register: bool = Tr
         metrics["in_sample"] = float(out["in_sample"])
         out["version"] = register_policy(config, policy, metrics, as_of)
     return out
+
+
+def load_policy_version(config: Config, version: str) -> RetentionPolicy:
+    """A registered policy version (e.g. the one that made a past day's decisions)."""
+    import mlflow
+    from pipelines.tracking import client_for
+
+    client = client_for(config)
+    mv = client.get_model_version(config.retention.policy_model_name, str(version))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp)
+        return RetentionPolicy.load(Path(local), version=f"v{mv.version}")

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = ROOT / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if p.name not in {"assets.py", "churn_common.py"})
-EXPECTED_DAGS = {"churn_training", "churn_scoring", "churn_monitoring"}
+EXPECTED_DAGS = {"churn_training", "churn_scoring", "churn_monitoring", "churn_retention"}
 HEAVY_MODULES = (
     "torch",
     "mlflow",
@@ -127,6 +127,19 @@ def test_assets_connect_the_dags(dagbag):
     assert "reason" in trigger.conf
     assert "trigger_retraining" in monitoring.get_task("needs_retraining").downstream_task_ids
     assert scoring.get_task("validate_inputs").retries == 0
+
+
+def test_retention_runs_after_scores_and_measures_before_assigning(dagbag):
+    import sys as _sys
+
+    _sys.path.insert(0, str(DAGS_DIR))
+    import assets
+
+    dag = dagbag.dags["churn_retention"]
+    assert assets.CHURN_SCORES.name in repr(dag.timetable)
+    assert "update_policy" in dag.get_task("measure_outcomes").downstream_task_ids
+    assert "assign_actions" in dag.get_task("update_policy").downstream_task_ids
+    assert [a.name for a in dag.get_task("assign_actions").outlets] == [assets.RETENTION.name]
 
 
 def test_gpu_queue_switch(tmp_path):
