@@ -1,26 +1,31 @@
 """Airflow 3 plugin: a "Churn model" page for operators.
 
 It mounts a small FastAPI app on the API server at ``/churn`` (``fastapi_apps``) and adds it to the
-UI's navigation as an embedded view (``external_views``). The page shows the ``@champion`` model
-version and its metrics, the last scoring run (rows, risk-tier counts) and the last drift status
-with a link to the Evidently report. Data comes from ``pipelines.reporting``; every section degrades
-to a message (never a 500) when the champion, the warehouse or a report is missing.
+UI's navigation as an embedded view (``external_views``). The page shows the ``@champion`` model (kind,
+version, when and why promoted, test metrics, a link to its MLflow run), the last scoring run with tier
+counts over time and the score distribution, drift over time, realised performance as labels mature and
+the last runs of each churn DAG. Data and HTML come from ``pipelines.ops`` / ``pipelines.reporting`` (no
+Airflow there); only the DAG runs are read here, from Airflow's metadata DB. Charts are SVG drawn on the
+server. Every section degrades to a message (never a 500) when something is missing.
 
-Endpoints: ``/churn/`` (HTML), ``/churn/api/summary`` (JSON), ``/churn/reports/drift/<date>`` (report).
-They require an authenticated Airflow user (the UI's session cookie or a Bearer token); set
-``CHURN_OPS_PAGE_PUBLIC=1`` to serve them without authentication (local demos only).
+Endpoints: ``/churn/`` (HTML), ``/churn/charts/<tiers|scores|drift|performance>.svg``, ``/churn/api/summary``
+(JSON), ``/churn/reports/drift/<date>`` (report). They require an authenticated Airflow user (the UI's session
+cookie or a Bearer token; a logged-out browser is sent to the login page); set ``CHURN_OPS_PAGE_PUBLIC=1`` to
+serve them without authentication (local demos only).
 """
 
 from __future__ import annotations
 
 import html
 import os
+import threading
+import time
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 URL_PREFIX = "/churn"
@@ -53,13 +58,68 @@ def _load_config():
     return load_config()
 
 
+def dag_runs(limit: int = 5) -> dict[str, Any]:
+    """The last ``limit`` runs of each churn DAG from Airflow's metadata DB, and which DAGs are paused."""
+    try:
+        from airflow.models.dag import DagModel
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            dags = session.scalars(select(DagModel).where(DagModel.dag_id.like("churn%")).order_by(DagModel.dag_id))
+            out: dict[str, list] = {}
+            paused = []
+            for dag in dags:
+                if dag.is_paused:
+                    paused.append(dag.dag_id)
+                runs = session.scalars(
+                    select(DagRun).where(DagRun.dag_id == dag.dag_id).order_by(DagRun.id.desc()).limit(limit)
+                )
+                out[dag.dag_id] = [
+                    {
+                        "run_id": r.run_id,
+                        "logical_date": str(r.logical_date)[:10] if r.logical_date else None,
+                        "state": str(getattr(r.state, "value", r.state)),
+                        "start_date": r.start_date.isoformat() if r.start_date else None,
+                    }
+                    for r in runs
+                ]
+        if not out:
+            return {"available": False, "message": "No churn DAGs in Airflow yet (the dag-processor parses dags/)."}
+        return {"available": True, "dags": out, "paused": paused}
+    except Exception as exc:  # no metadata DB (a bare app in a test), or a schema mismatch
+        return {"available": False, "message": f"Airflow's DAG runs are unavailable ({type(exc).__name__})."}
+
+
+class _HistoryCache:
+    """The page and its four chart requests arrive together: read the warehouse once per few seconds."""
+
+    ttl_s = 5.0
+
+    def __init__(self) -> None:
+        self._value: tuple[float, dict] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, config) -> dict[str, Any]:
+        from pipelines.ops.history import ops_history
+
+        with self._lock:
+            if self._value and time.monotonic() - self._value[0] < self.ttl_s:
+                return self._value[1]
+            history = ops_history(config)
+            self._value = (time.monotonic(), history)
+            return history
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="Churn model operations",
-        description="Champion model, last scoring run and drift status of the churn platform.",
+        description="Champion model, scoring runs, drift and realised performance of the churn platform.",
     )
     auth = _require_user()
     dependencies = [Depends(auth)] if auth is not None else []
+    history_cache = _HistoryCache()
 
     @app.exception_handler(StarletteHTTPException)
     async def login_redirect(request: Request, exc: StarletteHTTPException):
@@ -70,22 +130,47 @@ def create_app() -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, dependencies=dependencies)
     def ops_page() -> HTMLResponse:
+        from pipelines.ops.champion import champion_card
+        from pipelines.ops.history import tier_order
+        from pipelines.ops.page import page, render_page
         from pipelines.reporting import ops_summary
 
         try:
-            summary = ops_summary(_load_config())
+            config = _load_config()
         except Exception as exc:  # e.g. a broken config file: still a page, not a 500
             return HTMLResponse(
-                _page("Churn model", f"<p class='warn'>Cannot load the churn config: {html.escape(str(exc))}</p>")
+                page("Churn model", f"<p class='warn'>Cannot load the churn config: {html.escape(str(exc))}</p>")
             )
-        return HTMLResponse(render_summary(summary))
+        return HTMLResponse(
+            render_page(
+                ops_summary(config),
+                champion_card(config),
+                history_cache.get(config),
+                dag_runs(),
+                tier_order=tier_order(config),
+            )
+        )
+
+    @app.get("/charts/{name}.svg", dependencies=dependencies)
+    def chart(name: str) -> Response:
+        from pipelines.ops.charts import render_chart
+
+        svg = render_chart(name, history_cache.get(_load_config()))
+        if svg is None:
+            raise HTTPException(status_code=404, detail=f"no data for chart {name!r}")
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/summary", dependencies=dependencies)
     def summary_json() -> JSONResponse:
+        from pipelines.ops.champion import champion_card
         from pipelines.reporting import ops_summary
 
         try:
-            return JSONResponse(ops_summary(_load_config()))
+            config = _load_config()
+            summary = ops_summary(config)
+            summary["champion_card"] = champion_card(config)
+            summary["history"] = history_cache.get(config)
+            return JSONResponse(summary)
         except Exception as exc:
             return JSONResponse({"error": str(exc)}, status_code=503)
 
@@ -103,103 +188,6 @@ def create_app() -> FastAPI:
         return {"status": "ok"}
 
     return app
-
-
-def _page(title: str, body: str) -> str:
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
- body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1f2933; }}
- section {{ border: 1px solid #d9e2ec; border-radius: 8px; padding: 1rem 1.25rem; margin-bottom: 1rem; }}
- h1 {{ font-size: 1.4rem; }} h2 {{ font-size: 1.1rem; margin-top: 0; }}
- table {{ border-collapse: collapse; }} td, th {{ padding: 2px 12px 2px 0; text-align: left; }}
- .ok {{ color: #2f855a; }} .warn {{ color: #b7791f; }} .bad {{ color: #c53030; }} code {{ background: #f0f4f8; }}
-</style></head><body>{body}</body></html>"""
-
-
-def _kv_table(rows: list[tuple[str, Any]]) -> str:
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f"<table>{cells}</table>"
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def render_summary(summary: dict[str, Any]) -> str:
-    """The operator page as HTML (every value escaped)."""
-    parts = [f"<h1>Churn model: {html.escape(str(summary.get('model_name', '')))}</h1>"]
-
-    champ = summary.get("champion") or {}
-    if champ.get("available"):
-        rows = [
-            ("version", champ["version"]),
-            ("MLflow run", champ["run_id"]),
-            ("model URI", champ.get("model_uri", "")),
-        ]
-        metrics = champ.get("metrics") or {}
-        body = _kv_table(rows)
-        if metrics:
-            body += "<h3>Metrics</h3>" + _kv_table([(k, _fmt(v)) for k, v in metrics.items()])
-        elif champ.get("metrics_message"):
-            body += f"<p class='warn'>{html.escape(champ['metrics_message'])}</p>"
-        parts.append(f"<section><h2>Champion</h2>{body}</section>")
-    else:
-        parts.append(
-            f"<section><h2>Champion</h2><p class='warn'>{html.escape(champ.get('message', 'unknown'))}</p></section>"
-        )
-
-    scoring = summary.get("scoring") or {}
-    if scoring.get("available"):
-        body = _kv_table(
-            [
-                ("score date", scoring["score_date"]),
-                ("rows", scoring["rows"]),
-                ("model version", ", ".join(scoring.get("model_versions") or [])),
-                ("run id", ", ".join(scoring.get("run_ids") or [])),
-                ("scored at", scoring.get("scored_at")),
-            ]
-        )
-        body += "<h3>Risk tiers</h3>" + _kv_table(list((scoring.get("tiers") or {}).items()))
-        parts.append(f"<section><h2>Last scoring run</h2>{body}</section>")
-    else:
-        parts.append(
-            f"<section><h2>Last scoring run</h2><p class='warn'>{html.escape(scoring.get('message', 'unknown'))}</p></section>"
-        )
-
-    drift = summary.get("drift") or {}
-    if drift.get("available"):
-        status = (
-            "<span class='bad'>drift detected</span>" if drift.get("drifted") else "<span class='ok'>no drift</span>"
-        )
-        body = f"<p>{status} on {html.escape(drift['score_date'])} (model version {html.escape(str(drift.get('model_version')))})</p>"
-        if drift.get("metrics"):
-            body += _kv_table(
-                [
-                    (
-                        m["metric"],
-                        f"{_fmt(m['value'])} (threshold {_fmt(m['threshold'])})" + (" DRIFTED" if m["drifted"] else ""),
-                    )
-                    for m in drift["metrics"]
-                ]
-            )
-        if drift.get("drifted_features"):
-            body += (
-                f"<p>Drifted features ({len(drift['drifted_features'])}/{drift.get('features_checked')}): "
-                f"{html.escape(', '.join(drift['drifted_features']))}</p>"
-            )
-        if drift.get("report_available"):
-            href = f"reports/drift/{html.escape(drift['score_date'])}"
-            body += f"<p><a href='{href}' target='_blank'>Open the drift report</a></p>"
-        elif drift.get("report_path"):
-            body += f"<p>Report: <code>{html.escape(drift['report_path'])}</code></p>"
-        parts.append(f"<section><h2>Last drift check</h2>{body}</section>")
-    else:
-        parts.append(
-            f"<section><h2>Last drift check</h2><p class='warn'>{html.escape(drift.get('message', 'unknown'))}</p></section>"
-        )
-
-    parts.append(f"<p><small>generated {html.escape(str(summary.get('generated_at', '')))}</small></p>")
-    return _page("Churn model", "".join(parts))
 
 
 app = create_app()
