@@ -601,15 +601,17 @@ class PrivacyConfig(_Section):
 
 class ExplainConfig(_Section):
     reasons_per_customer: int = Field(3, ge=1, le=10, description="Reasons that raise the risk written per customer.")
-    reason_tiers: list[str] = Field(
+    reason_tiers: list[str] | None = Field(
         ["medium", "high"],
         description="Risk tiers whose customers get reasons in churn_score_reasons (the tiers that get an action); "
-        "an empty list: every scored customer.",
+        "null: every scored customer. LightGBM contributions cost little; a transformer pays one more encoder pass "
+        "per explained customer.",
     )
-    text_attribution: Literal["none", "reason_tiers", "all"] = Field(
-        "reason_tiers",
-        description="Transformer only: which customers get text reasons (one forward pass per text item: an order, "
-        "review or cart is dropped at a time). reason_tiers: the customers of reason_tiers; none: numeric reasons only.",
+    text_reason_tiers: list[str] | None = Field(
+        ["high"],
+        description="Transformer only: tiers whose customers also get text reasons (each of the newest max_text_items "
+        "items of the text view, an order, a review, a cart, is dropped in turn and the customer rescored: one "
+        "forward pass per item); [] none, null every explained customer.",
     )
     max_text_items: int = Field(
         8, ge=1, description="Transformer text attribution drops at most this many of the newest text-view items."
@@ -657,9 +659,10 @@ class Config(_Section):
         unknown = sorted(set(self.retention.cold_start_rules) - tiers)
         if unknown:
             raise ValueError(f"retention.cold_start_rules: unknown tier(s) {unknown}; tiers: {sorted(tiers)}")
-        unknown = sorted(set(self.explain.reason_tiers) - tiers)
-        if unknown:
-            raise ValueError(f"explain.reason_tiers: unknown tier(s) {unknown}; tiers: {sorted(tiers)}")
+        for key in ("reason_tiers", "text_reason_tiers"):
+            unknown = sorted(set(getattr(self.explain, key) or []) - tiers)
+            if unknown:
+                raise ValueError(f"explain.{key}: unknown tier(s) {unknown}; tiers: {sorted(tiers)}")
         return self
 
     def resolve_path(self, path: str | os.PathLike) -> Path:

@@ -23,13 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.contract import CHURN_SCORES, RAW_TABLES, ExitCode
+from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, RAW_TABLES, ExitCode
 from pipelines.dates import as_date
+from pipelines.scoring.reasons import ScoreDetails, append_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,10 +128,15 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
             run_id,
         )
         expected = population_count(wh, config, score_date)
-        ids, probs = _score_stream(wh, config, predictor, score_date, expected, started)
+        details = ScoreDetails(config, predictor, score_date)  # value, change and reasons (scoring/reasons.py)
+        ids, probs = _score_stream(wh, config, predictor, score_date, expected, started, details.add)
         _validate_scores(ids, probs, score_date, expected)
         tiers = assign_risk_tiers(probs, config.scoring.risk_tiers)
         table = build_scores_table(ids, probs, tiers, score_date, model_name, model_version, run_id)
+        wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS))  # adds the columns/tables of newer versions
+        table = append_columns(table, details.score_columns(wh, ids, probs, tiers))
+        # reasons first, scores last: each day replaced atomically; a failure in between leaves the old scores
+        wh.replace_partition(CHURN_SCORE_REASONS, details.reasons_table(), "score_date", score_date)
         written = wh.replace_partition(CHURN_SCORES, table, "score_date", score_date)
 
     seconds = time.perf_counter() - started
@@ -151,6 +157,7 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
         # the transformer's numeric precision after its fp32 check (absent for tree models)
         "precision": getattr(predictor, "precision", None),
         "precision_check": getattr(predictor, "precision_check", None),
+        **details.summary(),
     }
     logger.info("wrote %d scores for %s (tiers %s) in %.1f s", written, score_date, tier_counts, seconds)
     return result
@@ -193,7 +200,13 @@ def _as_probability_vector(output: Any, n: int) -> np.ndarray:
 
 # -- streaming ---------------------------------------------------------------------------------------
 def _score_stream(
-    wh: Warehouse, config: Config, predictor: Any, score_date: dt.date, expected: int, started: float
+    wh: Warehouse,
+    config: Config,
+    predictor: Any,
+    score_date: dt.date,
+    expected: int,
+    started: float,
+    on_slice: Callable[[pd.DataFrame, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from pipelines.features import iter_scoring_features
 
@@ -221,6 +234,8 @@ def _score_stream(
             piece = chunk.iloc[start : start + slice_rows]
             probs = predict_in_batches(predictor, piece, batch_size)
             _check_probabilities(ids[start : start + len(piece)], probs, score_date)  # fail early, write nothing
+            if on_slice is not None:
+                on_slice(piece, probs)
             prob_parts.append(probs)
             done += len(piece)
             now = time.perf_counter()
