@@ -95,6 +95,8 @@ def check_scoring_inputs(config: Config) -> None:
     from pipelines.warehouse import open_warehouse
 
     with open_warehouse(config) as wh:
+        if wh.table_exists(CHURN_SCORES.name):  # a warehouse of an older version gains the new columns and tables
+            wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS))
         wh.check_contract([*RAW_TABLES, CHURN_SCORES])
 
 
@@ -116,6 +118,8 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
 
     with open_warehouse(config, config.scoring.duckdb_memory_limit) as wh:
         # before the model loads and before any query: a drifted table fails in a second, named
+        if wh.table_exists(CHURN_SCORES.name):  # a warehouse of an older version gains the new columns and tables
+            wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS))
         wh.check_contract([*RAW_TABLES, CHURN_SCORES])
         # precision (bf16 on AMX CPUs and GPUs by default) is checked against fp32 on the first customers.
         predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
@@ -133,7 +137,6 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
         _validate_scores(ids, probs, score_date, expected)
         tiers = assign_risk_tiers(probs, config.scoring.risk_tiers)
         table = build_scores_table(ids, probs, tiers, score_date, model_name, model_version, run_id)
-        wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS))  # adds the columns/tables of newer versions
         table = append_columns(table, details.score_columns(wh, ids, probs, tiers))
         # reasons first, scores last: each day replaced atomically; a failure in between leaves the old scores
         wh.replace_partition(CHURN_SCORE_REASONS, details.reasons_table(), "score_date", score_date)

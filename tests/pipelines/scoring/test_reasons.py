@@ -262,3 +262,19 @@ def test_scoring_writes_reasons_value_rank_and_change(tiny_config, standins, mon
         later.loc[common, "probability_change"],
         later.loc[common, "churn_probability"] - base.loc[common, "churn_probability"],
     )
+
+
+def test_a_warehouse_from_before_the_value_columns_is_upgraded(tiny_config, standins, monkeypatch, lgbm_predictor):
+    from pipelines.scoring import score_customers
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(tiny_config) as wh:  # what an older version created
+        wh.execute(wh.render("DROP VIEW IF EXISTS {churn_scores_latest}"))
+        wh.execute(wh.render("DROP TABLE {churn_score_reasons}"))
+        for column in ("expected_revenue", "value_at_risk", "percentile_rank", "probability_change", "tier_rank"):
+            wh.execute(wh.render(f"ALTER TABLE {{churn_scores}} DROP COLUMN {column}"))
+    standins.install_standin(monkeypatch, lgbm_predictor)
+    score_customers(tiny_config, standins.SCORE_DATE, "3", "manual__old")
+    with open_warehouse(tiny_config) as wh:
+        latest = wh.query_df(wh.render("SELECT * FROM {churn_scores_latest}"))
+        assert latest["value_at_risk"].notna().all() and wh.row_count("churn_score_reasons") > 0
