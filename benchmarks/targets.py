@@ -78,6 +78,26 @@ TARGETS: tuple[Target, ...] = (
         min_customers=1_000_000,
     ),
     Target(
+        "retention_uplift_ci",
+        "retention, simulator: share of actions whose 95% uplift CI covers the true effect",
+        "retention",
+        "uplift_ci_coverage",
+        ">=",
+        1.0,
+        "share",
+        min_customers=10_000,
+    ),
+    Target(
+        "retention_policy_vs_oracle",
+        "retention, simulator: learned policy's true net value / the oracle's, next date's customers",
+        "retention",
+        "share_of_oracle_fitted_q",
+        ">=",
+        0.8,
+        "share",
+        min_customers=10_000,
+    ),
+    Target(
         "gpu_finetune", "fine-tuning on one H100, bf16", "train", "samples_per_s", ">=", 5_000, "samples/s", gpu=True
     ),
     Target(

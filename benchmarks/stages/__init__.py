@@ -11,6 +11,7 @@ STAGE_MODULES = {
     "score": "benchmarks.stages.score",
     "writeback": "benchmarks.stages.writeback",
     "memory": "benchmarks.stages.memory",
+    "retention": "benchmarks.stages.retention",
     "demo": "benchmarks.stages.demo",
 }
 
