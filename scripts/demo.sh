@@ -3,6 +3,7 @@
 # store, SQLite Airflow metadata in .airflow/), with the real Airflow DAGs run by `airflow dags test`:
 #
 #   reset warehouse -> generate sample data -> churn_training -> churn_scoring -> churn_monitoring
+#   -> churn_retention -> one simulated campaign (simulate, measure, learn)
 #
 # Environment: CHURN_CONFIG (default configs/demo.yaml), DEMO_AS_OF (training date, default 2026-01-01),
 # DEMO_SCORE_DATE (scoring/monitoring date, default = DEMO_AS_OF), DEMO_SKIP_GENERATE=1 to keep the data.
@@ -51,7 +52,7 @@ stage() {  # stage NAME COMMAND...: run, time, keep the log; stop the demo on fa
 }
 
 # Lines worth showing live; everything else stays in the stage logs.
-DEMO_FILTER='(ERROR|Error|FAILED|Traceback|DagRun Finished|state=|Marking task as|wrote |registered |promotion gate|drift report|training set|epoch|validation (passed|failed)|retrain|Generated|generated|rows)'
+DEMO_FILTER='(effect of|retention |ERROR|Error|FAILED|Traceback|DagRun Finished|state=|Marking task as|wrote |registered |promotion gate|drift report|training set|epoch|validation (passed|failed)|retrain|Generated|generated|rows)'
 
 print_timings() {
   bold "stage timings"
@@ -106,6 +107,13 @@ stage "airflow db migrate" "$BIN/airflow" db migrate
 stage "dag churn_training" dag_test churn_training "$AS_OF"
 stage "dag churn_scoring" dag_test churn_scoring "$SCORE_DATE"
 stage "dag churn_monitoring" dag_test churn_monitoring "$SCORE_DATE"
+# Retention: the DAG assigns actions (cold start: rules + exploration, permanent holdout); the simulator plays
+# out the next horizon_days; then outcomes, effects vs the holdout, policy values and the learned policy.
+stage "dag churn_retention" dag_test churn_retention "$SCORE_DATE"
+MATURED="$("$BIN/python" -c "import datetime as d; from pipelines.config import load_config; print(d.date.fromisoformat('$SCORE_DATE') + d.timedelta(days=load_config().retention.horizon_days))")"
+stage "simulate campaign" "$BIN/churn" retention simulate --date "$SCORE_DATE"
+stage "measure retention" "$BIN/churn" retention measure --as-of "$MATURED"
+stage "learn retention policy" "$BIN/churn" retention learn --as-of "$MATURED"
 
 bold "top churn risks (churn_scores_latest)"
 QUERY="SELECT customer_id, score_date, round(churn_probability, 3) AS p_churn, risk_tier, model_version
@@ -131,6 +139,9 @@ else:  # a Postgres warehouse (CHURN_WAREHOUSE_URL): same query through the ware
         print(wh.query_df(sys.argv[1].replace("churn_scores_latest", wh.tables["churn_scores_latest"])).to_string())
 PY
 
+bold "retention on $SCORE_DATE: uplift per action vs the holdout, policy values (net value per customer)"
+"$BIN/churn" retention effects --date "$SCORE_DATE" 2>/dev/null
+
 print_timings
 
 REPORT="$("$BIN/python" -c "from pipelines.config import load_config; c = load_config(); print(c.resolve_path(c.monitoring.reports_dir) / 'drift' / '$SCORE_DATE.html')")"
@@ -140,6 +151,7 @@ cat <<EOF
   Scores:        $WAREHOUSE
                  .venv/bin/python -c "import duckdb; print(duckdb.connect('${WAREHOUSE#duckdb:///}', read_only=True).sql('SELECT * FROM churn_scores_latest ORDER BY churn_probability DESC LIMIT 10'))"
   Drift report:  $REPORT
+  Retention:     $("$BIN/python" -c "from pipelines.config import load_config; c = load_config(); print(c.resolve_path(c.retention.reports_dir) / '$SCORE_DATE.html')")
   Run summary:   $(ls -t reports/runs/*.md 2>/dev/null | head -1)
   MLflow UI:     make mlflow-ui      (http://localhost:5000: runs, metrics, registered model @champion)
   Airflow UI:    make airflow-ui     (http://localhost:8080: the three DAGs, paused, and the "Churn model" page)

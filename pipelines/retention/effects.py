@@ -183,7 +183,9 @@ def off_policy_values(
     }
 
 
-def candidate_policies(config: Config, frame: pd.DataFrame, eligible: np.ndarray, policy=None) -> dict[str, np.ndarray]:
+def candidate_policies(
+    config: Config, frame: pd.DataFrame, eligible: np.ndarray, policy=None, policy_name: str = "learned"
+) -> dict[str, np.ndarray]:
     """Target policies as (rows x actions) probability matrices over the given rows."""
     n, k = eligible.shape
     out: dict[str, np.ndarray] = {}
@@ -199,11 +201,13 @@ def candidate_policies(config: Config, frame: pd.DataFrame, eligible: np.ndarray
         _, net = policy.predict(frame)
         masked = np.where(eligible, net, -np.inf)
         masked[:, 0] = 0.0
-        out["learned"] = np.eye(k)[masked.argmax(axis=1)]
+        out[policy_name] = np.eye(k)[masked.argmax(axis=1)]
     return out
 
 
-def policy_values(config: Config, frame: pd.DataFrame, policy=None) -> list[dict[str, Any]]:
+def policy_values(
+    config: Config, frame: pd.DataFrame, policy=None, policy_name: str = "learned"
+) -> list[dict[str, Any]]:
     """Off-policy value rows over the randomised (non-holdout, in-budget) assignments."""
     logged = frame[frame["group"].ne("holdout") & frame["reason"].ne(BUDGET_REASON)].reset_index(drop=True)
     if len(logged) < 20:
@@ -225,7 +229,7 @@ def policy_values(config: Config, frame: pd.DataFrame, policy=None) -> list[dict
             r.mean() + Z95 * on_policy_se,
         )
     )
-    for name, target in candidate_policies(config, logged, eligible, policy).items():
+    for name, target in candidate_policies(config, logged, eligible, policy, policy_name).items():
         for estimator, (value, low, high) in off_policy_values(target, a, p, r, q).items():
             rows.append(_value_row(name, estimator, len(r), value, low, high))
     return rows
@@ -303,8 +307,14 @@ def uplift_model_rows(config: Config, frame: pd.DataFrame, policy) -> list[dict[
     return rows
 
 
-def compute_effects(config: Config, action_date: dt.date, *, policy=None, wh: Warehouse | None = None) -> list[dict]:
-    """Replace the ``retention_effects`` partition of a measured action date; returns its rows."""
+def compute_effects(
+    config: Config, action_date: dt.date, *, policy=None, policy_name: str = "learned", wh: Warehouse | None = None
+) -> list[dict]:
+    """Replace the ``retention_effects`` partition of a measured action date; returns its rows.
+
+    ``policy`` adds its off-policy value (as ``policy_name``: ``learned_in_sample`` when it was trained on this
+    date's outcomes) and its Qini/AUUC.
+    """
     from pipelines.warehouse import open_warehouse
 
     own = wh is None
@@ -315,7 +325,7 @@ def compute_effects(config: Config, action_date: dt.date, *, policy=None, wh: Wa
             from pipelines.retention.assign import RetentionError
 
             raise RetentionError(f"retention_outcomes has no rows for action_date {action_date}: not matured yet")
-        rows = action_effects(config, frame) + policy_values(config, frame, policy)
+        rows = action_effects(config, frame) + policy_values(config, frame, policy, policy_name)
         if policy is not None:
             rows += uplift_model_rows(config, frame, policy)
         data = pd.DataFrame(rows)

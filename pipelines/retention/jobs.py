@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+IN_SAMPLE = "learned_in_sample"  # a policy valued on outcomes it was trained on (optimistic)
+
 
 def _deciding_policy(config: Config, wh, action_date: dt.date):
     """The registered policy version that made the day's decisions (None for the cold-start rules)."""
@@ -104,6 +106,14 @@ def update_policy(config: Config, as_of: dt.date) -> dict[str, Any]:
                 "version": current.version if current else RULES_VERSION,
             }
         result = learn_policy(config, as_of, wh=wh)
+        # The latest measured date's effects gain the new policy's value and Qini: in-sample (it trained on them).
+        from pipelines.retention.policy import load_policy_version
+        from pipelines.retention.report import write_report
+
+        policy = load_policy_version(config, result["version"])
+        evaluated = dt.date.fromisoformat(result["evaluated_on"])
+        rows = compute_effects(config, evaluated, policy=policy, policy_name=IN_SAMPLE, wh=wh)
+        result["report"] = str(write_report(config, wh, evaluated, rows, policy))
     return {"learned": True, **result, "version": f"v{result['version']}"}
 
 

@@ -34,6 +34,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,6 +252,7 @@ def resolve_policy(config: Config) -> RetentionPolicy | None:
     import mlflow
     from pipelines.tracking import client_for
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = client_for(config)
     name = config.retention.policy_model_name
     try:
@@ -310,6 +312,7 @@ def load_policy_version(config: Config, version: str) -> RetentionPolicy:
     import mlflow
     from pipelines.tracking import client_for
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = client_for(config)
     mv = client.get_model_version(config.retention.policy_model_name, str(version))
     with tempfile.TemporaryDirectory() as tmp:
