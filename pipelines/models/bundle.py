@@ -14,12 +14,19 @@ Layout (baseline)::
 
     bundle.json
     model.txt              LightGBM booster in its text format
+
+Integrity: ``bundle.json`` lists every other file of the bundle (``files``: relative path -> sha256 and
+size), written last when the bundle is saved. Loading checks that list before any weight file is parsed:
+a file that is missing, truncated, bit-flipped or not listed at all (whatever its suffix) is one
+``BundleError`` naming the file, so a damaged download or a smuggled pickle never reaches a parser (a
+truncated LightGBM text model used to crash the process with a segfault).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import logging
 import platform
@@ -36,6 +43,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from pipelines.contract import ExitCode
 from pipelines.models.batching import pad_batch, sorted_batches, tokenize_texts
 from pipelines.models.calibration import Calibrator
 from pipelines.models.network import ChurnHead, ChurnModel, NumericScaler, merge_lora, text_dim_of
@@ -46,7 +54,8 @@ BUNDLE_FILE = "bundle.json"
 HEAD_FILE = "head.safetensors"
 ENCODER_DIR = "encoder"
 BASELINE_FILE = "model.txt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: bundle.json lists every file with its sha256 and size
+MANIFEST_KEY = "files"
 TEXT_COLUMN = "text_view"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 # Customers per forward pass when none is configured: small batches stay in a CPU core's cache, a GPU
@@ -55,7 +64,9 @@ DEFAULT_BATCH_SIZE = {"cpu": 32, "cuda": 512}
 
 
 class BundleError(RuntimeError):
-    """A directory is not a loadable, pickle-free model bundle."""
+    """A directory is not a loadable, pickle-free, intact model bundle (the message names the file)."""
+
+    exit_code = ExitCode.SCORING
 
 
 @runtime_checkable
@@ -292,6 +303,7 @@ def _write_atomically(out_dir: Path, fill) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         fill(tmp)
+        seal_bundle(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
@@ -299,6 +311,83 @@ def _write_atomically(out_dir: Path, fill) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundle_files(root: Path) -> list[str]:
+    """Every entry under ``root`` except bundle.json, as relative POSIX paths; links and specials refused."""
+    found = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise BundleError(f"bundle {root}: {rel} is a link or special file; bundles hold plain files only")
+        if path.is_file() and rel != BUNDLE_FILE:
+            found.append(rel)
+    return found
+
+
+def seal_bundle(root: Path) -> dict:
+    """Record every file of the bundle (sha256, size) in its bundle.json; called last when a bundle is saved."""
+    root = Path(root)
+    meta = json.loads((root / BUNDLE_FILE).read_text())
+    files = {}
+    for rel in _bundle_files(root):
+        files[rel] = {"sha256": _sha256(root / rel), "size": (root / rel).stat().st_size}
+    meta["format_version"] = FORMAT_VERSION
+    meta[MANIFEST_KEY] = files
+    _write_json(root / BUNDLE_FILE, meta)
+    return meta
+
+
+def verify_bundle(root: Path, meta: dict) -> None:
+    """Every file listed with the right size and sha256, and nothing else; before anything is parsed."""
+    listed = meta.get(MANIFEST_KEY)
+    if not isinstance(listed, dict) or not listed:
+        raise BundleError(
+            f"{root / BUNDLE_FILE}: no file list with checksums (format_version {meta.get('format_version')!r}, "
+            f"written before bundles were checksummed, or edited); re-save the bundle (retrain) to load it"
+        )
+    present = _bundle_files(root)
+    unlisted = [rel for rel in present if rel not in listed]
+    if unlisted:
+        raise BundleError(
+            f"bundle {root}: file(s) not listed in bundle.json: {', '.join(unlisted)}; refusing to load "
+            "(only the files the bundle was saved with are trusted)"
+        )
+    for rel, entry in listed.items():
+        path = root / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not isinstance(entry, dict):
+            raise BundleError(f"{root / BUNDLE_FILE}: bad file entry {rel!r}")
+        if not path.is_file():
+            raise BundleError(f"bundle {root}: {rel} is missing (listed in bundle.json)")
+        size = path.stat().st_size
+        if size != entry.get("size"):
+            what = "empty" if size == 0 else "truncated" if size < (entry.get("size") or 0) else "larger than saved"
+            raise BundleError(f"bundle {root}: {rel} is {what}: {size} bytes, bundle.json says {entry.get('size')}")
+        if _sha256(path) != entry.get("sha256"):
+            raise BundleError(f"bundle {root}: {rel} is corrupted: its sha256 does not match bundle.json")
+
+
+def _check_lightgbm_text(path: Path) -> None:
+    """A LightGBM text model must be complete before LightGBM parses it (its parser can crash on a cut file)."""
+    data = path.read_bytes()
+    if not data.startswith((b"tree\n", b"tree\r\n")):
+        raise BundleError(f"{path}: not a LightGBM text model (it does not start with 'tree')")
+    if b"\nend of trees" not in data:
+        raise BundleError(f"{path}: the LightGBM text model is incomplete (no 'end of trees'): truncated?")
+    n_trees = data.count(b"\nTree=")
+    sizes = next((line for line in data.split(b"\n", 64) if line.startswith(b"tree_sizes=")), None)
+    if sizes is not None and len(sizes.split(b"=", 1)[1].split()) != n_trees:
+        raise BundleError(
+            f"{path}: the LightGBM text model has {n_trees} trees but its header lists a different number"
+        )
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -419,10 +508,11 @@ def read_bundle_meta(path) -> dict:
         raise BundleError(f"{root} is not a model bundle: {why}")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{meta_path} is not valid JSON: {exc}") from exc
-    if meta.get("kind") not in ("transformer", "baseline"):
-        raise BundleError(f"{meta_path}: unknown bundle kind {meta.get('kind')!r}")
+    if not isinstance(meta, dict) or meta.get("kind") not in ("transformer", "baseline"):
+        raise BundleError(f"{meta_path}: unknown bundle kind {meta.get('kind') if isinstance(meta, dict) else meta!r}")
+    verify_bundle(root, meta)
     return meta
 
 
@@ -453,7 +543,11 @@ def load_bundle(
         model_file = root / meta.get("model_file", BASELINE_FILE)
         if not model_file.is_file():
             raise BundleError(f"baseline bundle {root} has no LightGBM text model {model_file.name}")
-        booster = lgb.Booster(model_file=str(model_file))
+        _check_lightgbm_text(model_file)
+        try:
+            booster = lgb.Booster(model_file=str(model_file))
+        except lgb.basic.LightGBMError as exc:
+            raise BundleError(f"{model_file}: LightGBM cannot read it: {exc}") from exc
         return BaselinePredictor(
             booster, feature_names, calibrator, threshold=meta["threshold"], metadata=meta, num_threads=num_threads
         )
@@ -485,13 +579,16 @@ def _load_transformer(
         raise BundleError(f"transformer bundle {root} has no safetensors encoder weights in {enc_dir}")
     try:
         encoder = AutoModel.from_pretrained(str(enc_dir), use_safetensors=True, local_files_only=True)
-    except OSError as exc:
-        raise BundleError(f"cannot load encoder of bundle {root}: {exc}") from exc
+    except Exception as exc:  # SafetensorError, OSError, JSON errors: a damaged encoder, whichever parser saw it
+        raise BundleError(f"cannot load encoder of bundle {root} ({enc_dir.name}/): {exc}") from exc
     h = meta["head"]
     if text_dim_of(encoder) != h["text_dim"]:
         raise BundleError(f"bundle {root}: encoder width {text_dim_of(encoder)} != head text_dim {h['text_dim']}")
     head = ChurnHead(h["text_dim"], h["n_numeric"], h["hidden"], h["dropout"])
-    head.load_state_dict(load_file(str(head_path)), strict=True)
+    try:
+        head.load_state_dict(load_file(str(head_path)), strict=True)
+    except Exception as exc:  # SafetensorError on a damaged file, RuntimeError on wrong shapes
+        raise BundleError(f"{head_path}: cannot load the head weights: {exc}") from exc
     model = ChurnModel(encoder, head, pooling=meta["text"]["pooling"])
     scaler = NumericScaler.from_dict(feature_names, meta["numeric"])
     return TransformerPredictor(

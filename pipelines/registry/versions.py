@@ -186,7 +186,14 @@ def load_model_version(config: Config, version: str | int, *, cache_dir: str | P
     bundle = t.cached_model_bundle(
         config, _model_uri(name, str(mv.version)), key=f"{name}/v{mv.version}-{identity}", cache_dir=cache_dir
     )
-    return r._load_bundle(bundle, **options)
+    from pipelines.models import BundleError
+
+    try:
+        return r._load_bundle(bundle, **options)
+    except BundleError as exc:  # the local copy was damaged after download: say which one and how to refresh it
+        raise BundleError(
+            f"{name} v{mv.version} (cached at {bundle}): {exc}; delete {bundle.parent} to download it again"
+        ) from exc
 
 
 # ----------------------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def test_load_refuses_directories_without_safetensors(tmp_path, tiny_config, fra
     no_head = tmp_path / "no_head"
     shutil.copytree(path, no_head)
     (no_head / "head.safetensors").unlink()
-    with pytest.raises(BundleError, match="safetensors head"):
+    with pytest.raises(BundleError, match="head.safetensors is missing"):
         load_bundle(no_head)
 
     bin_encoder = tmp_path / "bin_encoder"
