@@ -21,6 +21,10 @@ def test_corrupted_cached_bundle_is_one_line_under_churn_score(registry_env, tmp
     data[len(data) // 2] ^= 0x01  # one bit flipped on disk
     model_txt.write_bytes(bytes(data))
 
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(config) as wh:  # score checks the warehouse schema before it loads the model
+        wh.init_schema()
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
     with caplog.at_level(logging.ERROR):
