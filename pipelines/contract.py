@@ -26,7 +26,7 @@ class ExitCode(IntEnum):
     MONITORING = 9  # monitoring cannot run (no scores for the date, no reference)
     WAREHOUSE = 10  # the warehouse is unreachable or a table does not match the contract
     FILE = 11  # a file or folder the command reads or writes cannot be accessed (missing, permissions, disk full)
-    RETENTION = 11  # retention cannot run (no scores for the date, no matured outcomes, unknown action)
+    RETENTION = 12  # retention cannot run (no scores for the date, no matured outcomes, unknown action)
     INTERRUPTED = 130  # Ctrl-C
 
 

@@ -54,3 +54,10 @@ def test_min_risk_tier_must_exist():
                 "cold_start_rules": {"high": "coupon", "medium": "none", "low": "none"},
             }
         )
+
+
+def test_retention_has_its_own_exit_code():
+    from pipelines.contract import ExitCode
+
+    assert ExitCode.RETENTION.name == "RETENTION"  # not an alias of another code
+    assert len(ExitCode.__members__) == len({int(code) for code in ExitCode.__members__.values()})
