@@ -32,6 +32,38 @@ class ConfigError(ValueError):
     """A configuration key is missing, unknown or has a bad value."""
 
 
+# Keys naming a local path the platform writes (or reads a secret from); checked by ``check_path``.
+PATH_KEYS = (
+    "dataset.output_dir",
+    "validation.data_docs_dir",
+    "monitoring.reports_dir",
+    "retention.reports_dir",
+    "privacy.key_file",
+    "registry.artifact_location",
+)
+
+
+def check_path(key: str, value: str | os.PathLike) -> Path:
+    """A configured path, refused when it climbs out with ``..``.
+
+    Why: a relative path is relative to the project root, and ``../../..`` would write datasets, Data
+    Docs or reports anywhere on the machine. A relative path must stay inside the project root; an
+    absolute path is the user's explicit choice of another root, but written without ``..``.
+    """
+    path = Path(value)
+    if ".." not in path.parts:
+        return path
+    if path.is_absolute():
+        raise ConfigError(f"{key}: {str(value)!r} climbs with '..'; write the absolute path without '..'")
+    resolved = Path(os.path.normpath(PROJECT_ROOT / path))
+    if not resolved.is_relative_to(PROJECT_ROOT):
+        raise ConfigError(
+            f"{key}: {str(value)!r} resolves to {resolved}, outside the project root {PROJECT_ROOT}; use a path "
+            "inside the project, or an absolute path for a location outside it"
+        )
+    return path
+
+
 def validate_identifier(value: str, what: str = "identifier") -> str:
     """Reject anything but a plain SQL identifier, so config can never inject SQL."""
     if not isinstance(value, str) or not IDENTIFIER_RE.match(value) or len(value) > 63:
@@ -648,6 +680,21 @@ class Config(_Section):
     segments: SegmentsConfig = SegmentsConfig()
 
     @model_validator(mode="after")
+    def _paths_stay_inside(self) -> Config:
+        for key in PATH_KEYS:
+            section, field = key.split(".")
+            value = str(getattr(getattr(self, section), field))
+            if "://" not in value:  # remote artifact stores (s3://...) are not local paths
+                check_path(key, value)
+        for key, value, prefix in (
+            ("warehouse.url", self.warehouse.url, "duckdb:///"),
+            ("registry.tracking_uri", self.registry.tracking_uri, "sqlite:///"),
+        ):
+            if value.startswith(prefix):
+                check_path(key, value[len(prefix) :])
+        return self
+
+    @model_validator(mode="after")
     def _retention_tiers_exist(self) -> Config:
         tiers = set(self.scoring.risk_tiers)
         for action in self.retention.actions:
@@ -665,17 +712,17 @@ class Config(_Section):
                 raise ValueError(f"explain.{key}: unknown tier(s) {unknown}; tiers: {sorted(tiers)}")
         return self
 
-    def resolve_path(self, path: str | os.PathLike) -> Path:
-        """Relative paths in config are relative to the project root, not the working directory."""
-        path = Path(path)
-        return path if path.is_absolute() else PROJECT_ROOT / path
+    def resolve_path(self, path: str | os.PathLike, key: str = "path") -> Path:
+        """Relative paths in config are relative to the project root, not the working directory (never outside it)."""
+        path = check_path(key, path)
+        return path if path.is_absolute() else Path(os.path.normpath(PROJECT_ROOT / path))
 
     @property
     def warehouse_url(self) -> str:
         url = os.environ.get(WAREHOUSE_URL_ENV) or self.warehouse.url
         prefix = "duckdb:///"
         if url.startswith(prefix) and not url[len(prefix) :].startswith("/") and url[len(prefix) :] != ":memory:":
-            url = prefix + str(self.resolve_path(url[len(prefix) :]))
+            url = prefix + str(self.resolve_path(url[len(prefix) :], WAREHOUSE_URL_ENV))
         return url
 
     @property
@@ -688,7 +735,7 @@ class Config(_Section):
         uri = os.environ.get(TRACKING_URI_ENV) or self.registry.tracking_uri
         prefix = "sqlite:///"
         if uri.startswith(prefix) and not uri[len(prefix) :].startswith("/"):
-            uri = prefix + str(self.resolve_path(uri[len(prefix) :]))
+            uri = prefix + str(self.resolve_path(uri[len(prefix) :], TRACKING_URI_ENV))
         return uri
 
     def with_overrides(self, overrides: dict) -> Config:
@@ -710,9 +757,10 @@ def _validate(raw: dict, source: str) -> Config:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            key = ".".join(str(part) for part in err["loc"]) or "<root>"
+            key = ".".join(str(part) for part in err["loc"])
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{key}: {msg}")
+            # a whole-config rule names its own key(s): "Value error, dataset.output_dir: ..."
+            problems.append(f"{key}: {msg}" if key else msg.removeprefix("Value error, "))
         raise ConfigError(f"invalid configuration in {source}: " + "; ".join(problems)) from None
 
 
