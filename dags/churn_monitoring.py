@@ -2,7 +2,9 @@
 ### churn_monitoring: drift and realized performance of the churn scores
 
 **When:** after every `churn_scoring` run (scheduled on the `churn_scores` asset). A manual run
-monitors the logical date (or `conf["score_date"]` / `conf["model_version"]`).
+monitors the logical date (or `conf["score_date"]` / `conf["model_version"]`). With
+`conf["reference_start"]` and `conf["reference_end"]` (YYYY-MM-DD) it compares the score date with the
+scored population of that period (e.g. the month before) instead of the model's training reference.
 
 **Tasks** (each one call into `pipelines`):
 
@@ -56,7 +58,15 @@ def churn_monitoring():
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(f"no churn_scores partition for {score_date}: run churn_scoring first")
-        return {"score_date": str(score_date)[:10], "model_version": str(version)}
+        from pipelines.monitoring import reference_period
+
+        period = reference_period(conf.get("reference_start"), conf.get("reference_end"))  # fails fast on bad conf
+        return {
+            "score_date": str(score_date)[:10],
+            "model_version": str(version),
+            "reference_start": period[0].isoformat() if period else None,
+            "reference_end": period[1].isoformat() if period else None,
+        }
 
     @task(outlets=[MONITORING])
     def monitor_scores(scoring_run: dict) -> dict:
@@ -65,10 +75,17 @@ def churn_monitoring():
         from pipelines.config import load_config
         from pipelines.monitoring import monitor_scores as monitor
 
-        result = monitor(load_config(), dt.date.fromisoformat(scoring_run["score_date"]), scoring_run["model_version"])
+        result = monitor(
+            load_config(),
+            dt.date.fromisoformat(scoring_run["score_date"]),
+            scoring_run["model_version"],
+            reference_start=scoring_run.get("reference_start"),
+            reference_end=scoring_run.get("reference_end"),
+        )
         return {
             "retrain": bool(result.get("retrain")),
             "reasons": [str(r) for r in result.get("reasons") or []],
+            "headline": str(result.get("headline") or ""),
             "report_path": str(result.get("report_path") or ""),
             **scoring_run,
         }

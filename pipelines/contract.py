@@ -335,19 +335,39 @@ MONITORING_DRIFT = Table(
         Column("score_date", "date", description="Scoring date monitored."),
         Column("model_version", "text", description="Model whose reference was used."),
         Column(
-            "metric", "text", description="feature_drift, prediction_drift, share_drifted_features, missing_share..."
+            "metric",
+            "text",
+            description="feature_drift, missing_share, share_drifted_features, prediction_drift, realized_pr_auc, "
+            "reference, retrain, retrain_reason, reference_rows/current_rows/scored_rows.",
         ),
         Column(
             "feature",
             "text",
             description="Feature name; '__dataset__' for dataset-level metrics, "
-            "'churn_probability' for prediction drift (part of the key, so never null).",
+            "'churn_probability' for prediction drift, reason_1.. for retrain_reason rows (part of the key, "
+            "so never null).",
         ),
         Column("value", "double", description="Drift score (test statistic or distance)."),
         Column("threshold", "double", nullable=True, description="Threshold it was compared with."),
         Column("drifted", "boolean", description="Whether the value crossed the threshold."),
         Column("report_path", "text", nullable=True, description="HTML report with the detail."),
         Column("computed_at", "timestamptz", description="When (UTC)."),
+        Column(
+            "role",
+            "text",
+            nullable=True,
+            description="monitored (counts toward retraining), excluded (reported only, see note), decision "
+            "(a row of the verdict: share_drifted_features, prediction_drift, realized_pr_auc, reference, "
+            "retrain, retrain_reason); NULL for row counts.",
+        ),
+        Column(
+            "note",
+            "text",
+            nullable=True,
+            description="Why an excluded feature is excluded; the verdict's one-line headline on the retrain "
+            "row (value 1 = retrain); each retrain reason on a retrain_reason row; what was compared on the "
+            "reference row.",
+        ),
     ),
     primary_key=("score_date", "metric", "feature"),
     raw=False,

@@ -21,6 +21,12 @@ for section, field in Config.model_fields.items():
         if f.description:
             out.append(f"  # {f.description}")
         val = values[section][name]
+        if isinstance(val, dict) and val and all(isinstance(v, str) and len(v) > 40 for v in val.values()):
+            # a name -> reason mapping reads best one entry a line
+            out.append(f"  {name}:")
+            for key, text in val.items():
+                out.append(f"    {yaml.safe_dump({key: text}, default_flow_style=False, width=10_000).strip()}")
+            continue
         dumped = yaml.safe_dump(
             {name: json.loads(json.dumps(val, default=str))}, default_flow_style=True, sort_keys=False
         ).strip()

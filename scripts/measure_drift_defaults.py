@@ -99,30 +99,32 @@ def build_scenario(
 
 
 def evaluate(scenario: Scenario, config: Config | None = None) -> list[dict]:
-    """One row per score date: drift share, prediction drift, decision (with ``config``'s monitoring settings)."""
-    from pipelines.features import numeric_feature_names
-    from pipelines.monitoring.drift import run_drift_report, summarize_snapshot
-    from pipelines.monitoring.monitor import _drift_features, decide
+    """One row per score date: drift share, prediction drift, decision (with ``config``'s monitoring settings);
+    the monitor's own :func:`pipelines.monitoring.monitor.drift_verdict`."""
+    from pipelines.monitoring.monitor import drift_verdict
 
     config = config or scenario.config
-    mon = config.monitoring
-    features = _drift_features(
-        numeric_feature_names(config), mon.drift_features, scenario.reference, exclude=mon.drift_exclude_features
-    )
     rows = []
     for day, current in scenario.current.items():
-        summary = summarize_snapshot(run_drift_report(scenario.reference, current, features, config).dict())
-        retrain, reasons = decide(summary, None, config)
+        _, verdict = drift_verdict(
+            scenario.reference,
+            current,
+            config,
+            score_date=day.isoformat(),
+            model_version="baseline",
+            reference_label="training reference (test cutoff)",
+        )
         rows.append(
             {
                 "scenario": scenario.name,
                 "score_date": day.isoformat(),
-                "n_features": len(features),
-                "drift_share": summary.drift_share,
-                "prediction_drift": summary.prediction.value,
-                "retrain": retrain,
-                "drifted": summary.drifted_features,
-                "per_feature": {k: round(v.value, 4) for k, v in summary.features.items()},
+                "n_features": len(verdict.monitored),
+                "drift_share": verdict.drift_share,
+                "prediction_drift": verdict.prediction_drift,
+                "retrain": verdict.retrain,
+                "drifted": verdict.drifted_features,
+                "per_feature": {f.name: round(f.value, 4) for f in verdict.monitored if f.value is not None},
+                "headline": verdict.headline,
             }
         )
     return rows

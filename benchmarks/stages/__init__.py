@@ -13,6 +13,7 @@ STAGE_MODULES = {
     "memory": "benchmarks.stages.memory",
     "retention": "benchmarks.stages.retention",
     "demo": "benchmarks.stages.demo",
+    "drift": "benchmarks.stages.drift",
 }
 
 

@@ -36,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model-version",
         help="version whose reference to compare with (default: the version that wrote DATE's scores)",
     )
+    p.add_argument(
+        "--reference-start",
+        type=iso_date,
+        help="compare with the scored population of the score dates from this day (with --reference-end) "
+        "instead of the model's logged training reference, e.g. the month before",
+    )
+    p.add_argument("--reference-end", type=iso_date, help="last day of the reference period (inclusive)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to an MLflow monitoring run")
     p.set_defaults(handler=monitor)
 
@@ -58,10 +65,18 @@ def score(config: Config, args: argparse.Namespace) -> int:
 
 
 def monitor(config: Config, args: argparse.Namespace) -> int:
-    from pipelines.monitoring import monitor_scores
+    from pipelines.monitoring import monitor_scores, reference_period
 
+    period = reference_period(args.reference_start, args.reference_end)  # both or neither, before any work
     version = args.model_version or _scored_version(config, args.date)
-    result = monitor_scores(config, args.date, version, log_to_mlflow=not args.no_mlflow)
+    result = monitor_scores(
+        config,
+        args.date,
+        version,
+        reference_start=period[0] if period else None,
+        reference_end=period[1] if period else None,
+        log_to_mlflow=not args.no_mlflow,
+    )
     emit(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -7,7 +7,7 @@ model version, ``prediction`` = the model's calibrated probability) with the cur
 - ``DataDriftPreset(columns=numeric features)``: one ``ValueDrift`` per feature with
   ``monitoring.feature_drift_method`` / ``feature_drift_threshold`` and a ``DriftedColumnsCount``
   (count and share of drifted features);
-- ``ValueDrift("prediction", method="wasserstein")``: prediction (score) drift, normed Wasserstein;
+- ``ValueDrift("prediction", method="wasserstein_guarded")``: prediction (score) drift;
 - ``DataSummaryPreset``: row/column counts, missing values, min/max/mean/quantiles (data quality).
 
 Numbers are read from ``snapshot.dict()``: ``{"metrics": [{"metric_name", "config": {"type":
@@ -32,7 +32,9 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 PREDICTION_COLUMN = "prediction"
-PREDICTION_DRIFT_METHOD = "wasserstein"
+GUARDED_WASSERSTEIN = "wasserstein_guarded"
+PREDICTION_DRIFT_METHOD = GUARDED_WASSERSTEIN
+TENURE_SUFFIX = "_per_tenure_month"
 # Methods whose drift score is a p-value: drift when the score is *below* the threshold.
 P_VALUE_METHODS = frozenset(
     {
@@ -49,6 +51,72 @@ P_VALUE_METHODS = frozenset(
         "empirical_mmd",
     }
 )
+
+
+# The denominator is at least this share of the pooled std: the distance stays <= 2 / POOLED_FLOOR.
+POOLED_FLOOR = 0.5
+
+
+def guarded_wasserstein(reference: Any, current: Any) -> float:
+    """Wasserstein-1 distance / max(reference std, 0.5 * pooled std); always within [0, 4].
+
+    Why: Evidently's normed Wasserstein divides by the reference std alone (floored at 0.001), so a
+    near-constant reference column (a rate that was 0 for almost everyone) turns a small absolute move
+    into 157-406. The pooled std is that of the equal-weight mixture of both samples; with independent
+    coupling W1 <= E|X - Y| <= sqrt(E(X - Y)^2) <= 2 * pooled std, hence the bound. Unless the reference
+    is less than half as spread as the mixture (degenerate, or the current sample far wider), the value
+    is exactly Evidently's, so its thresholds carry over.
+    """
+    from scipy import stats
+
+    ref = np.asarray(reference, dtype="float64")
+    cur = np.asarray(current, dtype="float64")
+    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+    if len(ref) == 0 or len(cur) == 0:
+        return 0.0
+    distance = float(stats.wasserstein_distance(ref, cur))
+    if distance == 0.0:
+        return 0.0
+    pooled = math.sqrt((ref.var() + cur.var()) / 2 + (ref.mean() - cur.mean()) ** 2 / 4)
+    return distance / max(float(ref.std()), POOLED_FLOOR * pooled)
+
+
+def _register_guarded_wasserstein() -> None:
+    """Make ``wasserstein_guarded`` an Evidently method name (its legacy stattest registry, used by 0.7)."""
+    from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
+    from evidently.legacy.core import ColumnType
+
+    def impl(reference_data, current_data, feature_type, threshold):
+        value = guarded_wasserstein(reference_data, current_data)
+        return value, value >= threshold
+
+    register_stattest(
+        StatTest(
+            name=GUARDED_WASSERSTEIN,
+            display_name="Wasserstein distance (normed by max(reference std, pooled std / 2); 0..4)",
+            allowed_feature_types=[ColumnType.Numerical],
+            default_threshold=0.1,
+        ),
+        impl,
+    )
+
+
+def add_tenure_rates(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """``frame`` plus ``<name>_per_tenure_month`` = value * 30 / clip(min(tenure_days, 365), 30, 365).
+
+    Why: a 365-day count grows with how long the customer has existed in the window, so a young or
+    growing shop shows "drift" month after month; the rate per 30 days of tenure does not. Names the frame
+    lacks (or a frame without ``tenure_days``) are skipped.
+    """
+    if "tenure_days" not in frame.columns:
+        return frame
+    months = np.clip(np.minimum(pd.to_numeric(frame["tenure_days"], errors="coerce"), 365.0), 30.0, 365.0) / 30.0
+    extra = {
+        f"{name}{TENURE_SUFFIX}": pd.to_numeric(frame[name], errors="coerce") / months
+        for name in names
+        if name in frame.columns
+    }
+    return frame.assign(**extra) if extra else frame
 
 
 @dataclass(frozen=True)
@@ -126,6 +194,7 @@ def run_drift_report(
     """Run the report over ``features`` + ``prediction``; returns the Evidently snapshot."""
     from evidently import DataDefinition, Dataset
 
+    _register_guarded_wasserstein()
     columns = [*features, PREDICTION_COLUMN]
     definition = DataDefinition(numerical_columns=columns)
     ref = Dataset.from_pandas(_numeric(reference, columns), data_definition=definition)

@@ -22,21 +22,31 @@ artifact of an MLflow run tagged ``score_date``/``model_version`` in the registr
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import logging
 import tempfile
 import time
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT, ExitCode
+from pipelines.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT, SQL_TYPES, ExitCode, Table
 from pipelines.dates import as_date
-from pipelines.monitoring.drift import PREDICTION_COLUMN, DriftSummary, run_drift_report, summarize_snapshot
+from pipelines.monitoring.drift import (
+    PREDICTION_COLUMN,
+    TENURE_SUFFIX,
+    DriftSummary,
+    add_tenure_rates,
+    run_drift_report,
+    summarize_snapshot,
+)
 from pipelines.monitoring.performance import backtest, latest_realized
+from pipelines.monitoring.verdict import DriftVerdict, make_verdict, report_header_html
 
 if TYPE_CHECKING:
     from pipelines.config import Config
@@ -65,23 +75,32 @@ def monitor_scores(
     model_version: str,
     *,
     reference: pd.DataFrame | None = None,
+    reference_start: dt.date | str | None = None,
+    reference_end: dt.date | str | None = None,
     log_to_mlflow: bool = True,
 ) -> dict[str, Any]:
     """Drift report + backtest for ``score_date``; returns the retrain decision.
 
-    ``reference`` overrides the model version's logged reference sample (tests, ad-hoc analysis).
-    Returns ``{"retrain", "reasons", "report_path", "drift_share", "prediction_drift", "drifted_features",
-    "performance", "realized", "mlflow_run_id", ...}``.
+    The reference is, in this order: ``reference`` (tests, ad-hoc analysis); the scored population of
+    every score date in ``[reference_start, reference_end]`` (compare chosen periods, e.g. a month with
+    the month before); else the model version's logged reference sample.
+    Returns ``{"retrain", "reasons", "verdict" (DriftVerdict.to_dict(), what the plugin renders),
+    "report_path", "drift_share", "prediction_drift", "drifted_features", "performance", "realized",
+    "mlflow_run_id", ...}``; ``retrain``/``reasons``/``drift_share``/... are the verdict's own values.
     """
     from pipelines.features import numeric_feature_names
     from pipelines.warehouse import open_warehouse
 
     score_date = as_date(score_date)
     model_version = str(model_version)
+    period = reference_period(reference_start, reference_end)
     mon = config.monitoring
     started = time.perf_counter()
-    if reference is None:
+    if reference is not None:
+        label = "reference passed in"
+    elif period is None:
         reference = load_reference(config, model_version)
+        label = f"training reference logged with model v{model_version}"
 
     with open_warehouse(config) as wh:
         scores = _scores_for(wh, score_date)
@@ -97,13 +116,13 @@ def monitor_scores(
                 written_versions,
                 model_version,
             )
-
-        features = _drift_features(
-            numeric_feature_names(config), mon.drift_features, reference, exclude=mon.drift_exclude_features
-        )
-        # The report and the table cover every feature the reference has; the decision counts only `features`.
-        reported = [n for n in numeric_feature_names(config) if n in reference.columns] or features
-        current = current_sample(wh, config, score_date, scores, reported)
+        names = numeric_feature_names(config)
+        if reference is None:
+            reference, dates = period_reference(wh, config, period[0], period[1], names, exclude=score_date)
+            label = (
+                f"scores of {period[0]}..{period[1]} ({len(dates)} score date(s): "
+                f"{', '.join(d.isoformat() for d in dates[:6])}{' ...' if len(dates) > 6 else ''})"
+            )
         reference = (
             reference.rename(columns={SCORE_COLUMN: PREDICTION_COLUMN})
             if PREDICTION_COLUMN not in reference.columns
@@ -111,60 +130,58 @@ def monitor_scores(
         )
         if PREDICTION_COLUMN not in reference.columns:
             raise MonitoringError(
-                f"the reference sample of model version {model_version} has no "
-                f"{PREDICTION_COLUMN!r} column (needed for prediction drift)"
+                f"the reference sample ({label}) has no {PREDICTION_COLUMN!r} column (needed for prediction drift)"
             )
-
-        report_path = config.resolve_path(mon.reports_dir) / "drift" / f"{score_date.isoformat()}.html"
-        report_path.parent.mkdir(parents=True, exist_ok=True)
-        snapshot = run_drift_report(
-            reference,
-            current,
-            reported,
-            config,
-            metadata={"score_date": score_date.isoformat(), "model_version": model_version},
-        )
-        snapshot.save_html(str(report_path))
-        full_summary = summarize_snapshot(snapshot.dict())
-        summary = full_summary.restricted_to(features)
-        logger.info(
-            "drift report for %s: %d/%d features drifted (share %.2f), prediction drift %.3f -> %s",
-            score_date,
-            len(summary.drifted_features),
-            len(summary.features),
-            summary.drift_share or 0.0,
-            summary.prediction.value if summary.prediction else float("nan"),
-            report_path,
-        )
-
-        table_summary = replace(full_summary, drift_share=summary.drift_share, drifted_count=summary.drifted_count)
-        drift_rows = drift_table(
-            table_summary,
-            reference,
-            reported,
-            score_date,
-            model_version,
-            config,
-            str(report_path),
-            reference_rows=len(reference),
-            current_rows=len(current),
-            scored_rows=len(scores),
-        )
-        wh.replace_partition(MONITORING_DRIFT, drift_rows, "score_date", score_date)
+        raw = [n for n in names if n in reference.columns]
+        if not raw:
+            raise MonitoringError("no numeric feature of numeric_feature_names(config) is in the reference sample")
+        current = current_sample(wh, config, score_date, scores, raw)
 
         performance = backtest(wh, config, score_date)
         realized = latest_realized(wh, score_date, model_version)
 
-    retrain, reasons = decide(summary, realized, config)
+        report_path = config.resolve_path(mon.reports_dir) / "drift" / f"{score_date.isoformat()}.html"
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot, verdict = drift_verdict(
+            reference,
+            current,
+            config,
+            score_date=score_date.isoformat(),
+            model_version=model_version,
+            reference_label=label,
+            realized=realized,
+        )
+        save_report(snapshot, report_path, verdict)
+        logger.info(
+            "drift %s (model v%s, vs %s): %s -> %s", score_date, model_version, label, verdict.headline, report_path
+        )
+
+        drift_rows = drift_table(
+            verdict,
+            reference,
+            score_date,
+            model_version,
+            str(report_path),
+            missing_share=_missing_shares(snapshot),
+            reference_rows=len(reference),
+            current_rows=len(current),
+            scored_rows=len(scores),
+        )
+        ensure_columns(wh, MONITORING_DRIFT)
+        wh.replace_partition(MONITORING_DRIFT, drift_rows, "score_date", score_date)
+
     result: dict[str, Any] = {
-        "retrain": retrain,
-        "reasons": reasons,
+        "retrain": verdict.retrain,
+        "reasons": list(verdict.reasons),
+        "headline": verdict.headline,
+        "verdict": verdict.to_dict(),
         "report_path": str(report_path),
         "score_date": score_date.isoformat(),
         "model_version": model_version,
-        "drift_share": summary.drift_share,
-        "prediction_drift": summary.prediction.value if summary.prediction else None,
-        "drifted_features": summary.drifted_features,
+        "reference": label,
+        "drift_share": verdict.drift_share,
+        "prediction_drift": verdict.prediction_drift,
+        "drifted_features": verdict.drifted_features,
         "performance": performance,
         "realized": realized,
         "rows": {"reference": len(reference), "current_sample": len(current), "scored": len(scores)},
@@ -173,35 +190,133 @@ def monitor_scores(
     if log_to_mlflow:
         result["mlflow_run_id"] = log_monitoring_run(config, result, report_path)
     result["seconds"] = round(time.perf_counter() - started, 3)
-    logger.info("monitoring %s: retrain=%s%s", score_date, retrain, "".join(f"\n  - {r}" for r in reasons))
+    logger.info(
+        "monitoring %s: retrain=%s (%s)%s",
+        score_date,
+        verdict.retrain,
+        verdict.headline,
+        "".join(f"\n  - {r}" for r in verdict.reasons),
+    )
     return result
 
 
 # -- decision ----------------------------------------------------------------------------------------
-def decide(summary: DriftSummary, realized: dict[str, Any] | None, config: Config) -> tuple[bool, list[str]]:
-    """Retrain when feature drift share, prediction drift or realized PR-AUC cross their thresholds."""
+@dataclass(frozen=True)
+class DriftPlan:
+    """Which features the report shows, which count toward retraining, and why the others do not."""
+
+    monitored: list[str]
+    excluded: dict[str, str]  # name -> why
+
+    @property
+    def reported(self) -> list[str]:
+        return [*self.monitored, *sorted(self.excluded)]
+
+
+def drift_plan(names: list[str], config: Config, available: Sequence[str]) -> DriftPlan:
+    """The monitored features (``monitoring.drift_features``, else every numeric feature and tenure rate
+    not in ``drift_exclude_features``) and the excluded ones with their reason; only ``available`` ones."""
     mon = config.monitoring
-    reasons: list[str] = []
-    share = summary.drift_share
-    if share is not None and share >= mon.drift_share_threshold:
-        names = summary.drifted_features
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-        reasons.append(
-            f"feature drift: {len(names)} of {len(summary.features)} numeric features drifted "
-            f"(share {share:.2f} >= drift_share_threshold {mon.drift_share_threshold:.2f}): {shown}"
+    rates = [f"{n}{TENURE_SUFFIX}" for n in mon.tenure_normalised_features if n in names and "tenure_days" in names]
+    candidates = [*names, *rates]
+    if mon.drift_features:
+        unknown = [n for n in mon.drift_features if n not in candidates]
+        if unknown:
+            raise MonitoringError(
+                f"monitoring.drift_features lists {unknown}, which are not numeric features or tenure rates "
+                f"(choose from: {', '.join(candidates)})"
+            )
+        monitored = list(mon.drift_features)
+        excluded = {n: "not in monitoring.drift_features" for n in candidates if n not in set(monitored)}
+    else:
+        exclude = mon.drift_exclude_features
+        monitored = [n for n in candidates if n not in exclude]
+        excluded = {n: exclude[n] for n in candidates if n in exclude}
+    have = set(available)
+    missing = [n for n in monitored if n not in have]
+    if missing:
+        logger.warning(
+            "reference sample lacks feature(s) %s (trained with an older feature set?); not monitored", missing
         )
-    pred = summary.prediction
-    if pred is not None and pred.value >= mon.prediction_drift_threshold:
-        reasons.append(
-            f"prediction drift: churn_probability distribution moved by {pred.value:.3f} (normed "
-            f"Wasserstein) >= prediction_drift_threshold {mon.prediction_drift_threshold:.3f}"
+    monitored = [n for n in monitored if n in have]
+    if not monitored:
+        raise MonitoringError("no monitored feature (numeric_feature_names(config)) is in the reference sample")
+    return DriftPlan(monitored, {n: why for n, why in excluded.items() if n in have})
+
+
+def drift_verdict(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    config: Config,
+    *,
+    score_date: str,
+    model_version: str,
+    reference_label: str,
+    realized: dict[str, Any] | None = None,
+) -> tuple[Any, DriftVerdict]:
+    """Evidently report over every reported feature + the one verdict (pure: no warehouse, no MLflow).
+
+    ``reference`` and ``current`` hold the raw numeric features and ``prediction``; the tenure rates are
+    derived here, on both sides alike. The monitor, the benchmark and the measurement script all call this.
+    """
+    from pipelines.features import numeric_feature_names
+
+    rated = config.monitoring.tenure_normalised_features
+    reference = add_tenure_rates(reference, rated)
+    current = add_tenure_rates(current, rated)
+    plan = drift_plan(numeric_feature_names(config), config, [c for c in reference.columns if c in current.columns])
+    snapshot = run_drift_report(
+        reference,
+        current,
+        plan.reported,
+        config,
+        metadata={"score_date": score_date, "model_version": model_version, "reference": reference_label},
+    )
+    verdict = make_verdict(
+        summarize_snapshot(snapshot.dict()),
+        realized,
+        config,
+        monitored=plan.monitored,
+        excluded=plan.excluded,
+        score_date=score_date,
+        model_version=model_version,
+        reference=reference_label,
+    )
+    return snapshot, verdict
+
+
+def decide(summary: DriftSummary, realized: dict[str, Any] | None, config: Config) -> tuple[bool, list[str]]:
+    """Retrain decision over every feature of ``summary`` (all monitored); see :func:`make_verdict`."""
+    verdict = make_verdict(
+        summary,
+        realized,
+        config,
+        monitored=list(summary.features),
+        excluded={},
+        score_date="",
+        model_version="",
+        reference="",
+    )
+    return verdict.retrain, list(verdict.reasons)
+
+
+def reference_period(start: dt.date | str | None, end: dt.date | str | None) -> tuple[dt.date, dt.date] | None:
+    """``(start, end)`` of a chosen reference period, None when neither is given (pure; the DAG conf and
+    the CLI both use it). Both or neither; start <= end."""
+    if start in (None, "") and end in (None, ""):
+        return None
+    if start in (None, "") or end in (None, ""):
+        raise MonitoringError(
+            "reference_start and reference_end go together (YYYY-MM-DD each); got "
+            f"reference_start={start!r}, reference_end={end!r}"
         )
-    if realized and realized.get("pr_auc") is not None and realized["pr_auc"] < mon.min_pr_auc:
-        reasons.append(
-            f"performance: realized PR-AUC {realized['pr_auc']:.3f} of the scores from "
-            f"{realized['score_date']} (n={int(realized.get('n', 0))}) < min_pr_auc {mon.min_pr_auc:.3f}"
-        )
-    return bool(reasons), reasons
+    try:
+        first, last = as_date(start), as_date(end)
+    except (TypeError, ValueError) as exc:
+        raise MonitoringError(f"reference_start/reference_end must be dates YYYY-MM-DD: {exc}") from exc
+    if first > last:
+        raise MonitoringError(f"reference_start {first} is after reference_end {last}")
+    return first, last
 
 
 # -- inputs ------------------------------------------------------------------------------------------
@@ -238,43 +353,54 @@ def _scores_for(wh: Warehouse, score_date: dt.date) -> pd.DataFrame:
     return wh.query_df(sql, {"score_date": score_date})
 
 
-def _drift_features(
-    names: list[str], selected: list[str] | None, reference: pd.DataFrame, exclude: list[str] | tuple[str, ...] = ()
-) -> list[str]:
-    """The monitored features: ``selected`` (monitoring.drift_features) as given, else every numeric
-    feature except ``exclude`` (monitoring.drift_exclude_features; names not in ``names`` are ignored,
-    the feature set depends on dataset.windows_days); only those the reference sample has."""
-    if selected:
-        unknown = [n for n in selected if n not in names]
-        if unknown:
-            raise MonitoringError(
-                f"monitoring.drift_features lists {unknown}, which are not numeric features "
-                f"(numeric_feature_names: {', '.join(names)})"
-            )
-        names = list(selected)
-    else:
-        names = [n for n in names if n not in set(exclude)]
-    missing = [n for n in names if n not in reference.columns]
-    if missing:
-        logger.warning(
-            "reference sample lacks feature(s) %s (trained with an older feature set?); not monitored", missing
+def period_reference(
+    wh: Warehouse,
+    config: Config,
+    start: dt.date,
+    end: dt.date,
+    features: list[str],
+    *,
+    exclude: dt.date | None = None,
+) -> tuple[pd.DataFrame, list[dt.date]]:
+    """The scored population of every score date in ``[start, end]`` (features recomputed for each date,
+    ``prediction`` = the written score), ``monitoring.reference_sample_rows`` in all, split evenly over
+    the dates; ``exclude`` (the monitored date) is left out. Why: compare chosen periods (a month with
+    the month before) instead of the model's training reference."""
+    sql = wh.render(
+        "SELECT DISTINCT score_date FROM {churn_scores} WHERE score_date BETWEEN :start AND :end ORDER BY score_date"
+    )
+    dates = [as_date(str(d)[:10]) for d in wh.query_df(sql, {"start": start, "end": end})["score_date"]]
+    dates = [d for d in dates if d != exclude]
+    if not dates:
+        raise MonitoringError(
+            f"churn_scores has no score date between reference_start {start} and reference_end {end}"
+            + (f" (other than {exclude})" if exclude else "")
+            + "; score those dates first or choose another period"
         )
-    features = [n for n in names if n in reference.columns]
-    if not features:
-        raise MonitoringError("no numeric feature of numeric_feature_names(config) is in the reference sample")
-    return features
+    per_date = max(1, config.monitoring.reference_sample_rows // len(dates))
+    frames = [current_sample(wh, config, day, _scores_for(wh, day), features, target_rows=per_date) for day in dates]
+    frame = pd.concat(frames, ignore_index=True)
+    logger.info("reference period %s..%s: %d rows from %d score date(s)", start, end, len(frame), len(dates))
+    return frame, dates
 
 
 def current_sample(
-    wh: Warehouse, config: Config, score_date: dt.date, scores: pd.DataFrame, features: list[str]
+    wh: Warehouse,
+    config: Config,
+    score_date: dt.date,
+    scores: pd.DataFrame,
+    features: list[str],
+    *,
+    target_rows: int | None = None,
 ) -> pd.DataFrame:
     """Numeric features of a random sample of the scored customers, with ``prediction`` = their score.
 
     Streams the recomputed features (bounded memory); the sample is seeded by the date (reruns agree).
+    ``target_rows`` defaults to ``monitoring.current_sample_rows``.
     """
     from pipelines.features import iter_scoring_features
 
-    target = config.monitoring.current_sample_rows
+    target = target_rows or config.monitoring.current_sample_rows
     keep_fraction = min(1.0, target / max(len(scores), 1))
     rng = np.random.default_rng(score_date.toordinal())
     parts: list[pd.DataFrame] = []
@@ -309,72 +435,99 @@ def current_sample(
 
 # -- outputs -----------------------------------------------------------------------------------------
 def drift_table(
-    summary: DriftSummary,
+    verdict: DriftVerdict,
     reference: pd.DataFrame,
-    features: list[str],
     score_date: dt.date,
     model_version: str,
-    config: Config,
     report_path: str,
     *,
+    missing_share: dict[str, float],
     reference_rows: int,
     current_rows: int,
     scored_rows: int,
 ) -> pd.DataFrame:
-    """``monitoring_drift`` rows: per feature drift and missing share, dataset-level drift share,
-    prediction drift and row counts."""
-    mon = config.monitoring
-    rows: list[dict[str, Any]] = []
-
-    def add(metric: str, feature: str, value: float | None, threshold: float | None, drifted: bool) -> None:
-        if value is None or not np.isfinite(value):
-            logger.warning("monitoring_drift: %s of %s has no finite value; not written", metric, feature)
-            return
+    """``monitoring_drift`` rows: the verdict's own rows (:meth:`DriftVerdict.table_rows`), each
+    feature's missing share (role of its feature) and the row counts."""
+    rows = verdict.table_rows()
+    roles = {f.name: f.role for f in verdict.features}
+    for name, role in roles.items():
+        share = missing_share.get(name)
+        if share is None or not np.isfinite(share):
+            continue
+        ref_share = float(reference[name].isna().mean()) if name in reference.columns else 0.0
+        limit = min(1.0, ref_share + MISSING_SHARE_TOLERANCE)
+        rows.append(
+            {
+                "metric": "missing_share",
+                "feature": name,
+                "value": float(share),
+                "threshold": limit,
+                "drifted": share > limit,
+                "role": role,
+                "note": None,
+            }
+        )
+    for metric, value in (
+        ("reference_rows", reference_rows),
+        ("current_rows", current_rows),
+        ("scored_rows", scored_rows),
+    ):
         rows.append(
             {
                 "metric": metric,
-                "feature": feature,
+                "feature": DATASET_LEVEL,
                 "value": float(value),
-                "threshold": None if threshold is None else float(threshold),
-                "drifted": bool(drifted),
+                "threshold": None,
+                "drifted": False,
+                "role": None,
+                "note": None,
             }
         )
-
-    for name in features:
-        drift = summary.features.get(name)
-        if drift is not None:
-            add("feature_drift", name, drift.value, drift.threshold, drift.drifted)
-        share = summary.missing_share.get(name)
-        if share is not None:
-            ref_share = float(reference[name].isna().mean()) if name in reference.columns else 0.0
-            limit = min(1.0, ref_share + MISSING_SHARE_TOLERANCE)
-            add("missing_share", name, share, limit, share > limit)
-    add(
-        "share_drifted_features",
-        DATASET_LEVEL,
-        summary.drift_share,
-        mon.drift_share_threshold,
-        summary.drift_share is not None and summary.drift_share >= mon.drift_share_threshold,
-    )
-    if summary.prediction is not None:
-        add(
-            "prediction_drift",
-            SCORE_COLUMN,
-            summary.prediction.value,
-            mon.prediction_drift_threshold,
-            summary.prediction.value >= mon.prediction_drift_threshold,
+    columns = ["metric", "feature", "value", "threshold", "drifted", "role", "note"]
+    frame = pd.DataFrame(rows, columns=columns)
+    bad = frame["value"].isna()
+    if bad.any():
+        logger.warning(
+            "monitoring_drift: %s have no finite value; not written",
+            list(frame.loc[bad, "metric"] + ":" + frame.loc[bad, "feature"]),
         )
-    add("reference_rows", DATASET_LEVEL, reference_rows, None, False)
-    add("current_rows", DATASET_LEVEL, current_rows, None, False)
-    add("scored_rows", DATASET_LEVEL, scored_rows, None, False)
-
-    frame = pd.DataFrame(rows, columns=["metric", "feature", "value", "threshold", "drifted"])
+        frame = frame[~bad]
     frame["threshold"] = frame["threshold"].astype("float64")
     frame.insert(0, "score_date", score_date)
     frame.insert(1, "model_version", model_version)
     frame["report_path"] = report_path
     frame["computed_at"] = pd.Timestamp.now(tz="UTC")
-    return frame
+    return frame.reset_index(drop=True)
+
+
+def _missing_shares(snapshot: Any) -> dict[str, float]:
+    return summarize_snapshot(snapshot.dict()).missing_share
+
+
+def ensure_columns(wh: Warehouse, table: Table) -> None:
+    """Add the nullable columns a warehouse created before them lacks (``role``/``note`` of monitoring_drift)."""
+    from pipelines.warehouse.base import quote_identifier
+
+    existing = set(wh.query_df(f"SELECT * FROM {wh.qualified(table.name)} LIMIT 0").columns)
+    for column in table.columns:
+        if column.name not in existing and column.nullable:
+            wh.execute(
+                f"ALTER TABLE {wh.qualified(table.name)} ADD COLUMN IF NOT EXISTS "
+                f"{quote_identifier(column.name)} {SQL_TYPES[column.type]}"
+            )
+            logger.info("added column %s.%s (warehouse created before it)", table.name, column.name)
+
+
+def save_report(snapshot: Any, path: Path, verdict: DriftVerdict) -> None:
+    """The Evidently HTML with the verdict as its title and header (Evidently's own HTML has none)."""
+    snapshot.save_html(str(path))
+    text = path.read_text(encoding="utf-8")
+    title = html.escape(f"Churn drift {verdict.score_date}, model v{verdict.model_version}: {verdict.headline}")
+    header = report_header_html(verdict)
+    text = text.replace("<head>", f"<head>\n<title>{title}</title>", 1).replace("<body>", f"<body>\n{header}", 1)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def log_monitoring_run(config: Config, result: dict[str, Any], report_path: Path) -> str | None:
@@ -394,6 +547,8 @@ def log_monitoring_run(config: Config, result: dict[str, Any], report_path: Path
                 "model_version": result["model_version"],
                 "run_type": "monitoring",
                 "retrain": str(result["retrain"]).lower(),
+                "drift_verdict": str(result.get("headline", ""))[:4000],
+                "reference": str(result.get("reference", ""))[:500],
             },
         )
         run_id = run.info.run_id

@@ -51,12 +51,17 @@ def test_identical_then_shifted_reference(scored, standins):
     drift = _rows(config, "monitoring_drift", "score_date = :d", {"d": day})
     by_metric = drift.groupby("metric")["feature"].apply(sorted).to_dict()
     # the report and table show every feature; only DRIFT_FEATURES count toward the decision
-    every_feature = sorted(numeric_feature_names(config))
+    rates = [f"{n}_per_tenure_month" for n in config.monitoring.tenure_normalised_features]
+    every_feature = sorted([*numeric_feature_names(config), *rates])
     assert set(DRIFT_FEATURES) < set(every_feature)
     assert by_metric["feature_drift"] == every_feature
     assert by_metric["missing_share"] == every_feature
     assert by_metric["share_drifted_features"] == ["__dataset__"]
     assert by_metric["prediction_drift"] == ["churn_probability"]
+    assert by_metric["retrain"] == ["__dataset__"] and "retrain_reason" not in by_metric
+    features = drift[drift["metric"] == "feature_drift"].set_index("feature")
+    assert sorted(features.index[features["role"] == "monitored"]) == sorted(DRIFT_FEATURES)
+    assert set(features.loc[features["role"] == "excluded", "note"]) == {"not in monitoring.drift_features"}
     assert not drift["drifted"].any() and set(drift["model_version"]) == {"1"}
 
     # backtest: PAST_DATE + 90 days == SCORE_DATE has matured; SCORE_DATE itself has not
@@ -83,7 +88,8 @@ def test_identical_then_shifted_reference(scored, standins):
 
     # the partitions were replaced, not appended to
     again = _rows(config, "monitoring_drift", "score_date = :d", {"d": day})
-    assert len(again) == len(drift) and again.set_index(["metric", "feature"])["drifted"].any()
+    assert len(again) == len(drift) + len(moved["reasons"])  # one retrain_reason row per reason
+    assert again.set_index(["metric", "feature"])["drifted"].any()
     assert len(_rows(config, "monitoring_performance", "evaluated_on = :d", {"d": day})) == len(perf)
 
 
