@@ -297,17 +297,23 @@ class ScoringConfig(_Section):
         "large warehouse file grows to several GB (4.4 GiB peak RSS at 1M customers, 2.2 GiB with 1.5GB). null: "
         "warehouse.duckdb_memory_limit.",
     )
-    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+    precision: Literal["auto", "fp32", "bf16", "int8", "onnx", "onnx-int8"] = Field(
         "auto",
-        description="Numeric precision of the transformer at scoring time. auto: bf16 on CUDA and on CPUs "
-        "with native bf16 matrix units (Intel AMX / AVX512-BF16: ~2.8x faster than fp32 with the same batching), "
-        "fp32 elsewhere. int8: dynamic quantization on CPU (moves scores by up to ~0.16 on MiniLM; opt-in only).",
+        description="Numeric precision / backend of the transformer at scoring time. auto: bf16 on CUDA; on CPU "
+        "the ONNX Runtime int8 graph (onnx-int8) when onnxruntime is installed, else bf16 on CPUs with native bf16 "
+        "matrix units (Intel AMX / AVX512-BF16: ~2.8x faster than fp32 with the same batching), else fp32; either way "
+        "the fp32 check below decides. onnx: ONNX Runtime fp32 graph with fused attention / GELU / LayerNorm (same "
+        "scores as PyTorch to ~1e-6). onnx-int8: that graph with dynamic int8 matmuls, per-channel weights, FFN "
+        "down-projections in fp32. int8: PyTorch dynamic quantization (moves scores by up to ~0.16 on MiniLM; "
+        "opt-in only). The ONNX graphs are written into the bundle at save time (exported on first use for older "
+        "bundles); if onnxruntime is missing or a graph cannot be loaded, scoring uses PyTorch and logs why.",
     )
     precision_check_rows: int = Field(
         128,
         ge=0,
-        description="Before scoring in bf16/int8, the first this-many customers are also scored in fp32; "
-        "if a calibrated probability differs by more than precision_tolerance, the run scores in fp32. 0 disables.",
+        description="Before scoring in bf16/int8/onnx/onnx-int8, the first this-many customers are also scored in "
+        "PyTorch fp32; if a calibrated probability differs by more than precision_tolerance, the run scores in "
+        "PyTorch fp32. 0 disables.",
     )
     precision_tolerance: float = Field(
         0.01,

@@ -6,7 +6,12 @@ On the same customers, several ways of running one bundle (``pipelines.models.lo
 by the harness with the bundle's own model, scaler and calibrator);
 (b) ``bucketed_fp32``: ``TransformerPredictor.predict_proba`` (rows sorted by token length, padded per
 batch); (c) ``bucketed_bf16``: the same with the encoder in bf16 (only on CPUs with native bf16:
-AMX / AVX512-BF16); (d) ``bucketed_int8``: dynamic int8 encoder Linear layers.
+AMX / AVX512-BF16); (d) ``bucketed_int8``: dynamic int8 encoder Linear layers; (e) ``bucketed_onnx``:
+the bundle's ONNX Runtime fp32 graph (fused attention / GELU / LayerNorm); (f) ``bucketed_onnx_int8``: its
+dynamic int8 graph (per-channel weights, FFN down-projections fp32). ``*_vs_fixed_fp32`` is each
+variant's speed over (a) in the same run (absolute figures drift with the load of shared cores).
+``length_*``: ROC-AUC / PR-AUC and speed of the exact ``onnx`` variant at 64 and 96 tokens, to pick
+the token budget by measurement.
 ``default_*`` repeats the variant that the default config (``scoring.precision: auto`` plus its fp32
 check) picks on this machine: that is what the CPU-scoring target judges.
 Reports customers/s, batch size, sequence length, pad share, max |dp| vs (a), and whether ROC-AUC /
@@ -122,6 +127,18 @@ def run(ctx: Context) -> StageResult:
     else:
         result.notes.append("bucketed_bf16 not measured: this CPU has no native bf16 (AMX / AVX512-BF16)")
     variants["bucketed_int8"] = (load(precision="int8")[0], None)
+    from pipelines.models.onnx_backend import onnxruntime_version
+
+    ort_version = onnxruntime_version()
+    if ort_version:
+        for precision in ("onnx", "onnx-int8"):
+            pred = load(precision=precision)[0]
+            if pred.precision == precision:
+                variants[_variant(precision)] = (pred, None)
+            else:
+                result.notes.append(f"{_variant(precision)} not measured: {pred.onnx_fallback}")
+    else:
+        result.notes.append("bucketed_onnx* not measured: onnxruntime is not installed")
     # What `churn score` runs with the default config: scoring.precision (auto) and its fp32 check.
     default_precision = resolve_inference_precision(torch.device("cpu"), config.scoring.precision)
     guarded = load(**config.scoring.predictor_options())[0] if default_precision != "fp32" else None
@@ -138,6 +155,11 @@ def run(ctx: Context) -> StageResult:
             "torch_threads": torch.get_num_threads(),
             "tokens": tokens,
             "cpu_native_bf16": cpu_has_native_bf16(),
+            "isa_caps": {k: os.environ.get(k) for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")},
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onnxruntime": ort_version,
+            "onnxruntime_isa": "ONNX Runtime's MLAS kernels pick their ISA from CPUID at run time; no "
+            "environment variable caps it, so the ISA caps above limit PyTorch / oneDNN only",
             "labels": f"churned at the latest fully observed cutoff ({int(labels.sum())} of {len(labels)} churned)",
         }
     )
@@ -161,6 +183,12 @@ def run(ctx: Context) -> StageResult:
         )
         if name != "fixed_fp32":
             result.add(f"{name}_max_abs_dp", float(np.max(np.abs(p - ref))), "abs dp", "max abs(p - p_fixed_fp32)")
+            result.add(
+                f"{name}_vs_fixed_fp32",
+                result.metrics[f"{name}_customers_per_s"].value / result.metrics["fixed_fp32_customers_per_s"].value,
+                "x",
+                "speed over fixed_fp32 in this run",
+            )
         for key, value in ranking(labels, p, ref).items():
             if not (name == "fixed_fp32" and key.startswith("spearman")):
                 result.add(f"{name}_{key}", value, "")
@@ -171,6 +199,8 @@ def run(ctx: Context) -> StageResult:
         "norm(h_int8 - h_fp32) / norm(h_fp32), encoder last hidden state, 32 customers (diagnostic)",
     )
     _default_path(result, config, guarded, frame)
+    if "bucketed_onnx" in variants:
+        _length_sweep(result, variants["bucketed_onnx"][0], frame, labels, seq)
     keys = [k for k in ("roc_auc", "pr_auc") if f"fixed_fp32_{k}" in result.metrics]
     for variant in [v for v in variants if v != "fixed_fp32"]:
         checks = {
@@ -197,7 +227,7 @@ def _default_path(result: StageResult, config, guarded, frame) -> None:
         guarded.predict_proba(frame.head(max(config.scoring.precision_check_rows, 1)))
         result.info["default_precision_check"] = guarded.precision_check
         chosen = guarded.precision
-    variant = f"bucketed_{chosen}"
+    variant = _variant(chosen)
     result.info["default_path"] = (
         f"{variant} (scoring.precision: {config.scoring.precision}"
         + (f", fp32 check: {guarded.precision_check}" if guarded is not None else "")
@@ -215,6 +245,35 @@ def _default_path(result: StageResult, config, guarded, frame) -> None:
         "abs dp",
         f"= {variant}: max abs(p - p_fixed_fp32)",
     )
+    result.add(
+        "default_vs_fixed_fp32",
+        result.metrics[f"{variant}_vs_fixed_fp32"].value,
+        "x",
+        f"= {variant}: speed over fixed_fp32 in this run",
+    )
+
+
+def _variant(precision: str) -> str:
+    return "bucketed_" + precision.replace("-", "_")
+
+
+def _length_sweep(result: StageResult, pred, frame, labels, seq: int) -> None:
+    """Ranking quality and speed at shorter token budgets (exact fp32 graph, one pass each)."""
+    original = pred.max_length
+    try:
+        for length in (64, 96):
+            if length >= seq:
+                continue
+            pred.max_length = length
+            start = time.perf_counter()
+            p = np.asarray(pred.predict_proba(frame), dtype=np.float64)
+            secs = time.perf_counter() - start
+            result.add(f"length_{length}_customers_per_s", len(frame) / secs, "customers/s", "bucketed_onnx, one run")
+            for key, value in ranking(labels, p, p).items():
+                if not key.startswith("spearman"):
+                    result.add(f"length_{length}_{key}", value, "", f"bucketed_onnx at {length} tokens")
+    finally:
+        pred.max_length = original
 
 
 def _hidden_error(fp32, int8, frame) -> float:

@@ -9,6 +9,8 @@ Layout (transformer)::
                            calibrator (JSON arrays), threshold, library versions, extra (metrics...)
     head.safetensors       MLP head weights
     encoder/               model.safetensors + config.json + tokenizer files (LoRA already merged)
+    onnx/                  model.onnx (+ model.int8.onnx): the same network for ONNX Runtime, when it is
+                           installed at save time (see pipelines.models.onnx_backend)
 
 Layout (baseline)::
 
@@ -46,6 +48,7 @@ from torch import nn
 from pipelines.contract import ExitCode
 from pipelines.models.batching import pad_batch, sorted_batches, tokenize_texts
 from pipelines.models.calibration import Calibrator
+from pipelines.models.device import ONNX_PRECISIONS
 from pipelines.models.network import ChurnHead, ChurnModel, NumericScaler, merge_lora, text_dim_of
 
 logger = logging.getLogger(__name__)
@@ -96,7 +99,9 @@ class TransformerPredictor:
     Speed: batched fast tokenization, rows sorted by token length and padded per batch, inference
     mode, and a reduced precision where the hardware has it (``precision``, see
     :func:`pipelines.models.device.resolve_inference_precision`): bf16 autocast on CUDA; on CPU the
-    encoder's weights in bf16 (AMX / AVX512-BF16 matrix units), or dynamic int8 when asked for.
+    ONNX Runtime graph (``onnx``, ``onnx-int8``; the bundle's ``onnx/`` files or a fresh export), the
+    encoder's weights in bf16 (AMX / AVX512-BF16 matrix units), or dynamic int8 when asked for. An
+    ONNX variant that cannot be loaded (onnxruntime missing, no graph) falls back to PyTorch, logged.
 
     Guard: with ``check_rows > 0`` and a precision other than fp32, the first call also scores its
     first ``check_rows`` customers in fp32; if any calibrated probability moves by more than
@@ -121,6 +126,7 @@ class TransformerPredictor:
         batch_size: int | None = None,
         check_rows: int = 0,
         tolerance: float = 0.01,
+        bundle_root: Path | None = None,
     ):
         from pipelines.models.device import resolve_device, resolve_inference_precision
 
@@ -138,6 +144,10 @@ class TransformerPredictor:
         self.tolerance = float(tolerance)
         self.check_rows = int(check_rows)
         self.precision_check: dict | None = None  # filled by the first call when the guard runs
+        self.onnx_fallback: str | None = None  # why an ONNX variant was asked for but PyTorch scores
+        self._onnx = None
+        if self.precision in ONNX_PRECISIONS:
+            self._onnx = self._open_onnx(bundle_root, requested=precision)
         self._fp32_encoder: nn.Module | None = None
         if self.precision != "fp32" and self.check_rows > 0:
             self._fp32_encoder = self.model.encoder
@@ -148,9 +158,30 @@ class TransformerPredictor:
         pad = tokenizer.pad_token_id
         self.pad_id = 0 if pad is None else int(pad)
 
+    def _open_onnx(self, bundle_root: Path | None, *, requested: str):
+        """The ONNX Runtime session for ``self.precision``, or None (and a PyTorch precision) if it cannot run."""
+        from pipelines.models.device import torch_cpu_precision
+        from pipelines.models.onnx_backend import OnnxUnavailableError, onnx_session
+
+        try:
+            return onnx_session(
+                bundle_root,
+                self.metadata,
+                self.precision,
+                lambda: self.model,
+                n_numeric=self.model.head.n_numeric,
+                num_threads=torch.get_num_threads(),
+            )
+        except OnnxUnavailableError as exc:
+            fallback = torch_cpu_precision() if requested == "auto" else "fp32"
+            self.onnx_fallback = str(exc)
+            logger.warning("%s scoring unavailable (%s): scoring with PyTorch in %s", self.precision, exc, fallback)
+            self.precision = fallback
+            return None
+
     @property
     def quantized(self) -> bool:
-        return self.precision == "int8"
+        return self.precision in ("int8", "onnx-int8")
 
     def _autocast(self):
         if self.device.type == "cuda" and self.precision == "bf16":
@@ -159,6 +190,11 @@ class TransformerPredictor:
 
     def _logits(self, ids: list[np.ndarray], numeric: np.ndarray) -> np.ndarray:
         out = np.empty(len(ids), dtype=np.float64)
+        if self._onnx is not None:
+            for idx in sorted_batches([len(x) for x in ids], self.batch_size):
+                input_ids, mask = pad_batch([ids[i] for i in idx], self.pad_id)
+                out[idx] = self._onnx.logits(input_ids.numpy(), mask.numpy(), numeric[idx])
+            return out
         with torch.inference_mode(), self._autocast():
             for idx in sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = pad_batch([ids[i] for i in idx], self.pad_id)
@@ -186,8 +222,8 @@ class TransformerPredictor:
     def _check_precision(self, ids: list[np.ndarray], numeric: np.ndarray, fast_logits: np.ndarray) -> np.ndarray:
         """Rescore the first ``check_rows`` customers in fp32; keep ``fast_logits`` if close, else redo all in fp32."""
         n = min(self.check_rows, len(ids))
-        fast_encoder, fast_precision = self.model.encoder, self.precision
-        self.model.encoder, self.precision = self._fp32_encoder, "fp32"
+        fast_encoder, fast_precision, fast_onnx = self.model.encoder, self.precision, self._onnx
+        self.model.encoder, self.precision, self._onnx = self._fp32_encoder, "fp32", None
         self._fp32_encoder = None
         exact = self.calibrator(_sigmoid(self._logits(ids[:n], numeric[:n])))
         max_dp = float(np.max(np.abs(self.calibrator(_sigmoid(fast_logits[:n])) - exact)))
@@ -200,7 +236,7 @@ class TransformerPredictor:
             "passed": passed,
         }
         if passed:
-            self.model.encoder, self.precision = fast_encoder, fast_precision
+            self.model.encoder, self.precision, self._onnx = fast_encoder, fast_precision, fast_onnx
             logger.info(
                 "%s scoring checked against fp32 on %d customers: max |dp| %.4f <= %.3f; scoring in %s",
                 fast_precision,
@@ -414,8 +450,13 @@ def save_transformer_bundle(
     encoder_source: str = "",
     fine_tune: str = "full",
     extra: dict | None = None,
+    onnx: bool = True,
 ) -> Path:
-    """Write a transformer bundle; LoRA adapters are merged into ``model`` (in place) first."""
+    """Write a transformer bundle; LoRA adapters are merged into ``model`` (in place) first.
+
+    ``onnx``: also write the ONNX Runtime graphs (``onnx/``) when onnxruntime is installed, so scoring
+    never exports at run time; a failed export is logged and the bundle is saved without them.
+    """
     merge_lora(model)
     head: ChurnHead = model.head
     encoder = model.encoder
@@ -452,11 +493,27 @@ def save_transformer_bundle(
             raise BundleError(f"encoder save produced no safetensors file in {enc_dir}")
         state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
         save_file(state, str(tmp / HEAD_FILE), metadata={"format": "pt"})
+        if onnx:
+            _export_onnx_into(tmp, model, meta)
         _write_json(tmp / BUNDLE_FILE, meta)
 
     path = _write_atomically(Path(out_dir), fill)
     logger.info("saved transformer bundle to %s", path)
     return path
+
+
+def _export_onnx_into(tmp: Path, model: ChurnModel, meta: dict) -> None:
+    from pipelines.models.device import onnxruntime_installed
+    from pipelines.models.onnx_backend import ONNX_DIR, export_onnx
+
+    if not onnxruntime_installed():
+        logger.info("onnxruntime not installed: bundle saved without ONNX graphs (scoring uses PyTorch)")
+        return
+    try:
+        meta["onnx"] = export_onnx(model, tmp / ONNX_DIR, n_numeric=model.head.n_numeric)
+    except Exception as exc:  # never lose a trained model to an exporter problem
+        shutil.rmtree(tmp / ONNX_DIR, ignore_errors=True)
+        logger.warning("ONNX export failed (%s: %s): bundle saved without ONNX graphs", type(exc).__name__, exc)
 
 
 def save_baseline_bundle(
@@ -599,5 +656,6 @@ def _load_transformer(
         max_length=meta["text"]["max_length"],
         threshold=meta["threshold"],
         metadata=meta,
+        bundle_root=root,
         **predictor_options,
     )

@@ -69,7 +69,17 @@ def autocast_context(device: torch.device, bf16: bool = True):
     return contextlib.nullcontext()
 
 
-INFERENCE_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16", "int8", "onnx", "onnx-int8")
+ONNX_PRECISIONS = ("onnx", "onnx-int8")
+# What ``auto`` picks on CPU when onnxruntime is installed (measured in benchmarks/stages/score.py).
+AUTO_ONNX_PRECISION = "onnx-int8"
+
+
+def onnxruntime_installed() -> bool:
+    """True when the optional ONNX Runtime backend can be imported (without importing it here)."""
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def cpu_has_native_bf16() -> bool:
@@ -82,22 +92,31 @@ def cpu_has_native_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
 
-def resolve_inference_precision(device: torch.device, requested: str = "auto") -> str:
-    """The numeric precision scoring runs in on ``device``: ``fp32``, ``bf16`` or ``int8``.
+def torch_cpu_precision() -> str:
+    """The fastest PyTorch CPU precision that needs no accuracy trade-off: bf16 with native bf16, else fp32."""
+    return "bf16" if cpu_has_native_bf16() else "fp32"
 
-    ``auto``: bf16 on CUDA cards that support it (autocast) and on CPUs with native bf16 matmul, fp32
-    otherwise. ``int8`` (dynamic quantization) exists on CPU only and falls back to fp32 elsewhere.
+
+def resolve_inference_precision(device: torch.device, requested: str = "auto") -> str:
+    """The numeric precision / backend scoring runs in on ``device``: ``fp32``, ``bf16``, ``int8``, ``onnx``, ``onnx-int8``.
+
+    ``auto``: bf16 on CUDA cards that support it (autocast); on CPU the ONNX Runtime int8 graph when
+    onnxruntime is installed (the fp32 check on the first customers still decides), else bf16 on CPUs
+    with native bf16 matmul, else fp32. ``int8`` (dynamic quantization) and the ONNX Runtime variants
+    exist on CPU only and fall back to fp32 elsewhere.
     """
     if requested not in INFERENCE_PRECISIONS:
         raise ValueError(f"unknown precision {requested!r}; expected one of {INFERENCE_PRECISIONS}")
     if device.type == "cuda":
         if requested in ("auto", "bf16") and torch.cuda.is_bf16_supported():
             return "bf16"
-        if requested == "int8":
-            logger.info("int8 quantization is a CPU optimisation; scoring on %s in fp32", device)
+        if requested == "int8" or requested in ONNX_PRECISIONS:
+            logger.info("%s is a CPU optimisation; scoring on %s in fp32", requested, device)
         return "fp32"
     if requested == "auto":
-        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+        if device.type != "cpu":
+            return "fp32"
+        return AUTO_ONNX_PRECISION if onnxruntime_installed() else torch_cpu_precision()
     if requested == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         logger.warning(
             "precision bf16 requested on a CPU without native bf16 (no AMX / AVX512-BF16): it is "

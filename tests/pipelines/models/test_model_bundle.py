@@ -123,6 +123,7 @@ def test_inference_precision_resolution(monkeypatch):
     from pipelines.models import device as device_mod
 
     cpu = torch.device("cpu")
+    monkeypatch.setattr(device_mod, "onnxruntime_installed", lambda: False)  # auto with ORT: test_onnx_backend
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
     assert device_mod.resolve_inference_precision(cpu, "auto") == "bf16"
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)

@@ -1,0 +1,119 @@
+"""ONNX Runtime backend: export into the bundle, equivalence to PyTorch, the fp32 check, fallback to PyTorch."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines.models import Calibrator, NumericScaler, build_churn_model, load_bundle, save_transformer_bundle
+from pipelines.models import device as device_mod
+from pipelines.models.network import load_tokenizer
+from tests.helpers.synthetic import FEATURES, make_customers
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return make_customers(120, seed=5)
+
+
+def _save(tmp_path, tiny_config, frame, **options):
+    torch.manual_seed(0)
+    model = build_churn_model(tiny_config.model, len(FEATURES))
+    return save_transformer_bundle(
+        tmp_path / "bundle",
+        model=model,
+        tokenizer=load_tokenizer(tiny_config.model.encoder),
+        scaler=NumericScaler.fit(frame, FEATURES),
+        calibrator=Calibrator("platt", a=0.8, b=-0.1),
+        threshold=0.4,
+        max_length=tiny_config.model.max_length,
+        **options,
+    )
+
+
+@pytest.fixture
+def bundle(tmp_path, tiny_config, frame):
+    return _save(tmp_path, tiny_config, frame)
+
+
+def test_bundle_carries_onnx_graphs_that_score_like_pytorch(bundle, frame):
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert meta["onnx"]["files"] == {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+    assert (bundle / "onnx" / "model.onnx").is_file() and (bundle / "onnx" / "model.int8.onnx").is_file()
+    assert meta["onnx"]["fusions"].get("Attention") == 2  # ORT's fused attention, one per layer
+    assert meta["onnx"]["int8_fp32_nodes"] >= 2  # the FFN down-projections stay fp32
+    expected = load_bundle(bundle, device="cpu").predict_proba(frame)
+
+    fp32 = load_bundle(bundle, device="cpu", precision="onnx")
+    assert fp32.precision == "onnx" and fp32._onnx is not None and fp32.onnx_fallback is None
+    np.testing.assert_allclose(fp32.predict_proba(frame), expected, atol=1e-5)
+    part = frame.head(40)  # ragged lengths in one batch vs one row per batch: padding must not leak in
+    np.testing.assert_allclose(
+        load_bundle(bundle, precision="onnx", batch_size=1).predict_raw(part),
+        load_bundle(bundle, precision="onnx", batch_size=64).predict_raw(part),
+        atol=1e-5,
+    )
+
+    int8 = load_bundle(bundle, device="cpu", precision="onnx-int8")
+    assert int8.quantized and int8._onnx.path.name == "model.int8.onnx"
+    dp = np.abs(int8.predict_proba(frame) - expected).max()
+    assert 0 < dp < 0.01  # really quantized, and close
+
+
+def test_onnx_check_passes_keeps_onnx_and_failure_scores_fp32(bundle, frame):
+    expected = load_bundle(bundle, device="cpu").predict_proba(frame)
+    guarded = load_bundle(bundle, device="cpu", precision="onnx", check_rows=32, tolerance=0.01)
+    got = guarded.predict_proba(frame)
+    assert guarded.precision_check["passed"] and guarded.precision == "onnx" and guarded._onnx is not None
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+    strict = load_bundle(bundle, device="cpu", precision="onnx-int8", check_rows=16, tolerance=1e-12)
+    got = strict.predict_proba(frame)
+    assert strict.precision_check["passed"] is False and strict.precision_check["precision"] == "onnx-int8"
+    assert strict.precision == "fp32" and strict._onnx is None
+    np.testing.assert_allclose(got, expected, atol=1e-6)  # every customer rescored by PyTorch fp32
+
+
+def test_bundle_without_graphs_is_exported_on_first_use(tmp_path, tiny_config, frame):
+    path = _save(tmp_path, tiny_config, frame, onnx=False)
+    assert not (path / "onnx").exists() and "onnx" not in json.loads((path / "bundle.json").read_text())
+    expected = load_bundle(path, device="cpu").predict_proba(frame)
+    pred = load_bundle(path, device="cpu", precision="onnx")
+    assert pred.precision == "onnx" and pred._onnx is not None
+    np.testing.assert_allclose(pred.predict_proba(frame), expected, atol=1e-5)
+    assert not (path / "onnx").exists()  # the bundle directory is not modified at scoring time
+
+
+def test_without_onnxruntime_bundles_save_and_scoring_falls_back_to_pytorch(tmp_path, tiny_config, frame, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now raises ImportError
+    monkeypatch.setattr(device_mod, "onnxruntime_installed", lambda: False)
+    path = _save(tmp_path, tiny_config, frame)
+    assert not (path / "onnx").exists()
+    expected = load_bundle(path, device="cpu").predict_proba(frame)
+    pred = load_bundle(path, device="cpu", precision="onnx-int8", check_rows=8)
+    assert pred.precision == "fp32" and pred._onnx is None and "onnxruntime" in pred.onnx_fallback
+    np.testing.assert_allclose(pred.predict_proba(frame), expected, atol=1e-6)
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)
+    assert load_bundle(path, device="cpu", precision="auto").precision == "fp32"
+
+
+def test_listed_graph_missing_falls_back_to_pytorch(bundle, frame):
+    (bundle / "onnx" / "model.int8.onnx").unlink()
+    pred = load_bundle(bundle, device="cpu", precision="onnx-int8")
+    assert pred.precision == "fp32" and "model.int8.onnx" in pred.onnx_fallback
+
+
+def test_auto_picks_onnx_int8_on_cpu_when_onnxruntime_is_installed(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device_mod, "onnxruntime_installed", lambda: True)
+    assert device_mod.resolve_inference_precision(cpu, "auto") == "onnx-int8"
+    assert device_mod.resolve_inference_precision(cpu, "onnx") == "onnx"
+    monkeypatch.setattr(device_mod, "onnxruntime_installed", lambda: False)
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
+    assert device_mod.resolve_inference_precision(cpu, "auto") == "bf16"
