@@ -72,7 +72,7 @@ def autocast_context(device: torch.device, bf16: bool = True):
 INFERENCE_PRECISIONS = ("auto", "fp32", "bf16", "int8", "onnx", "onnx-int8")
 ONNX_PRECISIONS = ("onnx", "onnx-int8")
 # What ``auto`` picks on CPU when onnxruntime is installed (measured in benchmarks/stages/score.py).
-AUTO_ONNX_PRECISION = "onnx-int8"
+AUTO_ONNX_PRECISION = "onnx"
 
 
 def onnxruntime_installed() -> bool:
@@ -100,7 +100,7 @@ def torch_cpu_precision() -> str:
 def resolve_inference_precision(device: torch.device, requested: str = "auto") -> str:
     """The numeric precision / backend scoring runs in on ``device``: ``fp32``, ``bf16``, ``int8``, ``onnx``, ``onnx-int8``.
 
-    ``auto``: bf16 on CUDA cards that support it (autocast); on CPU the ONNX Runtime int8 graph when
+    ``auto``: bf16 on CUDA cards that support it (autocast); on CPU the ONNX Runtime fp32 graph when
     onnxruntime is installed (the fp32 check on the first customers still decides), else bf16 on CPUs
     with native bf16 matmul, else fp32. ``int8`` (dynamic quantization) and the ONNX Runtime variants
     exist on CPU only and fall back to fp32 elsewhere.

@@ -109,10 +109,10 @@ def test_listed_graph_missing_falls_back_to_pytorch(bundle, frame):
     assert pred.precision == "fp32" and "model.int8.onnx" in pred.onnx_fallback
 
 
-def test_auto_picks_onnx_int8_on_cpu_when_onnxruntime_is_installed(monkeypatch):
+def test_auto_picks_the_onnx_graph_on_cpu_when_onnxruntime_is_installed(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(device_mod, "onnxruntime_installed", lambda: True)
-    assert device_mod.resolve_inference_precision(cpu, "auto") == "onnx-int8"
+    assert device_mod.resolve_inference_precision(cpu, "auto") == "onnx"
     assert device_mod.resolve_inference_precision(cpu, "onnx") == "onnx"
     monkeypatch.setattr(device_mod, "onnxruntime_installed", lambda: False)
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
