@@ -9,7 +9,7 @@ Layout (transformer)::
                            calibrator (JSON arrays), threshold, library versions, extra (metrics...)
     head.safetensors       MLP head weights
     encoder/               model.safetensors + config.json + tokenizer files (LoRA already merged)
-    onnx/                  model.onnx (+ model.int8.onnx): the same network for ONNX Runtime, when it is
+    onnx/                  model.onnx: the same network for ONNX Runtime (fused fp32 graph), when it is
                            installed at save time (see pipelines.models.onnx_backend)
 
 Layout (baseline)::
@@ -454,8 +454,8 @@ def save_transformer_bundle(
 ) -> Path:
     """Write a transformer bundle; LoRA adapters are merged into ``model`` (in place) first.
 
-    ``onnx``: also write the ONNX Runtime graphs (``onnx/``) when onnxruntime is installed, so scoring
-    never exports at run time; a failed export is logged and the bundle is saved without them.
+    ``onnx``: also write the ONNX Runtime fp32 graph (``onnx/``) when onnxruntime is installed, so
+    scoring with ``onnx`` / ``auto`` never exports at run time; a failed export is logged and the bundle is saved without them.
     """
     merge_lora(model)
     head: ChurnHead = model.head

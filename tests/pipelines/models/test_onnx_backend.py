@@ -44,10 +44,9 @@ def bundle(tmp_path, tiny_config, frame):
 
 def test_bundle_carries_onnx_graphs_that_score_like_pytorch(bundle, frame):
     meta = json.loads((bundle / "bundle.json").read_text())
-    assert meta["onnx"]["files"] == {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
-    assert (bundle / "onnx" / "model.onnx").is_file() and (bundle / "onnx" / "model.int8.onnx").is_file()
+    assert meta["onnx"]["files"] == {"onnx": "model.onnx"}  # int8: opt-in, exported on first use
+    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == ["model.onnx"]
     assert meta["onnx"]["fusions"].get("Attention") == 2  # ORT's fused attention, one per layer
-    assert meta["onnx"]["int8_fp32_nodes"] >= 2  # the FFN down-projections stay fp32
     expected = load_bundle(bundle, device="cpu").predict_proba(frame)
 
     fp32 = load_bundle(bundle, device="cpu", precision="onnx")
@@ -64,6 +63,7 @@ def test_bundle_carries_onnx_graphs_that_score_like_pytorch(bundle, frame):
     assert int8.quantized and int8._onnx.path.name == "model.int8.onnx"
     dp = np.abs(int8.predict_proba(frame) - expected).max()
     assert 0 < dp < 0.01  # really quantized, and close
+    assert sorted(p.name for p in (bundle / "onnx").iterdir()) == ["model.onnx"]  # bundle left as saved
 
 
 def test_onnx_check_passes_keeps_onnx_and_failure_scores_fp32(bundle, frame):
@@ -104,9 +104,9 @@ def test_without_onnxruntime_bundles_save_and_scoring_falls_back_to_pytorch(tmp_
 
 
 def test_listed_graph_missing_falls_back_to_pytorch(bundle, frame):
-    (bundle / "onnx" / "model.int8.onnx").unlink()
-    pred = load_bundle(bundle, device="cpu", precision="onnx-int8")
-    assert pred.precision == "fp32" and "model.int8.onnx" in pred.onnx_fallback
+    (bundle / "onnx" / "model.onnx").unlink()
+    pred = load_bundle(bundle, device="cpu", precision="onnx")
+    assert pred.precision == "fp32" and "model.onnx" in pred.onnx_fallback
 
 
 def test_auto_picks_the_onnx_graph_on_cpu_when_onnxruntime_is_installed(monkeypatch):
