@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.models import Calibrator, NumericScaler, build_churn_model, load_bundle, save_transformer_bundle
+from pipelines.models import (
+    BundleError,
+    Calibrator,
+    NumericScaler,
+    build_churn_model,
+    load_bundle,
+    save_transformer_bundle,
+)
 from pipelines.models import device as device_mod
 from pipelines.models.network import load_tokenizer
 from tests.helpers.synthetic import FEATURES, make_customers
@@ -103,10 +110,15 @@ def test_without_onnxruntime_bundles_save_and_scoring_falls_back_to_pytorch(tmp_
     assert load_bundle(path, device="cpu", precision="auto").precision == "fp32"
 
 
-def test_listed_graph_missing_falls_back_to_pytorch(bundle, frame):
-    (bundle / "onnx" / "model.onnx").unlink()
-    pred = load_bundle(bundle, device="cpu", precision="onnx")
-    assert pred.precision == "fp32" and "model.onnx" in pred.onnx_fallback
+def test_the_graph_is_covered_by_the_bundle_integrity_listing(bundle):
+    meta = json.loads((bundle / "bundle.json").read_text())
+    assert "onnx/model.onnx" in meta["files"]
+    graph = bundle / "onnx" / "model.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="onnx/model.onnx"):
+        load_bundle(bundle, device="cpu", precision="onnx")
 
 
 def test_auto_picks_the_onnx_graph_on_cpu_when_onnxruntime_is_installed(monkeypatch):
