@@ -50,7 +50,7 @@ def gpu_task_kwargs() -> dict:
 def run_as_of(context) -> str:
     """The run's as-of date (ISO), from the task context: conf["as_of"], else the data interval end,
     else the logical date, else run_after (asset-triggered runs have no logical date in Airflow 3)."""
-    from pipelines.orchestration import resolve_as_of
+    from pipelines.dates import resolve_as_of
 
     dag_run = context.get("dag_run")
     return resolve_as_of(

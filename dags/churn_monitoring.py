@@ -41,32 +41,27 @@ from churn_common import DEFAULT_ARGS, START_DATE, run_as_of
 def churn_monitoring():
     @task
     def resolve_scoring_run() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
         from pipelines.config import load_config
-        from pipelines.orchestration import latest_scored_version
+        from pipelines.monitoring.decisions import NoScoringRunError, scoring_run_to_monitor
+        from pipelines.scoring.runs import latest_scored_version
 
         context = get_current_context()
-        conf = dict(getattr(context.get("dag_run"), "conf", None) or {})
-        extra: dict = {}
-        for events in (context.get("triggering_asset_events") or {}).values():
-            for event in events:
-                extra = dict(getattr(event, "extra", None) or {}) or extra  # the latest event wins
-        score_date = conf.get("score_date") or extra.get("score_date") or run_as_of(context)
-        version = conf.get("model_version") or extra.get("model_version")
-        if not version:
-            version = latest_scored_version(load_config(), score_date)
-        if not version:
-            from airflow.sdk.exceptions import AirflowFailException
-
-            raise AirflowFailException(f"no churn_scores partition for {score_date}: run churn_scoring first")
-        from pipelines.monitoring import reference_period
-
-        period = reference_period(conf.get("reference_start"), conf.get("reference_end"))  # fails fast on bad conf
-        return {
-            "score_date": str(score_date)[:10],
-            "model_version": str(version),
-            "reference_start": period[0].isoformat() if period else None,
-            "reference_end": period[1].isoformat() if period else None,
-        }
+        events = [
+            getattr(e, "extra", None)
+            for events in (context.get("triggering_asset_events") or {}).values()
+            for e in events
+        ]
+        try:
+            return scoring_run_to_monitor(
+                getattr(context.get("dag_run"), "conf", None),
+                events,
+                run_as_of(context),
+                lambda day: latest_scored_version(load_config(), day),
+            )
+        except NoScoringRunError as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     @task(outlets=[MONITORING])
     def monitor_scores(scoring_run: dict) -> dict:
@@ -92,7 +87,7 @@ def churn_monitoring():
 
     @task.short_circuit
     def needs_retraining(result: dict) -> bool:
-        from pipelines.orchestration import should_retrain
+        from pipelines.monitoring.decisions import should_retrain
 
         return should_retrain(result)
 

@@ -57,8 +57,8 @@ def churn_scoring():
         import datetime as dt
 
         from pipelines.config import load_config
-        from pipelines.orchestration import small_dict
         from pipelines.scoring import score_customers as score
+        from pipelines.xcom import small_dict
 
         context = get_current_context()
         result = score(load_config(), dt.date.fromisoformat(score_date), champion["version"], run_id=context["run_id"])

@@ -65,15 +65,15 @@ def churn_training():
     @task(**gpu_task_kwargs())
     def train_model(manifest_path: str) -> str:
         from pipelines.config import load_config
-        from pipelines.registry import train_and_log
+        from pipelines.training import train_and_log
 
         return str(train_and_log(load_config(), manifest_path))
 
     @task
     def evaluate_model(mlflow_run_id: str) -> dict:
         from pipelines.config import load_config
-        from pipelines.orchestration import small_dict
-        from pipelines.registry import evaluate_run
+        from pipelines.evaluation import evaluate_run
+        from pipelines.xcom import small_dict
 
         return small_dict(evaluate_run(load_config(), mlflow_run_id))
 
@@ -92,15 +92,15 @@ def churn_training():
     @task
     def run_promotion_gate(version: str) -> dict:
         from pipelines.config import load_config
-        from pipelines.orchestration import small_dict
         from pipelines.registry import run_promotion_gate as gate
+        from pipelines.xcom import small_dict
 
         return small_dict(gate(load_config(), version))
 
     @task
     def publish_run_summary(as_of: str, mlflow_run_id: str, version: str, metrics: dict, gate: dict) -> str:
         from pipelines.config import load_config
-        from pipelines.orchestration import publish_run_summary as publish
+        from pipelines.registry.summary import publish_run_summary as publish
 
         airflow_run_id = get_current_context()["run_id"]
         return publish(

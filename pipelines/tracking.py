@@ -62,6 +62,22 @@ def client_for(config: Config):
         raise RegistryUnavailableError(f"MLflow registry at {config.tracking_uri} is unreachable: {exc}") from exc
 
 
+class RunNotFoundError(LookupError):
+    """The MLflow run id is unknown to the configured store."""
+
+    exit_code = ExitCode.REGISTRY
+
+
+def get_run(client, run_id: str):
+    """The run, or RunNotFoundError naming it (instead of MLflow's own exception)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as exc:
+        raise RunNotFoundError(f"MLflow run {run_id!r} not found: {exc.message}") from exc
+
+
 def ensure_experiment(config: Config, client) -> str:
     """Experiment id of ``registry.experiment``, created with the configured artifact root if new."""
     from mlflow.exceptions import MlflowException

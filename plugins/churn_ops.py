@@ -4,7 +4,7 @@ It mounts a small FastAPI app on the API server at ``/churn`` (``fastapi_apps``)
 UI's navigation as an embedded view (``external_views``). The page shows the ``@champion`` model (kind,
 version, when and why promoted, test metrics, a link to its MLflow run), the last scoring run with tier
 counts over time and the score distribution, drift over time, realised performance as labels mature and
-the last runs of each churn DAG. Data and HTML come from ``pipelines.ops`` / ``pipelines.reporting`` (no
+the last runs of each churn DAG. Data and HTML come from ``pipelines.ops`` / ``pipelines.ops.status`` (no
 Airflow there); only the DAG runs are read here, from Airflow's metadata DB. Charts are SVG drawn on the
 server. Every section degrades to a message (never a 500) when something is missing.
 
@@ -133,7 +133,7 @@ def create_app() -> FastAPI:
         from pipelines.ops.champion import champion_card
         from pipelines.ops.history import tier_order
         from pipelines.ops.page import page, render_page
-        from pipelines.reporting import ops_summary
+        from pipelines.ops.status import ops_summary
 
         try:
             config = _load_config()
@@ -163,7 +163,7 @@ def create_app() -> FastAPI:
     @app.get("/api/summary", dependencies=dependencies)
     def summary_json() -> JSONResponse:
         from pipelines.ops.champion import champion_card
-        from pipelines.reporting import ops_summary
+        from pipelines.ops.status import ops_summary
 
         try:
             config = _load_config()
@@ -176,7 +176,7 @@ def create_app() -> FastAPI:
 
     @app.get("/reports/drift/{score_date}", dependencies=dependencies)
     def drift_report(score_date: str) -> FileResponse:
-        from pipelines.reporting import drift_report_path
+        from pipelines.ops.status import drift_report_path
 
         path = drift_report_path(_load_config(), score_date)
         if path is None:

@@ -6,7 +6,7 @@ monitor's own code path without MLflow or the transformer:
 
 - data: :func:`pipelines.data.generator.generate_sample_data` (same seed with and without ``drift_after``);
 - reference: the rows of the latest training cutoff (the test split, topped up from validation), as
-  :func:`pipelines.registry.runs.reference_sample` logs them; ``--old-reference`` samples the train split;
+  :func:`pipelines.datasets.drift_reference_sample` logs them; ``--old-reference`` samples the train split;
 - current: the score date's features from :func:`pipelines.features.iter_scoring_features`;
 - prediction: the production LightGBM baseline candidate (``train_baseline`` on the train split,
   isotonic/config calibration on validation, ``BaselinePredictor``); the same model scores reference and
@@ -65,11 +65,11 @@ def build_scenario(
     name: str, config: Config, as_of: dt.date = AS_OF, score_dates=SCORE_DATES, *, old_reference: bool = False
 ) -> Scenario:
     """Features at the training cutoffs, a baseline predictor, the reference sample and the scoring frames."""
+    from pipelines.datasets import TrainingSets, drift_reference_sample
     from pipelines.datasets.build import choose_cutoffs
     from pipelines.features import build_features, iter_scoring_features, numeric_feature_names
     from pipelines.models.bundle import BaselinePredictor
     from pipelines.models.calibration import fit_calibrator
-    from pipelines.registry.runs import reference_sample
     from pipelines.training.baseline import train_baseline
     from pipelines.warehouse import open_warehouse
 
@@ -92,7 +92,9 @@ def build_scenario(
         n = min(len(train), config.monitoring.reference_sample_rows)
         reference = train.sample(n=n, random_state=config.training.seed) if n < len(train) else train
     else:
-        reference = reference_sample(config, by_split["train"], by_split["validation"], by_split["test"])
+        reference = drift_reference_sample(
+            config, TrainingSets(by_split["train"], by_split["validation"], by_split["test"], manifest={})
+        )
     reference = reference.reset_index(drop=True).assign(prediction=lambda f: predictor.predict_proba(f))
     current = {d: f.assign(prediction=predictor.predict_proba(f)) for d, f in current.items()}
     return Scenario(name, config, reference, current, predictor)

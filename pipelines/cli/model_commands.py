@@ -60,22 +60,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def train(config: Config, args: argparse.Namespace) -> int:
-    from pipelines import registry
+    from pipelines import evaluation, registry, training
 
     manifest = args.manifest
     if not manifest:
         from pipelines.datasets import build_training_sets
 
         manifest = build_training_sets(config, args.as_of)
-    run_id = registry.train_and_log(config, str(manifest))
-    test_metrics = registry.evaluate_run(config, run_id)
+    run_id = training.train_and_log(config, str(manifest))
+    test_metrics = evaluation.evaluate_run(config, run_id)
     version = registry.register_candidate(config, run_id)
     gate = registry.run_promotion_gate(config, version)
 
-    from pipelines.registry.runs import summary_table
-
     emit(f"run {run_id}  ->  {config.registry.model_name} version {version} (@challenger)")
-    emit(format_table(summary_table(config, run_id), ["candidate", "split", *METRIC_COLUMNS]))
+    emit(format_table(evaluation.summary_table(config, run_id), ["candidate", "split", *METRIC_COLUMNS]))
     emit(f"test PR-AUC of the registered model: {_fmt(test_metrics.get('pr_auc'))}")
     emit(f"promotion gate vs champion {gate.get('champion') or '(none)'}: {gate.get('decision')}")
     for reason in gate.get("reasons", []):

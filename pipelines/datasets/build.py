@@ -155,7 +155,7 @@ def _utc_day(value) -> dt.date:
     return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp).date()
 
 
-def _cap_train(train: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
+def cap_train_rows(train: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
     """Keep the ``cap`` most recent rows: whole latest cutoffs, a seeded sample of the boundary one."""
     if cap is None or len(train) <= cap:
         return train
@@ -198,7 +198,7 @@ def build_training_sets(config: Config, as_of: dt.date) -> str:
         frame = build_features(wh, config, all_cutoffs)
         dialect = wh.dialect
     frames = {name: frame[frame[CUTOFF_COLUMN].isin(splits[name])].reset_index(drop=True) for name in SPLITS}
-    frames["train"] = _cap_train(frames["train"], config.training.max_train_examples, config.training.seed)
+    frames["train"] = cap_train_rows(frames["train"], config.training.max_train_examples, config.training.seed)
     for name in SPLITS:
         if frames[name].empty:
             raise InsufficientHistoryError(

@@ -1,20 +1,14 @@
-"""Evaluation metrics and plots for churn models (numpy/sklearn/matplotlib only, no torch)."""
+"""Evaluation of trained runs: test-split metrics of every candidate, segments, plots, paired bootstraps."""
 
-from pipelines.evaluation.metrics import (
-    bootstrap_metric_difference,
-    choose_threshold,
-    compute_metrics,
-    expected_calibration_error,
-    segment_metrics,
-)
+from pipelines.evaluation.job import evaluate_run, summary_table
+from pipelines.evaluation.metrics import bootstrap_metric_difference, segment_metrics
 from pipelines.evaluation.plots import PLOT_FILES, save_plots
 
 __all__ = [
     "PLOT_FILES",
     "bootstrap_metric_difference",
-    "choose_threshold",
-    "compute_metrics",
-    "expected_calibration_error",
+    "evaluate_run",
     "save_plots",
     "segment_metrics",
+    "summary_table",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from pipelines.evaluation.metrics import _as_arrays, expected_calibration_error, pr_auc, roc_auc
+from pipelines.models.metrics import _as_arrays, expected_calibration_error, pr_auc, roc_auc
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pipelines.monitoring.monitor import (
     monitor_scores,
     reference_period,
 )
-from pipelines.monitoring.performance import backtest, expected_calibration_error, performance_metrics
+from pipelines.monitoring.performance import backtest, performance_metrics
 from pipelines.monitoring.verdict import DriftVerdict, FeatureDrift, make_verdict
 
 __all__ = [
@@ -22,7 +22,6 @@ __all__ = [
     "MonitoringError",
     "backtest",
     "decide",
-    "expected_calibration_error",
     "load_reference",
     "monitor_scores",
     "performance_metrics",

@@ -4,7 +4,7 @@ Inputs, and why they are fetched this way:
 
 - **Reference**: ``reference/reference.parquet``, logged by the registry with each model version's run
   (feature rows of the latest fully observed cutoffs, i.e. the test split topped up from validation, +
-  ``prediction``; see :func:`pipelines.registry.runs.reference_sample`). Downloaded with the MLflow
+  ``prediction``; see :func:`pipelines.datasets.drift_reference_sample`). Downloaded with the MLflow
   client; tests may pass it in. Features in ``monitoring.drift_exclude_features`` (calendar trend and
   seasonality) are not compared.
 - **Current**: the score date's features are *recomputed* with

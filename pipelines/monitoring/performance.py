@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipelines.contract import MONITORING_PERFORMANCE
 from pipelines.dates import as_date
+from pipelines.models.metrics import brier, expected_calibration_error, pr_auc, roc_auc
 
 if TYPE_CHECKING:
     from pipelines.config import Config
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CALIBRATION_BINS = 10
 
 _LABELS_SQL = """
 SELECT s.customer_id, s.churn_probability, s.model_version,
@@ -41,32 +41,18 @@ WHERE s.score_date = :score_date
 
 def performance_metrics(y_true: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """pr_auc, roc_auc (only when both classes occur), brier, calibration_error (ECE, 10 bins), churn_rate, n."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(p, dtype=np.float64)
     out: dict[str, float] = {"n": float(len(y))}
     if len(y) == 0:
         return out
     out["churn_rate"] = float(y.mean())
-    out["brier"] = float(brier_score_loss(y, p))
+    out["brier"] = brier(y, p)
     out["calibration_error"] = expected_calibration_error(y, p)
     if 0 < y.sum() < len(y):
-        out["pr_auc"] = float(average_precision_score(y, p))
-        out["roc_auc"] = float(roc_auc_score(y, p))
+        out["pr_auc"] = pr_auc(y, p)
+        out["roc_auc"] = roc_auc(y, p)
     return out
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    """Sum over equal-width probability bins of |mean(p) - mean(y)| weighted by the bin's share of rows."""
-    y = np.asarray(y, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
-    index = np.clip((p * bins).astype(np.int64), 0, bins - 1)
-    counts = np.bincount(index, minlength=bins)
-    sum_p = np.bincount(index, weights=p, minlength=bins)
-    sum_y = np.bincount(index, weights=y, minlength=bins)
-    used = counts > 0
-    return float(np.sum(np.abs(sum_p[used] - sum_y[used])) / max(len(y), 1))
 
 
 def matured_score_dates(wh: Warehouse, config: Config, evaluated_on: dt.date) -> list[dt.date]:

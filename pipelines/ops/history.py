@@ -136,7 +136,7 @@ def _performance(wh) -> dict[str, Any]:
 
 def ops_history(config: Config, *, days: int = 90) -> dict[str, Any]:
     """Tier counts, score distribution, drift and realised performance over the last ``days`` scoring days."""
-    from pipelines.reporting import _warehouse_missing
+    from pipelines.ops.status import _warehouse_missing
 
     missing = _warehouse_missing(config)
     names = ("tiers", "distribution", "drift", "performance")

@@ -1,8 +1,9 @@
-"""MLflow tracking and model registry: training runs, versions, aliases and the promotion gate.
+"""MLflow model registry: versions, aliases ``@challenger`` / ``@champion`` and the promotion gate.
 
 Task-level functions (the DAGs call exactly these; each takes the Config first and returns small values):
-``train_and_log``, ``evaluate_run``, ``register_candidate``, ``run_promotion_gate``. Readers of the
-production model use ``resolve_champion`` (alias -> fixed version) and ``load_model_version``.
+``register_candidate`` and ``run_promotion_gate``. Readers of the production model use ``resolve_champion``
+(alias -> fixed version) and ``load_model_version``. Training runs are logged by ``pipelines.training``
+and evaluated by ``pipelines.evaluation``; the registry only registers, aliases and gates them.
 """
 
 from pipelines.registry.errors import (
@@ -11,20 +12,17 @@ from pipelines.registry.errors import (
     RegistryUnavailableError,
     UnknownVersionError,
 )
-from pipelines.registry.runs import evaluate_run, train_and_log
+from pipelines.registry.gate import compare_versions, gate_decision, run_promotion_gate
 from pipelines.registry.versions import (
     CHALLENGER,
     CHAMPION,
     ModelRef,
-    compare_versions,
-    gate_decision,
     list_versions,
     load_model_version,
     promote,
     register_candidate,
     resolve_champion,
     rollback,
-    run_promotion_gate,
 )
 
 __all__ = [
@@ -36,7 +34,6 @@ __all__ = [
     "RegistryUnavailableError",
     "UnknownVersionError",
     "compare_versions",
-    "evaluate_run",
     "gate_decision",
     "list_versions",
     "load_model_version",
@@ -45,5 +42,4 @@ __all__ = [
     "resolve_champion",
     "rollback",
     "run_promotion_gate",
-    "train_and_log",
 ]

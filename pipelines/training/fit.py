@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from pipelines.config import Config
-from pipelines.evaluation.metrics import choose_threshold, compute_metrics
+from pipelines.contract import LABEL_COLUMN
+from pipelines.datasets import TrainingSets, cap_train_rows
 from pipelines.models.bundle import (
     BaselinePredictor,
     ChurnPredictor,
@@ -27,12 +27,12 @@ from pipelines.models.bundle import (
     save_transformer_bundle,
 )
 from pipelines.models.calibration import fit_calibrator
+from pipelines.models.metrics import choose_threshold, compute_metrics
 from pipelines.training.baseline import train_baseline
-from pipelines.training.transformer import LABEL_COLUMN, train_transformer
+from pipelines.training.transformer import train_transformer
 
 logger = logging.getLogger(__name__)
 
-CUTOFF_COLUMN = "cutoff_date"
 OnEpochEnd = Callable[[str, int, dict], None]
 
 
@@ -53,38 +53,22 @@ class CandidateResult:
     threshold: float
     predictor: ChurnPredictor | None = field(default=None, repr=False)
 
-    @property
-    def metrics(self) -> dict[str, float]:
-        return self.validation_metrics
-
 
 @dataclass
 class FitResult:
-    transformer: CandidateResult
-    baseline: CandidateResult
+    """Every trained candidate by kind (``transformer``, ``baseline``, ...), the chosen kind and why."""
+
+    candidates: dict[str, CandidateResult]
     chosen: str
     notes: list[str] = field(default_factory=list)
 
     @property
-    def chosen_result(self) -> CandidateResult:
-        return self.transformer if self.chosen == "transformer" else self.baseline
+    def transformer(self) -> CandidateResult:
+        return self.candidates["transformer"]
 
-
-def _feature_names(sets) -> list[str]:
-    names = getattr(sets, "feature_names", None)
-    if names is None:
-        names = sets.manifest["feature_names"]
-    return list(names)
-
-
-def _cap_train(train: pd.DataFrame, cap: int | None) -> pd.DataFrame:
-    """Keep the ``cap`` most recent rows (latest cutoffs first), so short runs still see current behaviour."""
-    if cap is None or len(train) <= cap:
-        return train
-    if CUTOFF_COLUMN in train.columns:
-        train = train.sort_values(CUTOFF_COLUMN, ascending=False, kind="stable")
-    logger.info("training.max_train_examples: using %d of %d train rows", cap, len(train))
-    return train.head(cap).reset_index(drop=True)
+    @property
+    def baseline(self) -> CandidateResult:
+        return self.candidates["baseline"]
 
 
 def _epoch_callback(on_epoch_end: OnEpochEnd | None, kind: str):
@@ -100,17 +84,16 @@ def _validation_summary(y_val: np.ndarray, raw: np.ndarray, method: str):
     return calibrator, threshold, compute_metrics(y_val, p_val, threshold)
 
 
-def fit_candidates(config: Config, sets, output_dir, on_epoch_end: OnEpochEnd | None = None) -> FitResult:
+def fit_candidates(config: Config, sets: TrainingSets, output_dir, on_epoch_end: OnEpochEnd | None = None) -> FitResult:
     """Train, calibrate and save the transformer and the LightGBM baseline; choose one.
 
-    ``sets`` needs ``.train``/``.validation`` DataFrames and ``.feature_names`` (or
-    ``.manifest["feature_names"]``). Under ``torchrun`` every rank trains the transformer; rank 0
+    Under ``torchrun`` every rank trains the transformer; rank 0
     trains the baseline, saves both bundles and its result is broadcast, so all ranks return it.
     """
     started = time.perf_counter()
     out = Path(output_dir)
-    feature_names = _feature_names(sets)
-    train = _cap_train(sets.train, config.training.max_train_examples)
+    feature_names = sets.feature_names
+    train = cap_train_rows(sets.train, config.training.max_train_examples, config.training.seed)
     validation = sets.validation
     y_val = validation[LABEL_COLUMN].to_numpy(dtype=np.int64)
     method = config.training.calibration
@@ -133,11 +116,8 @@ def fit_candidates(config: Config, sets, output_dir, on_epoch_end: OnEpochEnd | 
 
 
 def _without_predictors(result: FitResult) -> FitResult:
-    return dataclasses.replace(
-        result,
-        transformer=dataclasses.replace(result.transformer, predictor=None),
-        baseline=dataclasses.replace(result.baseline, predictor=None),
-    )
+    candidates = {kind: dataclasses.replace(c, predictor=None) for kind, c in result.candidates.items()}
+    return dataclasses.replace(result, candidates=candidates)
 
 
 def _finish_on_main(
@@ -200,18 +180,22 @@ def _finish_on_main(
     chosen, notes = choose_candidate(config.training.candidate, metrics, b_metrics)
     for note in notes:
         logger.info(note)
-    return FitResult(transformer=transformer, baseline=baseline, chosen=chosen, notes=notes)
+    return FitResult(candidates={"transformer": transformer, "baseline": baseline}, chosen=chosen, notes=notes)
+
+
+def lost_to_baseline_note(t_pr: float, b_pr: float) -> str | None:
+    """The note every run carries when the transformer did not beat the LightGBM baseline (None when it did)."""
+    if not math.isnan(t_pr) and (math.isnan(b_pr) or t_pr > b_pr):
+        return None
+    return f"The transformer did not beat the LightGBM baseline on validation PR-AUC ({t_pr:.4f} vs {b_pr:.4f})."
 
 
 def choose_candidate(setting: str, transformer_metrics: dict, baseline_metrics: dict) -> tuple[str, list[str]]:
     """Better validation PR-AUC wins (ties go to the cheaper baseline) unless the config fixes the kind."""
     t_pr, b_pr = transformer_metrics.get("pr_auc", math.nan), baseline_metrics.get("pr_auc", math.nan)
-    notes = []
-    beats = not math.isnan(t_pr) and (math.isnan(b_pr) or t_pr > b_pr)
-    if not beats:
-        notes.append(
-            f"The transformer did not beat the LightGBM baseline on validation PR-AUC ({t_pr:.4f} vs {b_pr:.4f})."
-        )
+    lost = lost_to_baseline_note(t_pr, b_pr)
+    notes = [lost] if lost else []
+    beats = lost is None
     if setting == "best":
         chosen = "transformer" if beats else "baseline"
         notes.append(f"Chose the {chosen} by validation PR-AUC (transformer {t_pr:.4f}, baseline {b_pr:.4f}).")

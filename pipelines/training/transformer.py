@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from pipelines.config import Config
-from pipelines.evaluation.metrics import pr_auc
 from pipelines.models.batching import LengthGroupedBatchSampler, pad_batch, sorted_batches, tokenize_texts
 from pipelines.models.device import (
     DistContext,
@@ -33,6 +32,7 @@ from pipelines.models.device import (
     resolve_device,
     set_seed,
 )
+from pipelines.models.metrics import pr_auc
 from pipelines.models.network import (
     ChurnModel,
     NumericScaler,

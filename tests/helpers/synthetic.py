@@ -8,10 +8,11 @@ reads either input beats random and one that reads both does best.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from pipelines.datasets import TrainingSets
 
 FEATURES = ["days_since_last_order", "orders_90d", "spend_365d", "avg_review_score", "support_tickets_90d"]
 _CATEGORIES = ["books", "electronics", "shoes", "toys", "garden", "beauty", "kitchen", "sports"]
@@ -75,25 +76,13 @@ def make_customers(n: int, seed: int = 0, cutoff: dt.date = dt.date(2025, 6, 1),
     )
 
 
-@dataclass
-class SyntheticSets:
-    """Duck-types ``pipelines.datasets.TrainingSets``."""
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    test: pd.DataFrame
-    feature_names: list[str] = field(default_factory=lambda: list(FEATURES))
-
-    @property
-    def manifest(self) -> dict:
-        return {"feature_names": self.feature_names}
-
-
 def make_sets(
     n_train: int = 300, n_val: int = 150, n_test: int = 150, seed: int = 0, max_orders: int = 8
-) -> SyntheticSets:
-    return SyntheticSets(
+) -> TrainingSets:
+    """Real ``TrainingSets`` (no manifest file behind them) over synthetic customers."""
+    return TrainingSets(
         train=make_customers(n_train, seed, max_orders=max_orders),
         validation=make_customers(n_val, seed + 1, max_orders=max_orders),
         test=make_customers(n_test, seed + 2, max_orders=max_orders),
+        manifest={"feature_names": list(FEATURES)},
     )

@@ -8,13 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.evaluation import (
-    bootstrap_metric_difference,
-    choose_threshold,
-    compute_metrics,
-    expected_calibration_error,
-    segment_metrics,
-)
+from pipelines.evaluation import bootstrap_metric_difference, segment_metrics
+from pipelines.models.metrics import choose_threshold, compute_metrics, expected_calibration_error
 
 
 def test_perfect_ranking():

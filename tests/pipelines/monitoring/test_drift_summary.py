@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.models.metrics import expected_calibration_error
 from pipelines.monitoring import performance_metrics, summarize_snapshot
 from pipelines.monitoring.drift import run_drift_report
-from pipelines.monitoring.performance import expected_calibration_error
 
 VD = "evidently:metric_v2:ValueDrift"
 

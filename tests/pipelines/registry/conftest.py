@@ -13,7 +13,6 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -117,7 +116,8 @@ class FakeFit:
     calls: list = field(default_factory=list)
 
     def __call__(self, config, sets, output_dir, on_epoch_end=None):
-        from pipelines.evaluation import compute_metrics
+        from pipelines.models.metrics import compute_metrics
+        from pipelines.training import CandidateResult, FitResult
 
         self.calls.append(str(output_dir))
         output_dir = Path(output_dir)
@@ -132,17 +132,21 @@ class FakeFit:
             if on_epoch_end is not None and kind == "transformer":
                 for row in history:
                     on_epoch_end(kind, row["epoch"], dict(row))
-            results[kind] = SimpleNamespace(
-                kind=kind, bundle_dir=bundle, validation=metrics, history=history, best_epoch=2, seconds=0.1
+            results[kind] = CandidateResult(
+                kind=kind,
+                bundle_dir=bundle,
+                validation_metrics=metrics,
+                history=history,
+                best_epoch=2,
+                seconds=0.1,
+                threshold=0.5,
             )
         if config.training.candidate != "best":
             chosen = config.training.candidate
         else:
-            chosen = max(results, key=lambda k: results[k].validation["pr_auc"])
+            chosen = max(results, key=lambda k: results[k].validation_metrics["pr_auc"])
         notes = [] if chosen == "transformer" else ["baseline chosen by validation PR-AUC"]
-        return SimpleNamespace(
-            transformer=results["transformer"], baseline=results["baseline"], chosen=chosen, notes=notes
-        )
+        return FitResult(candidates=results, chosen=chosen, notes=notes)
 
 
 class RegistryEnv:
@@ -171,7 +175,9 @@ class RegistryEnv:
         self.versions: dict[str, tuple[str, str]] = {}
 
     def train(self, quality: str, config=None) -> tuple[str, str]:
-        from pipelines.registry import evaluate_run, register_candidate, train_and_log
+        from pipelines.evaluation import evaluate_run
+        from pipelines.registry import register_candidate
+        from pipelines.training import train_and_log
 
         config = config or self.config
         self.fake.quality = quality
@@ -190,13 +196,13 @@ class RegistryEnv:
 @pytest.fixture(scope="module")
 def registry_env(tmp_path_factory):
     """Module-scoped: the SQLite store and the trained versions are shared by the tests of a module."""
-    import pipelines.training
+    import pipelines.training.job
 
     fake = FakeFit()
     with pytest.MonkeyPatch.context() as mp:
         for name in ("CHURN_CONFIG", "CHURN_WAREHOUSE_URL", "CHURN_WAREHOUSE_SCHEMA", "MLFLOW_TRACKING_URI"):
             mp.delenv(name, raising=False)
-        mp.setattr(pipelines.training, "fit_candidates", fake, raising=False)
+        mp.setattr(pipelines.training.job, "fit_candidates", fake)
         yield RegistryEnv(tmp_path_factory.mktemp("registry"), fake)
 
 

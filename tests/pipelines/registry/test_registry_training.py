@@ -13,15 +13,10 @@ import pytest
 def test_train_log_register_gate_with_real_training(config, tiny_encoder_dir, tmp_path, write_sets):
     import mlflow
     from pipelines.datasets import load_training_sets
-    from pipelines.registry import (
-        evaluate_run,
-        load_model_version,
-        register_candidate,
-        resolve_champion,
-        run_promotion_gate,
-        train_and_log,
-    )
+    from pipelines.evaluation import evaluate_run
+    from pipelines.registry import load_model_version, register_candidate, resolve_champion, run_promotion_gate
     from pipelines.tracking import bundle_dir_of
+    from pipelines.training import train_and_log
 
     config = config.with_overrides(
         {

@@ -38,7 +38,7 @@ def test_fit_candidates_end_to_end(tiny_config, tmp_path):
 def test_baseline_beats_random_on_signal(tiny_config):
     sets = make_sets(n_train=600, n_val=300, n_test=10, seed=11)
     run = train_baseline(tiny_config, sets.train, sets.validation, sets.feature_names)
-    from pipelines.evaluation import compute_metrics
+    from pipelines.models.metrics import compute_metrics
 
     m = compute_metrics(sets.validation.churned, run.val_raw)
     assert m["roc_auc"] > 0.7 and m["pr_auc"] > sets.validation.churned.mean() + 0.15

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.evaluation.metrics import pr_auc
+from pipelines.models.metrics import pr_auc
 from pipelines.training.transformer import (
     build_optimizer,
     encode_split,

@@ -58,9 +58,9 @@ def champion_summary(config: Config) -> dict[str, Any]:
         "metrics": {},
     }
     try:
-        from mlflow.tracking import MlflowClient
+        from pipelines import tracking
 
-        run = MlflowClient(tracking_uri=config.tracking_uri).get_run(ref.run_id)
+        run = tracking.get_run(tracking.client_for(config), ref.run_id)
         metrics = dict(run.data.metrics)
         test = {k: v for k, v in metrics.items() if k.startswith("test")}
         chosen = test or metrics

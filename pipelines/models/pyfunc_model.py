@@ -14,8 +14,8 @@ from __future__ import annotations
 from mlflow.pyfunc import PythonModel
 
 import mlflow
+from pipelines.contract import PROBABILITY_COLUMN
 
-PROBABILITY_COLUMN = "churn_probability"
 # load_bundle options a caller may pass as model_config={...} to mlflow.pyfunc.load_model.
 _BUNDLE_OPTIONS = ("precision", "quantize", "batch_size", "device", "num_threads", "check_rows", "tolerance")
 

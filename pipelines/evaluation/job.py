@@ -1,0 +1,119 @@
+"""The evaluation job: every candidate of a training run scored on the run's held-out test split.
+
+Why a separate step from training: the test split is touched once, after the choice was made on
+validation, with the threshold chosen on validation; the run page then shows all candidates side by side.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pipelines import tracking as t
+from pipelines.config import Config
+from pipelines.contract import LABEL_COLUMN, SEGMENT_COLUMNS, ExitCode
+from pipelines.datasets import load_training_sets
+from pipelines.evaluation.metrics import segment_metrics
+from pipelines.evaluation.plots import save_plots
+from pipelines.models import load_bundle
+from pipelines.models.metrics import KEY_METRICS, choose_threshold, compute_metrics
+from pipelines.training.job import finite_metrics
+
+logger = logging.getLogger(__name__)
+
+
+class EvaluationError(RuntimeError):
+    """The run cannot be evaluated (unknown run, no logged model, no manifest)."""
+
+    exit_code = ExitCode.REGISTRY
+
+
+def run_bundles(client, run, workdir: Path) -> dict[str, Path]:
+    """Local copies of the run's bundles: {chosen kind: logged model bundle, other kinds: candidate artifacts}."""
+    tags = run.data.tags
+    chosen, model_id = tags.get(t.TAG_KIND), tags.get(t.TAG_MODEL_ID)
+    if not chosen or not model_id:
+        raise EvaluationError(f"run {run.info.run_id} has no logged model (was it made by train_and_log?)")
+    bundles = {chosen: t.download_model_bundle(f"models:/{model_id}", workdir / chosen)}
+    for other in filter(None, tags.get(t.TAG_OTHER_KIND, "").split(",")):
+        try:
+            bundles[other] = t.download_run_artifact(
+                client, run.info.run_id, f"{t.CANDIDATES_DIR}/{other}", workdir / other
+            )
+        except Exception as exc:
+            logger.warning("run %s: other candidate %s not available: %s", run.info.run_id, other, exc)
+    return bundles
+
+
+def evaluate_run(config: Config, run_id: str) -> dict:
+    """Score both candidates of the run on its test split (threshold from validation); log and return metrics."""
+    import mlflow
+
+    client = t.setup_tracking(config)
+    run = t.get_run(client, run_id)
+    manifest_path = run.data.tags.get(t.TAG_MANIFEST)
+    if not manifest_path:
+        raise EvaluationError(f"run {run_id} has no {t.TAG_MANIFEST!r} tag")
+    sets = load_training_sets(manifest_path)
+    chosen = run.data.tags[t.TAG_KIND]
+    y_val = sets.validation[LABEL_COLUMN].to_numpy()
+    y_test = sets.test[LABEL_COLUMN].to_numpy()
+
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="churn-eval-") as tmp, mlflow.start_run(run_id=run_id):
+        workdir = Path(tmp)
+        bundles = run_bundles(client, run, workdir)
+        chosen_scores = None
+        for kind, bundle in bundles.items():
+            predictor = load_bundle(str(bundle))
+            threshold = choose_threshold(y_val, predictor.predict_proba(sets.validation))
+            p_test = predictor.predict_proba(sets.test)
+            metrics = compute_metrics(y_test, p_test, threshold=threshold)
+            results[kind] = metrics
+            mlflow.log_metrics({f"{kind}_test_{k}": v for k, v in finite_metrics(metrics).items()})
+            if kind == chosen:
+                chosen_scores = p_test
+            del predictor
+
+        test_metrics = results[chosen]
+        mlflow.log_metrics({f"test_{k}": v for k, v in finite_metrics(test_metrics).items()})
+        mlflow.log_dict({"chosen": chosen, "test": results}, "evaluation/test_metrics.json")
+
+        segments_columns = [c for c in SEGMENT_COLUMNS if c in sets.test.columns]
+        if segments_columns:
+            seg_frame = segment_metrics(sets.test, chosen_scores, segments_columns)
+            seg_path = workdir / "segment_metrics.csv"
+            seg_frame.to_csv(seg_path, index=False)
+            mlflow.log_artifact(str(seg_path), artifact_path="evaluation")
+            mlflow.log_text(
+                seg_frame.to_json(orient="records", indent=1, default_handler=str), "evaluation/segment_metrics.json"
+            )
+
+        plots_dir = workdir / "plots"
+        plots_dir.mkdir()
+        for plot in save_plots(y_test, chosen_scores, plots_dir) or []:
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+        shutil.rmtree(plots_dir, ignore_errors=True)
+    logger.info(
+        "run %s: test %s", run_id, {k: round(v, 4) for k, v in finite_metrics(test_metrics).items() if k in KEY_METRICS}
+    )
+    return {k: float(v) for k, v in test_metrics.items()}
+
+
+def summary_table(config: Config, run_id: str) -> list[dict[str, Any]]:
+    """Rows (candidate, split, pr_auc, roc_auc, brier, ...) of a run, for the CLI summary."""
+    client = t.setup_tracking(config)
+    run = t.get_run(client, run_id)
+    metrics = run.data.metrics
+    rows = []
+    chosen = run.data.tags.get(t.TAG_KIND)
+    kinds = [chosen, *filter(None, run.data.tags.get(t.TAG_OTHER_KIND, "").split(","))]
+    for kind in kinds:
+        for split, prefix in (("validation", f"{kind}_val_"), ("test", f"{kind}_test_")):
+            values = {k[len(prefix) :]: v for k, v in metrics.items() if k.startswith(prefix)}
+            if values:
+                rows.append({"candidate": kind + (" *" if kind == chosen else ""), "split": split, **values})
+    return rows
