@@ -47,6 +47,7 @@ from pipelines.monitoring.drift import (
 )
 from pipelines.monitoring.performance import backtest, latest_realized
 from pipelines.monitoring.verdict import DriftVerdict, make_verdict, report_header_html
+from pipelines.validation.html import run_facts
 
 if TYPE_CHECKING:
     from pipelines.config import Config
@@ -524,6 +525,9 @@ def save_report(snapshot: Any, path: Path, verdict: DriftVerdict) -> None:
     text = path.read_text(encoding="utf-8")
     title = html.escape(f"Churn drift {verdict.score_date}, model v{verdict.model_version}: {verdict.headline}")
     header = report_header_html(verdict)
+    if facts := run_facts():  # the Airflow DAG run that wrote it (absent from the CLI)
+        line = " &middot; ".join(f"{html.escape(k)} {html.escape(v)}" for k, v in facts.items())
+        header += f"<p style='font-family:sans-serif;margin:4px 20px;color:#555'>{line}</p>"
     text = text.replace("<head>", f"<head>\n<title>{title}</title>", 1).replace("<body>", f"<body>\n{header}", 1)
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -27,6 +27,7 @@ from pipelines.retention.effects import (
     off_policy_values,
     qini_curve,
 )
+from pipelines.validation.html import run_facts, stamp_file
 
 if TYPE_CHECKING:
     from pipelines.config import Config
@@ -171,5 +172,7 @@ def write_report(config: Config, wh, action_date: dt.date, rows: list[dict[str, 
     path = config.resolve_path(config.retention.reports_dir) / f"{action_date.isoformat()}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
+    facts = {"action date": action_date.isoformat(), "policy": policy.version if policy else "rules", **run_facts()}
+    stamp_file(path, f"Retention effects, action date {action_date}", facts)
     logger.info("retention report: %s", path)
     return path

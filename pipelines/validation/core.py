@@ -180,8 +180,10 @@ def validate_warehouse(config: Config, as_of: dt.date | str, tables: Sequence[st
     freshness window ends there. Data Docs are rebuilt under ``validation.data_docs_dir`` either way.
     """
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
 
     from pipelines.validation.gx_actions import UpdateDataDocsOnceAction
+    from pipelines.validation.html import finish_data_docs
 
     started = time.monotonic()
     # GX warns once per type check that DuckDB has no dialect types module; top-level SQLAlchemy
@@ -239,7 +241,8 @@ def validate_warehouse(config: Config, as_of: dt.date | str, tables: Sequence[st
                 },
             )
         )
-        result = checkpoint.run() if definitions else None
+        run_name = f"as-of-{as_of.isoformat()}"  # the page folder: not GX's "__none__"
+        result = checkpoint.run(run_id=RunIdentifier(run_name=run_name)) if definitions else None
         per_table: dict[str, dict[str, int]] = {}
         for run_result in result.run_results.values() if result else []:
             table = run_result.suite_name
@@ -256,6 +259,7 @@ def validate_warehouse(config: Config, as_of: dt.date | str, tables: Sequence[st
             log = logger.warning if table_failures else logger.info
             log("%s: %d/%d expectations met", table, stats["evaluated"] - stats["failed"], stats["evaluated"])
 
+    finish_data_docs(data_docs_dir, as_of, per_table, run_name)  # offline index and pages, as-of and DAG run on each
     evaluated = sum(s["evaluated"] for s in per_table.values())
     statistics = {
         "as_of": as_of.isoformat(),

@@ -10,6 +10,7 @@ import yaml
 
 from pipelines.contract import ExitCode
 from pipelines.validation import ValidationFailed, ValidationReport, validate_warehouse
+from pipelines.validation.html import external_asset_refs
 from pipelines.warehouse import connect
 from tests.pipelines.validation._validation_data import (
     AS_OF,
@@ -41,6 +42,13 @@ def test_clean_warehouse_passes_and_writes_data_docs(val_config):
     assert set(report.statistics["tables"]) == {"customers", "products", "orders", "order_items", "events", "reviews"}
     index = Path(report.data_docs_path)
     assert index.name == "index.html" and index.is_file() and "orders" in index.read_text()
+    # offline: no page of the site loads a script or stylesheet from the internet; each says what it validated
+    site = Path(val_config.validation.data_docs_dir)
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 6 and not [p for p in pages if external_asset_refs(p.read_text())]
+    orders_page = next(p for p in pages if "validations/orders/" in p.as_posix())
+    assert "__none__" not in orders_page.as_posix() and f"as-of-{AS_OF}" in orders_page.as_posix()
+    assert f"as of</b> {AS_OF}" in orders_page.read_text() and orders_page.name in index.read_text()
     if val_config.warehouse_url.startswith("duckdb"):
         import duckdb
 
