@@ -73,10 +73,18 @@ class _Convention:
         integer = rf"\d{{1,3}}(?:[{re.escape(self.groups)}]\d{{3}})+|\d+" if self.groups else r"\d+"
         return re.compile(rf"[+-]?(?:(?:{integer})(?:{d}\d*)?|{d}\d+)(?:[eE][+-]?\d+)?")
 
-    def parse(self, text: str) -> float:
+    def parse(self, texts: np.ndarray) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.array(texts, type=pa.string())
         for char in self.groups:
-            text = text.replace(char, "")
-        return float(text.replace(self.decimal, "."))
+            arr = pc.replace_substring(arr, char, "")
+        arr = pc.replace_substring(arr, self.decimal, ".")
+        try:
+            return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:  # spellings Arrow's parser rejects ("+5", "1.") that Python reads
+            return pd.to_numeric(pd.Series(arr.to_pylist(), dtype=object), errors="coerce").to_numpy(dtype=float)
 
     def describe(self) -> str:
         grouping = "no thousands separator" if not self.thousands else f"thousands {self.thousands!r}"
@@ -113,14 +121,16 @@ def parse_numbers(raw: pd.Series, missing: np.ndarray, column: str, options: Par
     Raises ``FormatError`` when two conventions read the column differently and no value decides
     (``1,234`` alone), or when no convention reads all its values (``1,5`` next to ``2.25``).
     """
-    text = raw.astype("string").str.strip()
-    codes, uniques = pd.factorize(text.where(~missing), use_na_sentinel=True)
-    uniques = np.asarray(uniques, dtype=object)
-    non_finite_u = np.fromiter((bool(_NON_FINITE.fullmatch(v)) for v in uniques), bool, len(uniques))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), _trimmed(raw))
+    encoded = text.dictionary_encode()
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    uniques = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    non_finite_u = _fullmatch(uniques, _NON_FINITE.pattern, ignore_case=True)
     candidates = _conventions(options)
-    matches = {
-        c: np.fromiter((bool(c.pattern().fullmatch(v)) for v in uniques), bool, len(uniques)) for c in candidates
-    }
+    matches = {c: _fullmatch(uniques, c.pattern().pattern) for c in candidates}
     readable = np.logical_or.reduce(list(matches.values())) & ~non_finite_u
     compatible = [c for c in candidates if matches[c][readable].all()] if len(candidates) > 1 else candidates
     if not compatible:
@@ -131,9 +141,10 @@ def parse_numbers(raw: pd.Series, missing: np.ndarray, column: str, options: Par
             f"column {column} mixes number formats: {only_a!r} reads only with {a.describe()}, {only_b!r} only "
             f"with {b.describe()}; make the column consistent, or {_DECLARE} and fix the rows it rejects"
         )
-    parsed = {
-        c: np.array([c.parse(v) if ok else np.nan for v, ok in zip(uniques, readable, strict=True)]) for c in compatible
-    }
+    parsed = {}
+    for c in compatible:
+        parsed[c] = np.full(len(uniques), np.nan)
+        parsed[c][readable] = c.parse(uniques[readable])
     chosen = compatible[0]
     for other in compatible[1:]:
         differs = readable & (parsed[chosen] != parsed[other])
@@ -153,6 +164,30 @@ def parse_numbers(raw: pd.Series, missing: np.ndarray, column: str, options: Par
     return NumberColumn(values, not_number, non_finite, chosen.describe())
 
 
+def _trimmed(series: pd.Series):
+    """The column as an Arrow string array without surrounding whitespace (nulls kept), vectorised."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = series.to_numpy(dtype=object)
+    try:
+        arr = pa.array(values, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects: their text
+        arr = pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
+    return pc.utf8_trim_whitespace(arr)
+
+
+def _fullmatch(values: np.ndarray, pattern: str, ignore_case: bool = False) -> np.ndarray:
+    """Which strings match ``pattern`` entirely (RE2 in Arrow: vectorised, linear time)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(values) == 0:
+        return np.zeros(0, dtype=bool)
+    matched = pc.match_substring_regex(pa.array(values, type=pa.string()), f"^(?:{pattern})$", ignore_case=ignore_case)
+    return np.asarray(matched.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 # -- dates --------------------------------------------------------------------------------------------------
 def parse_datetimes(text: pd.Series, column: str, options: ParseOptions) -> pd.Series:
     """UTC timestamps with one day/month order for the whole column (NaT where a value does not parse).
@@ -161,10 +196,16 @@ def parse_datetimes(text: pd.Series, column: str, options: ParseOptions) -> pd.S
     means day-first, any second number above 12 means month-first; both in one column, or neither while
     some values differ between the readings, is refused naming ``--dayfirst`` / ``--date-format``.
     """
-    text = text.astype("string").str.strip()
+    import pyarrow.compute as pc
+
+    trimmed = _trimmed(text)
+    index = text.index
+    text = pd.Series(trimmed.to_numpy(zero_copy_only=False), index=index, dtype=object)
     if options.date_format:
         return pd.to_datetime(text, format=options.date_format, utc=True, errors="coerce")
-    uniques = pd.Series(text.dropna().unique(), dtype="string")
+    distinct = np.asarray(pc.unique(trimmed.drop_null()).to_pylist(), dtype=object)
+    shaped = _fullmatch(distinct, r"\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})(?:[ T].*)?")
+    uniques = pd.Series(distinct[shaped], dtype="string")  # only dd/mm/yyyy-shaped values need an order
     parts = uniques.str.extract(_DAY_MONTH.pattern).dropna(subset=[0])
     rewritten = text
     day_month = np.zeros(len(text), dtype=bool)
@@ -204,7 +245,7 @@ def parse_datetimes(text: pd.Series, column: str, options: ParseOptions) -> pd.S
             + parts[4].fillna("")
         )
         mapping = dict(zip(uniques[parts.index].tolist(), iso.tolist(), strict=True))
-        rewritten = text.map(lambda v: mapping.get(v, v) if isinstance(v, str) else v).astype("string")
+        rewritten = text.map(lambda v: mapping.get(v, v) if isinstance(v, str) else v)
         day_month = text.isin(list(mapping)).to_numpy()
     parsed = pd.to_datetime(rewritten, format="ISO8601", utc=True, errors="coerce")
     # Other spellings ("Dec 1, 2024", "19970101") one by one; a day/month value that failed stays failed
