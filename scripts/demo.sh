@@ -98,7 +98,7 @@ PY
 bold "churn platform demo: config $CHURN_CONFIG, training as of $AS_OF, scoring $SCORE_DATE"
 [ -x "$BIN/airflow" ] || { echo "no $BIN/airflow: run 'make venv' first" >&2; exit 1; }
 
-stage "init warehouse (reset)" "$BIN/churn" init-warehouse --reset
+stage "init warehouse (reset)" "$BIN/churn" init-warehouse --reset --yes
 if [ "${DEMO_SKIP_GENERATE:-0}" != "1" ]; then
   stage "generate sample data" generate_data
 fi

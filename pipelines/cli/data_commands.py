@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from pipelines.cli.common import emit, iso_date
 from pipelines.config import Config
+from pipelines.contract import ExitCode
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +22,8 @@ def _mapping(value: str) -> tuple[str, str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("init-warehouse", help="create the schema, tables and views (idempotent)")
-    p.add_argument("--reset", action="store_true", help="drop the schema first (deletes all data)")
+    p.add_argument("--reset", action="store_true", help="drop the schema first (deletes all data; asks first)")
+    p.add_argument("--yes", action="store_true", help="with --reset: do not ask for confirmation (scripts, CI)")
     p.add_argument(
         "--partition-existing",
         action="store_true",
@@ -104,6 +107,9 @@ def _add_format_options(parser: argparse.ArgumentParser) -> None:
 def init_warehouse(config: Config, args: argparse.Namespace) -> int:
     from pipelines.warehouse import open_warehouse
 
+    if args.reset and not args.yes and not _confirm_reset(config):
+        emit("init-warehouse --reset: cancelled, nothing changed")
+        return ExitCode.CONFIG
     with open_warehouse(config) as wh:
         if args.reset:
             wh.drop_schema()
@@ -112,6 +118,22 @@ def init_warehouse(config: Config, args: argparse.Namespace) -> int:
             _partition_existing(wh)
         logger.info("warehouse ready: %r", wh)
     return 0
+
+
+def _confirm_reset(config: Config) -> bool:
+    """Ask before deleting every table; without a terminal to ask on, refuse (``--yes`` is how scripts say so)."""
+    target = config.warehouse_url.split("@")[-1]  # never echo a password
+    schema = config.warehouse_schema or "the default schema"
+    if not sys.stdin.isatty():
+        logger.error(
+            "init-warehouse --reset deletes every table in %s (%s) and no terminal is attached to confirm: "
+            "add --yes to proceed",
+            schema,
+            target,
+        )
+        return False
+    answer = input(f"Delete every table in {schema} of {target}? Type 'yes' to confirm: ")
+    return answer.strip().lower() == "yes"
 
 
 def _partition_existing(wh) -> None:

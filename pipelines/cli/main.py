@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 
+from pipelines.cli.common import Parser
 from pipelines.config import ConfigError, load_config
 from pipelines.contract import ExitCode
 
@@ -31,7 +32,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="churn",
         description="Churn and retention ML platform: warehouse, validation, training, registry, scoring, monitoring.",
     )

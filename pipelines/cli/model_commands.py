@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import math
 from collections.abc import Sequence
 from typing import Any
 
-from pipelines.cli.common import emit
+from pipelines.cli.common import emit, iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--as-of",
         required=True,
-        type=dt.date.fromisoformat,
+        type=iso_date,
         metavar="DATE",
         help="last day of observed data (YYYY-MM-DD)",
     )

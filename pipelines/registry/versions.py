@@ -64,8 +64,29 @@ def get_version(client, name: str, version: str | int):
         return client.get_model_version(name, str(version))
     except MlflowException as exc:
         if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise UnknownVersionError(f"model {name!r} has no version {version!r}") from exc
+            raise UnknownVersionError(
+                f"model {name!r} has no version {version!r}; {_versions_hint(client, name)}"
+            ) from exc
         raise RegistryUnavailableError(f"MLflow registry at {client.tracking_uri}: {exc.message}") from exc
+
+
+def _versions_hint(client, name: str) -> str:
+    """What exists instead: ``versions: 1, 2 (@champion), 3 (@challenger)`` (or none yet)."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except Exception:  # the hint is a courtesy; the error itself stands
+        return "`churn models` lists the versions"
+    if not versions:
+        return "it has no versions yet (train one with `churn train --as-of DATE`)"
+    try:  # search results carry no aliases; the registered model does
+        aliases = dict(client.get_registered_model(name).aliases or {})
+    except Exception:
+        aliases = {}
+    described = []
+    for mv in sorted(versions, key=lambda v: int(v.version)):
+        names = sorted("@" + a for a, v in aliases.items() if str(v) == str(mv.version))
+        described.append(str(mv.version) + (f" ({', '.join(names)})" if names else ""))
+    return "versions: " + ", ".join(described)
 
 
 def alias_version(client, name: str, alias: str) -> str | None:
