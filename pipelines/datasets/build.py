@@ -284,7 +284,11 @@ def load_training_sets(manifest_path: str | os.PathLike) -> TrainingSets:
     frames = {}
     for name in SPLITS:
         entry = manifest["splits"][name]
+        if Path(str(entry["path"])).name != entry["path"]:  # a manifest names files beside it, nothing elsewhere
+            raise DatasetIntegrityError(f"{manifest_path}: split {name} path {entry['path']!r} is not a file name")
         path = manifest_path.parent / entry["path"]
+        if not path.is_file():
+            raise DatasetIntegrityError(f"{path}: missing (listed in {manifest_path})")
         if _sha256(path) != entry["sha256"]:
             raise DatasetIntegrityError(f"{path}: sha256 differs from {manifest_path} (file changed after writing)")
         frame = pd.read_parquet(path)

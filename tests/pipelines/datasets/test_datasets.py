@@ -218,6 +218,19 @@ def test_tampered_file_is_detected(loaded_config):
         load_training_sets(path)
 
 
+def test_manifest_paths_outside_its_directory_or_missing_files_are_refused(loaded_config):
+    path = Path(build_training_sets(loaded_config, AS_OF))
+    manifest = json.loads(path.read_text())
+    manifest["splits"]["test"]["path"] = "../../elsewhere.parquet"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DatasetIntegrityError, match="'../../elsewhere.parquet' is not a file name"):
+        load_training_sets(path)
+    manifest["splits"]["test"]["path"] = "gone.parquet"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(DatasetIntegrityError, match="gone.parquet: missing"):
+        load_training_sets(path)
+
+
 def test_build_on_each_backend(backend_config, warehouse_url_and_schema):
     url, schema = warehouse_url_and_schema
     config = backend_config.with_overrides({"dataset": {"n_cutoffs": 3}})
