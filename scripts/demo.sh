@@ -35,24 +35,41 @@ DEMO_START=$SECONDS
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-stage() {  # stage NAME COMMAND...: run, time, keep the log; stop the demo on failure
+stage() {  # stage NAME COMMAND...: run quietly into its log with a progress line every 15 s; stop on failure
   local name="$1"; shift
-  local log="$LOG_DIR/${name// /_}.log" start=$SECONDS status=0
+  local log="$LOG_DIR/${name// /_}.log" start=$SECONDS status=0 next=15
   bold "$name"
-  "$@" 2>&1 | tee "$log" | grep -E --line-buffered "$DEMO_FILTER" || true
-  status=${PIPESTATUS[0]}
+  "$@" >"$log" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if [ $((SECONDS - start)) -ge "$next" ] && kill -0 "$pid" 2>/dev/null; then
+      printf '   %4ds  %s\n' "$((SECONDS - start))" "$(progress "$log")"
+      next=$((next + 15))
+    fi
+  done
+  wait "$pid" || status=$?
   local took=$((SECONDS - start))
   STAGES+=("$(printf '%-28s %4d s' "$name" "$took")")
   if [ "$status" -ne 0 ]; then
-    echo "FAILED: $name (exit $status) after ${took}s; full log: $log" >&2
+    echo "FAILED: $name (exit $status) after ${took}s; the end of its log ($log):" >&2
+    grep -E "ERROR|Error|Traceback|FAILED" "$log" | tail -n 15 >&2 || tail -n 25 "$log" >&2
     print_timings
     exit "$status"
   fi
   echo "   done in ${took}s (log: ${log#"$ROOT"/})"
 }
 
-# Lines worth showing live; everything else stays in the stage logs.
-DEMO_FILTER='(effect of|retention |ERROR|Error|FAILED|Traceback|DagRun Finished|state=|Marking task as|wrote |registered |promotion gate|drift report|training set|epoch|validation (passed|failed)|retrain|Generated|generated|rows)'
+progress() {  # the latest thing a stage's log says it is doing: the Airflow task, an epoch, a step
+  local what
+  what="$(grep -oE "epoch [0-9]+[^,;]{0,50}|Running task [a-z_]+|task_id=[a-z_]+|training set[^,;]{0,40}|scoring [^,;]{0,40}" "$1" | tail -n 1)"
+  echo "${what:-working}"
+}
+
+results() {  # results KIND VALUE: what the stage produced (training sets, candidates, tiers, drift verdict)
+  echo
+  "$BIN/python" "$ROOT/scripts/demo_report.py" "$@" 2>/dev/null || echo "   (could not read the $1 results; see the stage log)"
+}
 
 print_timings() {
   bold "stage timings"
@@ -105,8 +122,11 @@ fi
 bash "$ROOT/scripts/airflow_home.sh"  # secrets-only airflow.cfg (no absolute paths) + the admin password
 stage "airflow db migrate" "$BIN/airflow" db migrate
 stage "dag churn_training" dag_test churn_training "$AS_OF"
+results training "$AS_OF"
 stage "dag churn_scoring" dag_test churn_scoring "$SCORE_DATE"
+results scoring "$SCORE_DATE"
 stage "dag churn_monitoring" dag_test churn_monitoring "$SCORE_DATE"
+results monitoring "$SCORE_DATE"
 # Retention: the DAG assigns actions (cold start: rules + exploration, permanent holdout); the simulator plays
 # out the next horizon_days; then outcomes, effects vs the holdout, policy values and the learned policy.
 stage "dag churn_retention" dag_test churn_retention "$SCORE_DATE"
@@ -118,7 +138,6 @@ stage "learn retention policy" "$BIN/churn" retention learn --as-of "$MATURED"
 bold "top churn risks (churn_scores_latest)"
 QUERY="SELECT customer_id, score_date, round(churn_probability, 3) AS p_churn, risk_tier, model_version
 FROM churn_scores_latest ORDER BY churn_probability DESC LIMIT 10"
-echo "$QUERY;"
 "$BIN/python" - "$QUERY" <<'PY'
 import sys
 
@@ -130,8 +149,6 @@ if url.startswith("duckdb:///"):
 
     con = duckdb.connect(url[len("duckdb:///"):], read_only=True)
     con.sql(sys.argv[1]).show()
-    con.sql("SELECT risk_tier, COUNT(*) AS customers FROM churn_scores_latest GROUP BY risk_tier "
-            "ORDER BY customers DESC").show()
 else:  # a Postgres warehouse (CHURN_WAREHOUSE_URL): same query through the warehouse layer
     from pipelines.warehouse import open_warehouse
 
