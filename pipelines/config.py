@@ -693,6 +693,13 @@ class SegmentsConfig(_Section):
         description="Weight of the PCA embedding block against the standardized behaviour features (0: behaviour only).",
     )
     fit_rows: int = Field(20_000, gt=0, description="Training rows (latest cutoffs first) the segments are fitted on.")
+    switch_margin: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="A scored customer leaves their previous segment only for a centroid closer by this share of the "
+        "distance (hysteresis: the daily drift of windowed features does not flip customers near a boundary).",
+    )
 
 
 class Config(_Section):

@@ -12,6 +12,7 @@ STAGE_MODULES = {
     "writeback": "benchmarks.stages.writeback",
     "memory": "benchmarks.stages.memory",
     "retention": "benchmarks.stages.retention",
+    "explain": "benchmarks.stages.explain",
     "demo": "benchmarks.stages.demo",
     "drift": "benchmarks.stages.drift",
 }

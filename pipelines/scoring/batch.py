@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, RAW_TABLES, ExitCode
+from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, CUSTOMER_SEGMENTS, RAW_TABLES, ExitCode
 from pipelines.dates import as_date
 from pipelines.scoring.reasons import ScoreDetails, append_columns
 
@@ -96,7 +96,7 @@ def check_scoring_inputs(config: Config) -> None:
 
     with open_warehouse(config) as wh:
         if wh.table_exists(CHURN_SCORES.name):  # a warehouse of an older version gains the new columns and tables
-            wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS))
+            wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS, CUSTOMER_SEGMENTS))
         wh.check_contract([*RAW_TABLES, CHURN_SCORES])
 
 
@@ -119,7 +119,7 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
     with open_warehouse(config, config.scoring.duckdb_memory_limit) as wh:
         # before the model loads and before any query: a drifted table fails in a second, named
         if wh.table_exists(CHURN_SCORES.name):  # a warehouse of an older version gains the new columns and tables
-            wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS))
+            wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS, CUSTOMER_SEGMENTS))
         wh.check_contract([*RAW_TABLES, CHURN_SCORES])
         # precision (bf16 on AMX CPUs and GPUs by default) is checked against fp32 on the first customers.
         predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
@@ -132,14 +132,14 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
             run_id,
         )
         expected = population_count(wh, config, score_date)
-        details = ScoreDetails(config, predictor, score_date)  # value, change and reasons (scoring/reasons.py)
+        details = ScoreDetails.for_run(wh, config, predictor, score_date, model_version)  # value, reasons, segments
         ids, probs = _score_stream(wh, config, predictor, score_date, expected, started, details.add)
         _validate_scores(ids, probs, score_date, expected)
         tiers = assign_risk_tiers(probs, config.scoring.risk_tiers)
         table = build_scores_table(ids, probs, tiers, score_date, model_name, model_version, run_id)
         table = append_columns(table, details.score_columns(wh, ids, probs, tiers))
-        # reasons first, scores last: each day replaced atomically; a failure in between leaves the old scores
-        wh.replace_partition(CHURN_SCORE_REASONS, details.reasons_table(), "score_date", score_date)
+        # reasons and segments first, scores last: each day replaced atomically; a failure in between leaves the old scores
+        details.write_side_tables(wh)
         written = wh.replace_partition(CHURN_SCORES, table, "score_date", score_date)
 
     seconds = time.perf_counter() - started

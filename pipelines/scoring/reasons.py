@@ -259,7 +259,7 @@ def explain_rows(
                 code, idx, phrase = groups[payload]
                 main = idx[int(np.argmax(contrib[r, idx]))]
                 if row_values is None:
-                    row_values = {n: float(x) for n, x in zip(names, values[r], strict=True) if np.isfinite(x)}
+                    row_values = dict(zip(names, values[r].tolist(), strict=True))
                 try:
                     text = phrase(row_values)
                 except (KeyError, ZeroDivisionError):
@@ -341,7 +341,8 @@ def probability_change(ids: np.ndarray, probs: np.ndarray, previous: pd.DataFram
 class ScoreDetails:
     """Collects value and reasons slice by slice during scoring; adds columns and the reasons table at the end."""
 
-    def __init__(self, config: Config, predictor, score_date: dt.date):
+    def __init__(self, config: Config, predictor, score_date: dt.date, segments=None):
+        self.segments = segments  # a scoring.segments.SegmentAssigner, or None
         self.config = config
         self.predictor = predictor
         self.score_date = score_date
@@ -349,8 +350,28 @@ class ScoreDetails:
         self._revenue: list[np.ndarray] = []
         self._reasons: list[pd.DataFrame] = []
         self.reason_seconds = 0.0
+        self.segment_seconds = 0.0
         self.explained = 0
         self.failed: str | None = None
+
+    @classmethod
+    def for_run(cls, wh: Warehouse, config: Config, predictor, score_date: dt.date, model_version: str):
+        """With the version's segment model (and yesterday's segments for its hysteresis) when it has one."""
+        from pipelines.scoring.segments import SegmentAssigner, previous_segments, segment_model_for
+
+        model = segment_model_for(config, model_version)
+        assigner = (
+            SegmentAssigner(model, predictor, previous_segments(wh, score_date, model_version)) if model else None
+        )
+        return cls(config, predictor, score_date, segments=assigner)
+
+    def write_side_tables(self, wh: Warehouse) -> None:
+        """Replace the day's churn_score_reasons and customer_segments (each atomically), before the scores."""
+        from pipelines.contract import CUSTOMER_SEGMENTS
+
+        wh.replace_partition(CHURN_SCORE_REASONS, self.reasons_table(), "score_date", self.score_date)
+        if self.segments is not None:
+            wh.replace_partition(CUSTOMER_SEGMENTS, self.segments.table(self.score_date), "score_date", self.score_date)
 
     def _tier_mask(self, tiers: np.ndarray, wanted: list[str] | None) -> np.ndarray:
         if wanted is None:
@@ -361,6 +382,10 @@ class ScoreDetails:
         from pipelines.scoring.batch import assign_risk_tiers
 
         self._revenue.append(expected_revenue(piece, self.config.churn.horizon_days))
+        if self.segments is not None:
+            started = time.perf_counter()
+            self.segments.add(piece)
+            self.segment_seconds += time.perf_counter() - started
         tiers = assign_risk_tiers(probs, self.config.scoring.risk_tiers)
         mask = self._tier_mask(tiers, self.explain.reason_tiers)
         if not mask.any() or self.failed is not None:
@@ -425,6 +450,8 @@ class ScoreDetails:
             "customers_explained": self.explained,
             "reasons_skipped": self.failed,
             "reason_seconds": round(self.reason_seconds, 3),
+            "segments": self.segments.counts() if self.segments is not None else None,
+            "segment_seconds": round(self.segment_seconds, 3),
             "customers_explained_per_second": round(self.explained / self.reason_seconds, 1)
             if self.reason_seconds > 0
             else None,

@@ -118,6 +118,9 @@ def test_run_contents_and_pyfunc_round_trip(registry_env):
     example = pd.read_json(model_dir / "input_example.json", orient="split")
     train_ids = sets.train["customer_id"].head(3).tolist()
     assert example["customer_id"].tolist() == pseudonymise_ids(train_ids, key).tolist()
+    # the customer segments fitted with the model: arrays + names + profile, no pickle
+    segments = {a.path for a in client.list_artifacts(run_id, "segments")}
+    assert segments == {"segments/segments.safetensors", "segments/segments.json", "segments/profile.csv"}
 
     # the registered version: alias, tags, READY
     mv = client.get_model_version_by_alias("churn-risk", "challenger")

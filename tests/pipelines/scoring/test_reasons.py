@@ -278,3 +278,30 @@ def test_a_warehouse_from_before_the_value_columns_is_upgraded(tiny_config, stan
     with open_warehouse(tiny_config) as wh:
         latest = wh.query_df(wh.render("SELECT * FROM {churn_scores_latest}"))
         assert latest["value_at_risk"].notna().all() and wh.row_count("churn_score_reasons") > 0
+
+
+def test_every_scored_customer_gets_a_stable_segment(tiny_config, standins, monkeypatch, lgbm_predictor):
+    """Segments from the version's segment model; two consecutive days with unchanged data: 100% keep theirs."""
+    import pipelines.scoring.segments as scoring_segments
+    from pipelines.models.segments import fit_segments
+    from pipelines.scoring import score_customers
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(tiny_config) as wh:
+        fit = build_features(wh, tiny_config, [standins.SCORE_DATE - dt.timedelta(days=60)], labels=False)
+    model = fit_segments(fit, lgbm_predictor.feature_names, n_segments=4, seed=0)
+    monkeypatch.setattr(scoring_segments, "segment_model_for", lambda config, version: model)
+    standins.install_standin(monkeypatch, lgbm_predictor)
+    day = dt.date(2025, 7, 10)  # after the tiny warehouse's last row (2025-06-30): nothing new between the days
+    next_day = day + dt.timedelta(days=1)
+    result = score_customers(tiny_config, day, "3", "manual__s1")
+    scores, segments = _table(tiny_config, "churn_scores", day), _table(tiny_config, "customer_segments", day)
+    assert segments["customer_id"].tolist() == scores["customer_id"].tolist()  # every scored customer
+    assert set(segments["segment_name"]) <= set(model.names) and sum(result["segments"].values()) == len(scores)
+    assert (segments["segment_name"] == np.array(model.names, dtype=object)[segments["segment_id"]]).all()
+
+    score_customers(tiny_config, next_day, "3", "manual__s2")  # no new data in between
+    later = _table(tiny_config, "customer_segments", next_day).set_index("customer_id")["segment_id"]
+    before = segments.set_index("customer_id")["segment_id"]
+    common = later.index.intersection(before.index)
+    assert len(common) > 50 and (later[common] == before[common]).mean() == 1.0
