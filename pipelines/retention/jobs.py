@@ -114,6 +114,7 @@ def update_policy(config: Config, as_of: dt.date) -> dict[str, Any]:
         evaluated = dt.date.fromisoformat(result["evaluated_on"])
         rows = compute_effects(config, evaluated, policy=policy, policy_name=IN_SAMPLE, wh=wh)
         result["report"] = str(write_report(config, wh, evaluated, rows, policy))
+        _log_report(config, result["version"], result["report"])
     return {"learned": True, **result, "version": f"v{result['version']}"}
 
 
@@ -154,3 +155,12 @@ def simulate_campaign(config: Config, action_date: dt.date, seed: int | None = N
         "matures_on": (action_date + dt.timedelta(days=config.retention.horizon_days)).isoformat(),
         "true_mean_uplift": true_uplift,
     }
+
+
+def _log_report(config: Config, version: str, report: str) -> None:
+    """Attach the HTML report (Qini curve, uplift by decile, profit vs share targeted) to the policy's run."""
+    from pipelines.tracking import client_for
+
+    client = client_for(config)
+    run_id = client.get_model_version(config.retention.policy_model_name, str(version)).run_id
+    client.log_artifact(run_id, report, "report")

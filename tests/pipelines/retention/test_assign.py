@@ -127,3 +127,21 @@ def test_recommendations_exclude_bought_products():
     assert picks[0].split(",")[0] == "11"  # closest to what 7 touched, and 10 (bought) is excluded
     assert "10" not in picks[0].split(",")
     assert len(picks[1].split(",")) == 2  # no history: popular products
+
+
+def test_product_vectors_are_cached_without_pickle(tmp_path, monkeypatch):
+    import pipelines.retention.recommend as recommend
+
+    calls = []
+
+    def fake(texts, encoder):
+        calls.append(len(texts))
+        return np.eye(len(texts))
+
+    monkeypatch.setattr(recommend, "encode_texts", fake)
+    first = recommend.product_vectors(["a", "b"], "enc", tmp_path)
+    second = recommend.product_vectors(["a", "b"], "enc", tmp_path)
+    assert calls == [2] and np.array_equal(first, second)
+    assert [p.suffix for p in tmp_path.iterdir()] == [".npy"]
+    recommend.product_vectors(["a", "c"], "enc", tmp_path)  # another catalogue: encoded again
+    assert calls == [2, 2]
