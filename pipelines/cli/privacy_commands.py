@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pipelines.cli.common import emit
+from pipelines.cli.common import emit, iso_date
 from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("customer_id", type=int, help="the customer's id in the warehouse")
     p.set_defaults(handler=forget_customer)
 
+    p = subparsers.add_parser(
+        "export",
+        help="hand-over file for downstream tools: ids, tier, top reason, segment, recommended action",
+        description="One CSV row per customer scored on --date, highest value at risk first. Columns: "
+        "customer_id, score_date, churn_probability, risk_tier, value_at_risk, probability_change, top_reason_code, "
+        "top_reason, segment_name, recommended_action (from the retention package when it decided one).",
+    )
+    p.add_argument("--for", dest="target", choices=["crm"], default="crm", help="the consumer (crm)")
+    p.add_argument("--date", type=iso_date, required=True, help="score date, YYYY-MM-DD")
+    p.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help="replace customer ids by their keyed pseudonyms ($CHURN_PSEUDONYM_KEY, see README: Data protection)",
+    )
+    p.add_argument("--output", help="CSV file to write (default: stdout)")
+    p.set_defaults(handler=export)
+
 
 def forget_customer(config: Config, args: argparse.Namespace) -> int:
     from pipelines.warehouse import open_warehouse
@@ -35,4 +52,20 @@ def forget_customer(config: Config, args: argparse.Namespace) -> int:
         logger.error("customer %d still has rows in %s", args.customer_id, left)
         return 1
     emit(f"customer {args.customer_id}: no rows left in any warehouse table")
+    return 0
+
+
+def export(config: Config, args: argparse.Namespace) -> int:
+    import sys
+
+    from pipelines.scoring.export import crm_export
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(config) as wh:
+        frame = crm_export(wh, config, args.date, pseudonymise=args.pseudonymise)
+    if args.output:
+        frame.to_csv(args.output, index=False)
+        logger.info("wrote %d rows to %s", len(frame), args.output)
+    else:
+        frame.to_csv(sys.stdout, index=False)
     return 0

@@ -305,3 +305,44 @@ def test_every_scored_customer_gets_a_stable_segment(tiny_config, standins, monk
     before = segments.set_index("customer_id")["segment_id"]
     common = later.index.intersection(before.index)
     assert len(common) > 50 and (later[common] == before[common]).mean() == 1.0
+
+
+def test_crm_export_has_tier_reason_segment_and_pseudonymises(
+    tiny_config, standins, monkeypatch, lgbm_predictor, tmp_path, capsys
+):
+    import yaml
+
+    import pipelines.scoring.segments as scoring_segments
+    from pipelines.cli.main import main
+    from pipelines.features.privacy import pseudonym_key, pseudonymise_ids
+    from pipelines.models.segments import fit_segments
+    from pipelines.scoring import score_customers
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(tiny_config) as wh:
+        fit = build_features(wh, tiny_config, [standins.SCORE_DATE], labels=False)
+    model = fit_segments(fit, lgbm_predictor.feature_names, n_segments=3, seed=0)
+    monkeypatch.setattr(scoring_segments, "segment_model_for", lambda config, version: model)
+    standins.install_standin(monkeypatch, lgbm_predictor)
+    score_customers(tiny_config, standins.SCORE_DATE, "3", "manual__x")
+    path = tmp_path / "export.yaml"
+    path.write_text(yaml.safe_dump(tiny_config.model_dump(mode="json")))
+    day = standins.SCORE_DATE.isoformat()
+    assert (
+        main(["--config", str(path), "export", "--for", "crm", "--date", day, "--output", str(tmp_path / "a.csv")]) == 0
+    )
+    plain = pd.read_csv(tmp_path / "a.csv")
+    scores = _table(tiny_config, "churn_scores", standins.SCORE_DATE)
+    assert (
+        sorted(plain["customer_id"]) == sorted(scores["customer_id"]) and plain["value_at_risk"].is_monotonic_decreasing
+    )
+    high = plain[plain["risk_tier"] == "high"]
+    assert high["top_reason"].notna().all() and plain["segment_name"].notna().all()
+    assert plain["recommended_action"].isna().all()  # left for the retention package
+    assert main(["--config", str(path), "export", "--date", day, "--pseudonymise"]) == 0
+    from io import StringIO
+
+    pseudo = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert not set(pseudo["customer_id"]) & set(plain["customer_id"])
+    assert pseudo["customer_id"].tolist() == pseudonymise_ids(plain["customer_id"], pseudonym_key(tiny_config)).tolist()
+    assert main(["--config", str(path), "export", "--date", "2020-01-01"]) == 8  # no scores that day: exit SCORING
