@@ -328,6 +328,38 @@ CUSTOMER_SEGMENTS = Table(
     native_partitions=True,
 )
 
+REVIEW_SENTIMENT = Table(
+    name="review_sentiment",
+    description="Sentiment of every review's text (a head on the packaged encoder, trained with stars as weak labels).",
+    columns=(
+        Column("review_id", "bigint", description="Review."),
+        Column("customer_id", "bigint", description="Author."),
+        Column(
+            "reviewed_at",
+            "timestamptz",
+            description="When the review was written (UTC): features use it before the cutoff.",
+        ),
+        Column("rating", "integer", description="Stars, 1 to 5.", min_value=1, max_value=5),
+        Column(
+            "sentiment",
+            "double",
+            nullable=True,
+            description="P(the text is positive), 0 to 1; null for a review without text.",
+            min_value=0,
+            max_value=1,
+        ),
+        Column(
+            "disagrees",
+            "boolean",
+            nullable=True,
+            description="Text and stars disagree (positive text with 1-2 stars or negative text with 4-5); null for 3 stars.",
+        ),
+        Column("computed_at", "timestamptz", description="When the sentiment was computed (UTC)."),
+    ),
+    primary_key=("review_id",),
+    raw=False,
+)
+
 MONITORING_DRIFT = Table(
     name="monitoring_drift",
     description="Drift of scoring inputs and outputs against the training reference, one partition per score_date.",
@@ -515,6 +547,7 @@ OUTPUT_TABLES: tuple[Table, ...] = (
     CHURN_SCORES,
     CHURN_SCORE_REASONS,
     CUSTOMER_SEGMENTS,
+    REVIEW_SENTIMENT,
     MONITORING_DRIFT,
     MONITORING_PERFORMANCE,
     *RETENTION_TABLES,

@@ -1,4 +1,4 @@
-"""Privacy and hand-over subcommands: forget-customer, export."""
+"""Privacy and analyst subcommands: forget-customer, export, sentiment."""
 
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="CSV file to write (default: stdout)")
     p.set_defaults(handler=export)
 
+    p = subparsers.add_parser(
+        "sentiment",
+        help="train the review-sentiment head (stars as weak labels) and score every review before --as-of",
+    )
+    p.add_argument("--as-of", type=iso_date, required=True, help="only reviews before this day, YYYY-MM-DD")
+    p.set_defaults(handler=sentiment)
+
 
 def forget_customer(config: Config, args: argparse.Namespace) -> int:
     from pipelines.warehouse import open_warehouse
@@ -68,4 +75,12 @@ def export(config: Config, args: argparse.Namespace) -> int:
         logger.info("wrote %d rows to %s", len(frame), args.output)
     else:
         frame.to_csv(sys.stdout, index=False)
+    return 0
+
+
+def sentiment(config: Config, args: argparse.Namespace) -> int:
+    from pipelines.training.sentiment import score_review_sentiment
+
+    report = score_review_sentiment(config, args.as_of)
+    emit(*(f"{key}\t{value}" for key, value in report.items()))
     return 0
