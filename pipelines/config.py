@@ -378,6 +378,14 @@ DRIFT_EXCLUDE_FEATURES: dict[str, str] = {
     "revenue_365d": _GROWS + "; monitored as revenue_365d_per_tenure_month",
     "categories_365d": _GROWS + "; monitored as categories_365d_per_tenure_month",
     "reviews_365d": _GROWS + "; monitored as reviews_365d_per_tenure_month",
+    # buy-till-you-die features: not yet measured without injected drift, and built from tenure and recency
+    "btyd_frequency": _GROWS,
+    "btyd_recency_days": _GROWS,
+    "btyd_age_days": "grows with calendar time like tenure_days (capped at the history span)",
+    "median_gap_days": "not yet measured on sample data without drift (scripts/measure_drift_defaults.py)",
+    "overdue_ratio": "follows days_since_last_order: seasonal",
+    "bgnbd_expected_purchases": "BG/NBD output from recency, frequency and age: seasonal and tenure-driven",
+    "bgnbd_p_alive": "BG/NBD output from recency, frequency and age: seasonal and tenure-driven",
 }
 # Raw 365-day counts monitored as per-30-days-of-tenure rates (monitoring.tenure_normalised_features).
 TENURE_NORMALISED_FEATURES = ["orders_365d", "revenue_365d", "categories_365d", "reviews_365d"]

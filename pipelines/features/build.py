@@ -7,11 +7,13 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.features.btyd import EXPECTED_COLUMN, P_ALIVE_COLUMN, BgNbd, bgnbd_columns, fit_bgnbd
 from pipelines.features.privacy import mask_text_column
-from pipelines.features.sql import feature_definitions, feature_params, feature_sql
+from pipelines.features.sql import btyd_summary_sql, feature_definitions, feature_params, feature_sql
 from pipelines.warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
@@ -21,11 +23,13 @@ CUTOFF_COLUMN = "cutoff_date"
 TEXT_COLUMN = "text_view"
 LABEL_COLUMN = "churned"
 SEGMENT_COLUMNS = ("tenure_band", "acquisition_channel")
+MODEL_FEATURES = (EXPECTED_COLUMN, P_ALIVE_COLUMN)  # computed in Python from the BG/NBD fit, after the SQL ones
+BTYD_INPUTS = ("btyd_frequency", "btyd_recency_days", "btyd_age_days")
 
 
 def numeric_feature_names(config: Config) -> list[str]:
     """Numeric feature columns, in frame order (they depend on ``dataset.windows_days``)."""
-    return [f.name for f in feature_definitions(config)]
+    return [*(f.name for f in feature_definitions(config)), *MODEL_FEATURES]
 
 
 def feature_columns(config: Config, labels: bool) -> list[str]:
@@ -73,6 +77,7 @@ def build_features(
     sql = warehouse.render(feature_sql(config, len(days), labels=labels))
     started = time.perf_counter()
     frame = warehouse.query_df(sql, feature_params(config, days, labels=labels))
+    frame = _with_bgnbd(frame, config, {day: None for day in days})
     logger.info(
         "built features for %d rows over %d cutoff(s) (%s .. %s) in %.1f s on %s",
         len(frame),
@@ -96,12 +101,13 @@ def iter_scoring_features(
     """
     (day,) = _normalize_cutoffs([score_date])
     sql = warehouse.render(feature_sql(config, 1, labels=False, customer_range=True, order_by="p.customer_id"))
+    models = {day: fit_population_bgnbd(warehouse, config, day)}
     total = 0
     for lo, hi in population_id_ranges(warehouse, config, day, config.scoring.customers_per_feature_query):
         params = feature_params(config, [day], labels=False, customer_range=(lo, hi))
         for chunk in warehouse.iter_df(sql, params, chunk_rows=chunk_rows):
             total += len(chunk)
-            yield _conform(chunk, config, labels=False)
+            yield _conform(_with_bgnbd(chunk, config, models), config, labels=False)
     logger.info("streamed scoring features for %d customers at %s", total, day)
 
 
@@ -140,4 +146,37 @@ def customer_features(
     frame = warehouse.query_df(
         sql, feature_params(config, days, labels=labels, customer_range=(customer_id, customer_id))
     )
+    frame = _with_bgnbd(frame, config, {days[0]: fit_population_bgnbd(warehouse, config, days[0])})
     return _conform(frame, config, labels)
+
+
+def fit_population_bgnbd(warehouse: Warehouse, config: Config, cutoff: dt.date) -> BgNbd | None:
+    """BG/NBD fitted on the whole population at ``cutoff`` (orders before it only)."""
+    summary = warehouse.query_df(
+        warehouse.render(btyd_summary_sql(config)), feature_params(config, [cutoff], labels=False)
+    )
+    return fit_bgnbd(*(summary[c].to_numpy(dtype=np.float64) for c in BTYD_INPUTS))
+
+
+def _with_bgnbd(frame: pd.DataFrame, config: Config, models: dict[dt.date, BgNbd | None]) -> pd.DataFrame:
+    """Add the BG/NBD columns; a cutoff mapped to None is fitted on the frame's own rows at that cutoff.
+
+    The training frame holds every population customer of each cutoff, so fitting on its rows is the
+    same fit as :func:`fit_population_bgnbd`; scoring slices pass the fit of the whole population.
+    """
+    frame = frame.copy()
+    for col in MODEL_FEATURES:
+        frame[col] = np.nan
+    if frame.empty:
+        return frame
+    cutoffs = pd.to_datetime(frame[CUTOFF_COLUMN]).dt.date
+    for day, model in models.items():
+        rows = (cutoffs == day).to_numpy()
+        if not rows.any():
+            continue
+        inputs = [frame.loc[rows, c].to_numpy(dtype=np.float64) for c in BTYD_INPUTS]
+        if model is None:
+            model = fit_bgnbd(*inputs)
+        for col, values in bgnbd_columns(model, config.churn.horizon_days, *inputs).items():
+            frame.loc[rows, col] = values
+    return frame

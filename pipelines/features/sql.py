@@ -17,6 +17,11 @@ Boundary conventions (the single place they are defined):
   ``span_days = max(windows_days, population_days, 365)``; ``days_since_last_event`` is capped at
   ``span_days`` (the documented sentinel for "no event in the span").
 
+Buy-till-you-die statistics (BG/NBD sense, Fader, Hardie & Lee 2005) count UTC days with a completed order
+inside the history span: ``btyd_frequency`` = purchase days - 1 (repeat purchases), ``btyd_recency_days`` =
+last - first purchase day, ``btyd_age_days`` = cutoff day - first purchase day. The first purchase is the first
+one in the span, so for customers older than ``span_days`` these are the span's view (age capped at the span).
+
 Why this shape: each source table is scanned once, range-joined to the small cutoffs relation
 (VALUES of bound parameters) on UTC day and aggregated per (customer, cutoff) with FILTER clauses;
 no correlated subqueries, no raw events leave the warehouse.
@@ -138,6 +143,34 @@ def feature_definitions(config: Config) -> list[Feature]:
     for w in EVENT_WINDOWS:
         feats.append(Feature(f"support_contacts_{w}d", _num(f"e.support_{w}d"), f"support contacts in {w} days"))
     feats += [
+        Feature(
+            "btyd_frequency",
+            _num("g.n_days - 1"),
+            "repeat purchase days in the history span (UTC days with a completed order, minus the first)",
+        ),
+        Feature(
+            "btyd_recency_days",
+            _num("g.last_dn - g.first_dn"),
+            "days from the first to the last purchase day in the history span (BG/NBD t_x)",
+        ),
+        Feature(
+            "btyd_age_days",
+            _num("p.cutoff_dn - g.first_dn"),
+            "days from the first purchase day in the history span to the cutoff (BG/NBD T, capped at the span)",
+        ),
+        Feature(
+            "median_gap_days",
+            _num("g.median_gap"),
+            "median days between consecutive purchase days in the history span (0 with fewer than 2)",
+        ),
+        Feature(
+            "overdue_ratio",
+            "CAST(COALESCE(EXTRACT(EPOCH FROM (p.cutoff_ts - p.last_completed_at)) / 86400.0 / NULLIF(g.median_gap, 0),"
+            " -1) AS DOUBLE PRECISION)",
+            "days since the last order / the customer's median gap (1 = on schedule); -1 with fewer than 2 purchase days",
+        ),
+    ]
+    feats += [
         Feature("reviews_365d", _num("r.reviews_365d"), "reviews written in 365 days"),
         Feature("mean_rating_365d", _num("r.mean_rating_365d"), "mean star rating in 365 days (0 without reviews)"),
         Feature(
@@ -147,6 +180,59 @@ def feature_definitions(config: Config) -> list[Feature]:
         ),
     ]
     return feats
+
+
+def purchase_day_ctes(span: int) -> list[str]:
+    """``buy_agg``: per (customer, cutoff) purchase days, first/last day and median gap in the history span.
+
+    Reads the ``ord`` CTE (orders of the scan range); a gap counts only when both of its days lie in the
+    cutoff's span, so every cutoff sees the same definition whatever the scan range.
+    """
+    return [
+        """buy_days AS (
+  SELECT customer_id, dn, dn - LAG(dn) OVER (PARTITION BY customer_id ORDER BY dn) AS gap
+  FROM (SELECT DISTINCT customer_id, dn FROM ord WHERE status = 'completed') d
+)""",
+        f"""buy_agg AS (
+  SELECT customer_id, cutoff_date, COUNT(*) AS n_days, MIN(dn) AS first_dn, MAX(dn) AS last_dn,
+    PERCENTILE_CONT(0.5) WITHIN GROUP (
+      ORDER BY CASE WHEN gap IS NOT NULL AND dn - gap >= cutoff_dn - {int(span)} THEN gap END
+    ) AS median_gap
+  FROM ({_cross_cutoffs("buy_days", "b", "b.customer_id, b.dn, b.gap", span)}) x
+  GROUP BY customer_id, cutoff_date
+)""",
+    ]
+
+
+def btyd_summary_sql(config: Config) -> str:
+    """``(btyd_frequency, btyd_recency_days, btyd_age_days)`` of the whole population at one bound cutoff.
+
+    The BG/NBD fit needs every population customer at once, while scoring streams its features in
+    customer-id slices; this small query gives the fit its input with the same CTEs as :func:`feature_sql`.
+    """
+    span = span_days(config)
+    population = int(config.churn.population_days)
+    return (
+        "WITH "
+        + ",\n".join(
+            [
+                _cutoffs_cte(1),
+                f"""ord AS (
+  SELECT customer_id, status, {day_number("ordered_at")} AS dn
+  FROM {{orders}}
+  WHERE ordered_at >= CAST(:scan_start AS TIMESTAMPTZ) AND ordered_at < CAST(:scan_end AS TIMESTAMPTZ)
+)""",
+                *purchase_day_ctes(span),
+            ]
+        )
+        + f"""
+SELECT g.customer_id, CAST(g.n_days - 1 AS DOUBLE PRECISION) AS btyd_frequency,
+  CAST(g.last_dn - g.first_dn AS DOUBLE PRECISION) AS btyd_recency_days,
+  CAST(c.cutoff_dn - g.first_dn AS DOUBLE PRECISION) AS btyd_age_days
+FROM buy_agg g JOIN cutoffs c ON c.cutoff_date = g.cutoff_date
+WHERE g.last_dn >= c.cutoff_dn - {population}
+ORDER BY g.customer_id"""
+    )
 
 
 def _cutoffs_cte(n: int) -> str:
@@ -267,6 +353,7 @@ def feature_sql(
   FROM ord_c
   GROUP BY customer_id, cutoff_date
 )""",
+        *purchase_day_ctes(span),
         """population AS (
   SELECT * FROM ord_agg WHERE completed_lookback > 0
 )""",
@@ -363,6 +450,7 @@ def feature_sql(
         "LEFT JOIN ev_agg e ON e.customer_id = p.customer_id AND e.cutoff_date = p.cutoff_date",
         "LEFT JOIN rev_agg r ON r.customer_id = p.customer_id AND r.cutoff_date = p.cutoff_date",
         "LEFT JOIN cat_agg k ON k.customer_id = p.customer_id AND k.cutoff_date = p.cutoff_date",
+        "LEFT JOIN buy_agg g ON g.customer_id = p.customer_id AND g.cutoff_date = p.cutoff_date",
         "LEFT JOIN text_agg x ON x.customer_id = p.customer_id AND x.cutoff_date = p.cutoff_date",
     ]
     if labels:

@@ -45,9 +45,18 @@ CUSTOMER_1 = {
     "cart_abandonment_rate_90d": 0.5,
     "support_contacts_30d": 1.0,
     "support_contacts_90d": 1.0,
+    # completed purchase days 2024-06-15, 2024-11-20, 2025-01-02, 2025-02-23 (259, 101, 58, 6 days ago)
+    "btyd_frequency": 3.0,
+    "btyd_recency_days": 253.0,
+    "btyd_age_days": 259.0,
+    "median_gap_days": 52.0,  # gaps 158, 43, 52
+    "overdue_ratio": 5.625 / 52,
     "reviews_365d": 2.0,
     "mean_rating_365d": 3.5,
     "low_rating_share_365d": 0.5,
+    # five population customers are too few for a BG/NBD fit: the documented fallback (prior at x = 0)
+    "bgnbd_expected_purchases": 0.0,
+    "bgnbd_p_alive": 1.0,
 }
 TEXT_1 = (
     '[1d ago] abandoned cart: shoes | [3d ago] support contact | [4d ago] review 2/5 "parcel arrived late and '
