@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 EXPECTED_COLUMN = "bgnbd_expected_purchases"
 P_ALIVE_COLUMN = "bgnbd_p_alive"
 MIN_CUSTOMERS = 20  # below this the four parameters are not identified; the features fall back (logged)
+MAX_FIT_CUSTOMERS = 20_000  # a seeded sample this large pins four population parameters; keeps the fit ~seconds
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,19 @@ def _neg_log_likelihood(log_params: np.ndarray, x, t_x, age, weight) -> float:
 
 
 def fit_bgnbd(frequency, recency, age) -> BgNbd | None:
-    """Maximum likelihood over the unique ``(x, t_x, age)`` triples; None when it cannot be fitted (logged)."""
+    """Maximum likelihood over the unique ``(x, t_x, age)`` triples; None when it cannot be fitted (logged).
+
+    Above ``MAX_FIT_CUSTOMERS`` a seeded random sample (same input order, same sample) is fitted.
+    """
     x, t_x, age = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, age))
     valid = np.isfinite(x) & np.isfinite(t_x) & np.isfinite(age) & (x >= 0) & (t_x >= 0) & (age >= t_x)
     if valid.sum() < MIN_CUSTOMERS or not (x[valid] > 0).any():
         logger.warning("BG/NBD not fitted: %d usable customers, repeat buyers among them needed", int(valid.sum()))
         return None
-    triples, counts = np.unique(np.c_[x[valid], t_x[valid], age[valid]], axis=0, return_counts=True)
+    data = np.c_[x[valid], t_x[valid], age[valid]]
+    if len(data) > MAX_FIT_CUSTOMERS:
+        data = data[np.random.default_rng(0).choice(len(data), MAX_FIT_CUSTOMERS, replace=False)]
+    triples, counts = np.unique(data, axis=0, return_counts=True)
     args = (triples[:, 0], triples[:, 1], triples[:, 2], counts.astype(np.float64))
     start = np.log([1.0, max(float(np.mean(age[valid])), 1.0), 1.0, 1.0])
     res = optimize.minimize(_neg_log_likelihood, start, args=args, method="L-BFGS-B", bounds=[(-12.0, 12.0)] * 4)
