@@ -68,6 +68,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="token budget the score stage runs the bundle at (default 128, the target's; a bundle trained "
         "at another length still scores correctly at this one)",
     )
+    p.add_argument(
+        "--quality-candidates",
+        default="lightgbm,transformer",
+        help="quality stage: lightgbm (always, with its no-BG/NBD ablation) and optionally transformer",
+    )
+    p.add_argument(
+        "--quality-max-train",
+        type=int,
+        default=None,
+        help="quality stage: transformer train rows (default: all on GPU, 2000 on CPU)",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -158,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         bundle=args.bundle,
         score_max_length=args.score_max_length,
     )
+    ctx.shared["quality_candidates"] = tuple(c.strip() for c in args.quality_candidates.split(",") if c.strip())
+    ctx.shared["quality_max_train"] = args.quality_max_train
     machine = machine_info()
     started = dt.datetime.now(dt.UTC)
     run = {

@@ -15,6 +15,7 @@ STAGE_MODULES = {
     "explain": "benchmarks.stages.explain",
     "demo": "benchmarks.stages.demo",
     "drift": "benchmarks.stages.drift",
+    "quality": "benchmarks.stages.quality",
 }
 
 

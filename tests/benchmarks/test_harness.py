@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from benchmarks.__main__ import main
 from benchmarks.common import parse_scale, scale_label
 
@@ -178,3 +180,21 @@ def test_tiny_score_stage_reports_every_variant_and_the_default_path(tmp_path):
     assert metrics["default_max_abs_dp"]["value"] == metrics[f"{chosen}_max_abs_dp"]["value"]
     target = {t["key"]: t for t in run["targets"]}["cpu_scoring"]
     assert target["status"] in ("met", "missed") and "customers/s" in target["measured"]
+
+
+@pytest.mark.slow  # ~1-2 min: 200 generated customers, 8 feature cutoffs with BG/NBD fits, two LightGBM fits
+def test_tiny_quality_stage_reports_test_metrics_and_the_paired_ci(tmp_path):
+    out, work = tmp_path / "results", tmp_path / "work"
+    args = ["--scale", "200", "--stages", "quality", "--quality-candidates", "lightgbm", "--postgres-url", "none"]
+    assert main([*args, "--out", str(out), "--work-dir", str(work), "--quiet"]) == 0
+    (run,) = json.loads(next(out.glob("*.json")).read_text())["runs"]
+    stage = run["stages"]["quality"]
+    assert stage["status"] == "ok", stage.get("reason")
+    info, metrics = stage["info"], stage["metrics"]
+    assert set(info["candidates"]) == {"lightgbm", "lightgbm_no_btyd"}
+    for name in info["candidates"]:
+        assert 0 < metrics[f"{name}_test_pr_auc"]["value"] <= 1 and 0 < metrics[f"{name}_test_roc_auc"]["value"] <= 1
+    assert info["chosen_by_validation_pr_auc"] == "lightgbm"
+    low, high = info["btyd_gain_ci95"]
+    assert low <= metrics["btyd_features_gain_test_pr_auc"]["value"] <= high
+    assert any("paired bootstrap 95% CI" in note for note in stage["notes"])
