@@ -67,6 +67,15 @@ def _recency(v: dict[str, float]) -> str:
     return text
 
 
+def _rhythm(v: dict[str, float]) -> str:
+    """Buy-till-you-die view: how overdue against the customer's own rhythm, and the BG/NBD P(active)."""
+    ratio, gap = v.get("overdue_ratio", -1.0), v.get("median_gap_days", 0.0)
+    text = f"{ratio:.1f}x overdue: usually buys every {_n(gap)} days" if ratio > 0 else "one purchase day so far"
+    if "bgnbd_p_alive" in v:
+        text += f"; {100 * v['bgnbd_p_alive']:.0f}% chance still active (BG/NBD)"
+    return text
+
+
 def _frequency(v: dict[str, float]) -> str:
     last = v.get("orders_90d")
     trend = v.get("orders_trend_90d")
@@ -133,6 +142,11 @@ class ReasonGroup:
 GROUPS: tuple[ReasonGroup, ...] = (
     ReasonGroup("recency", lambda f: f == "days_since_last_order", _recency),
     ReasonGroup("frequency_drop", lambda f: f.startswith("orders_"), _frequency),
+    ReasonGroup(
+        "purchase_rhythm",
+        lambda f: f.startswith(("btyd_", "bgnbd_")) or f in ("overdue_ratio", "median_gap_days"),
+        _rhythm,
+    ),
     ReasonGroup("spend_drop", lambda f: f.startswith("revenue_") or f == "avg_order_value_365d", _spend),
     ReasonGroup(
         "engagement_drop",
