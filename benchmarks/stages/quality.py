@@ -5,6 +5,8 @@ The same training sets (``build_training_sets`` at the day after the generated h
 - ``lightgbm``: the LightGBM baseline on all numeric features (the bar every other candidate must clear);
 - ``lightgbm_no_btyd``: the same without the purchase-only features (BG/NBD statistics, median gap,
   overdue ratio, BG/NBD expected purchases and P(alive)): what those features add;
+- ``bgnbd``: the classic buy-till-you-die reference: BG/NBD expected purchases in the horizon (fitted per
+  cutoff on pre-cutoff orders), fewer expected purchases = higher churn risk, calibrated on validation;
 - ``transformer``: the fine-tuned encoder + numeric head (``fit_candidates``), unless left out with
   ``--quality-candidates``; on CPU its train rows are capped by ``--quality-max-train`` (the run says so),
   while both LightGBM rows use every train row (the honest bar).
@@ -102,6 +104,13 @@ def run(ctx: Context) -> StageResult:
 
     val_p = {name: np.asarray(p.predict_proba(sets.validation)) for name, p in predictors.items()}
     test_p = {name: np.asarray(p.predict_proba(sets.test)) for name, p in predictors.items()}
+    if "bgnbd_expected_purchases" in names:
+        from pipelines.models import fit_calibrator
+
+        risk = {s: -sets.split(s)["bgnbd_expected_purchases"].to_numpy() for s in ("validation", "test")}
+        calibrator = fit_calibrator(y_val, risk["validation"], config.training.calibration)
+        val_p["bgnbd"], test_p["bgnbd"] = calibrator(risk["validation"]), calibrator(risk["test"])
+        predictors["bgnbd"], seconds["bgnbd"] = None, 0.0
     table = {}
     for name in predictors:
         row = {
