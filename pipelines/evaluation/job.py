@@ -18,7 +18,7 @@ from pipelines.contract import LABEL_COLUMN, SEGMENT_COLUMNS, ExitCode
 from pipelines.datasets import load_training_sets
 from pipelines.evaluation.metrics import segment_metrics
 from pipelines.evaluation.plots import save_plots
-from pipelines.models import load_bundle
+from pipelines.models import fit_calibrator, load_bundle
 from pipelines.models.metrics import KEY_METRICS, choose_threshold, compute_metrics
 from pipelines.training.job import finite_metrics
 
@@ -46,6 +46,30 @@ def run_bundles(client, run, workdir: Path) -> dict[str, Path]:
         except Exception as exc:
             logger.warning("run %s: other candidate %s not available: %s", run.info.run_id, other, exc)
     return bundles
+
+
+REFERENCE_KIND = "bgnbd"  # the classic buy-till-you-die model, shown beside the candidates, never registered
+REFERENCE_FEATURE = "bgnbd_expected_purchases"
+
+
+def bgnbd_reference_metrics(sets, calibration: str) -> dict[str, dict[str, float]]:
+    """Validation and test metrics of ranking by fewer BG/NBD expected purchases (calibrated on validation).
+
+    Why: users of purchase-only shops know the BG/NBD model; the run shows how far the candidates are
+    ahead of it (or not) on the same split. Empty when the training sets lack the feature.
+    """
+    if REFERENCE_FEATURE not in sets.validation.columns:
+        return {}
+    y_val = sets.validation[LABEL_COLUMN].to_numpy()
+    risk_val = -sets.validation[REFERENCE_FEATURE].to_numpy(dtype=float)
+    calibrator = fit_calibrator(y_val, risk_val, calibration)
+    p_val = calibrator(risk_val)
+    threshold = choose_threshold(y_val, p_val)
+    p_test = calibrator(-sets.test[REFERENCE_FEATURE].to_numpy(dtype=float))
+    return {
+        "val": compute_metrics(y_val, p_val, threshold=threshold),
+        "test": compute_metrics(sets.test[LABEL_COLUMN].to_numpy(), p_test, threshold=threshold),
+    }
 
 
 def evaluate_run(config: Config, run_id: str) -> dict:
@@ -80,7 +104,13 @@ def evaluate_run(config: Config, run_id: str) -> dict:
 
         test_metrics = results[chosen]
         mlflow.log_metrics({f"test_{k}": v for k, v in finite_metrics(test_metrics).items()})
-        mlflow.log_dict({"chosen": chosen, "test": results}, "evaluation/test_metrics.json")
+        reference = bgnbd_reference_metrics(sets, config.training.calibration)
+        for split, values in reference.items():
+            mlflow.log_metrics({f"{REFERENCE_KIND}_{split}_{k}": v for k, v in finite_metrics(values).items()})
+        mlflow.log_dict(
+            {"chosen": chosen, "test": results, "reference": {REFERENCE_KIND: reference.get("test")}},
+            "evaluation/test_metrics.json",
+        )
 
         segments_columns = [c for c in SEGMENT_COLUMNS if c in sets.test.columns]
         if segments_columns:

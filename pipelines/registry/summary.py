@@ -57,6 +57,8 @@ def render_run_summary(
         for name, values in candidates["rows"].items():
             cells = " | ".join("-" if v is None else f"{v:.4f}" for v in values)
             lines.append(f"| {name} | {cells} |")
+        if "bgnbd" in kinds:
+            lines += ["", "bgnbd: the classic BG/NBD model (fewer expected purchases = higher risk), a reference only."]
         if candidates.get("notes"):
             lines += ["", f"Notes: {candidates['notes']}"]
         lines += ["", "Test metrics of the registered model:"]
@@ -122,6 +124,8 @@ def candidate_comparison(config: Config, run_id: str) -> dict[str, Any]:
     metrics, tags = run.data.metrics, run.data.tags
     kinds = [tags.get(TAG_KIND), *filter(None, tags.get(TAG_OTHER_KIND, "").split(","))]
     kinds = sorted(filter(None, kinds))
+    if any(k.startswith("bgnbd_test_") for k in metrics):  # the evaluation job's buy-till-you-die reference
+        kinds.append("bgnbd")
     rows = {
         name: [metrics.get(f"{kind}_{split}_{name}") for kind in kinds for split in ("val", "test")]
         for name in SUMMARY_METRICS

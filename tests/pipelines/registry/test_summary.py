@@ -48,3 +48,23 @@ def test_run_summary_lists_every_candidate_kind():
     )
     assert "| metric | baseline val | baseline test | hybrid val | hybrid test |" in text
     assert "| pr_auc | 0.7000 | 0.6000 | 0.8000 | 0.7500 |" in text
+
+
+def test_run_summary_marks_the_bgnbd_reference():
+    text = render_run_summary(
+        as_of="2026-01-01",
+        run_id="r1",
+        version="3",
+        metrics={},
+        gate={},
+        candidates={
+            "kinds": ["baseline", "transformer", "bgnbd"],
+            "chosen": "baseline",
+            "rows": {"pr_auc": [0.7, 0.6, 0.65, 0.55, 0.5, 0.45]},
+        },
+    )
+    assert (
+        "| metric | baseline val | baseline test | transformer val | transformer test | bgnbd val | bgnbd test |"
+        in text
+    )
+    assert "the classic BG/NBD model" in text and "a reference only" in text
