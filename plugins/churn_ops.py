@@ -131,6 +131,7 @@ def create_app() -> FastAPI:
     @app.get("/", response_class=HTMLResponse, dependencies=dependencies)
     def ops_page() -> HTMLResponse:
         from pipelines.ops.champion import champion_card
+        from pipelines.ops.drift import drift_card
         from pipelines.ops.history import tier_order
         from pipelines.ops.page import page, render_page
         from pipelines.ops.status import ops_summary
@@ -148,6 +149,7 @@ def create_app() -> FastAPI:
                 history_cache.get(config),
                 dag_runs(),
                 tier_order=tier_order(config),
+                verdict=drift_card(config),
             )
         )
 
@@ -163,12 +165,14 @@ def create_app() -> FastAPI:
     @app.get("/api/summary", dependencies=dependencies)
     def summary_json() -> JSONResponse:
         from pipelines.ops.champion import champion_card
+        from pipelines.ops.drift import drift_card
         from pipelines.ops.status import ops_summary
 
         try:
             config = _load_config()
             summary = ops_summary(config)
             summary["champion_card"] = champion_card(config)
+            summary["drift_verdict"] = drift_card(config)
             summary["history"] = history_cache.get(config)
             return JSONResponse(summary)
         except Exception as exc:

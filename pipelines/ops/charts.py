@@ -70,7 +70,8 @@ def distribution_chart(section: dict[str, Any]) -> str | None:
 
 
 def drift_chart(section: dict[str, Any]) -> str | None:
-    """Each dataset-level drift metric per monitoring day, its threshold dashed, drifted days marked."""
+    """Share of drifted monitored features and prediction drift per monitoring day, thresholds dashed, days over a
+    threshold dotted red, retrain decisions as red bands."""
     if not section.get("available"):
         return None
     series = section["series"]
@@ -85,9 +86,14 @@ def drift_chart(section: dict[str, Any]) -> str | None:
         flagged = [(x, v) for x, v, d in zip(xs, s["values"], s["drifted"], strict=True) if d and v is not None]
         if flagged:
             ax.scatter(*zip(*flagged, strict=True), color="#c53030", zorder=3, s=18)
+    for day in section.get("retrain_days") or []:
+        if day in dates:
+            ax.axvline(dates.index(day), color="#c53030", alpha=0.25, linewidth=6)
     _date_ticks(ax, dates)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(0, 1.2), ncols=3)
     ax.set_ylabel("value (dashed: threshold)", fontsize=8)
+    if section.get("retrain_days"):
+        ax.set_xlabel("red band: the monitor decided to retrain", fontsize=8)
     return _svg(fig)
 
 

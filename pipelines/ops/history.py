@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from pipelines.config import Config
-from pipelines.contract import DATASET_LEVEL_FEATURE
 
 logger = logging.getLogger(__name__)
 
@@ -90,17 +89,22 @@ def _drift(wh, days: int) -> dict[str, Any]:
         return {"available": False, "message": "No monitoring_drift table yet."}
     frame = wh.query_df(
         wh.render(
-            "SELECT score_date, metric, feature, value, threshold, drifted FROM {monitoring_drift} "
-            "WHERE (feature = :dataset OR metric = 'prediction_drift') AND score_date IN "
+            "SELECT score_date, metric, value, threshold, drifted FROM {monitoring_drift} "
+            "WHERE metric IN ('share_drifted_features', 'prediction_drift', 'retrain') AND score_date IN "
             "(SELECT DISTINCT score_date FROM {monitoring_drift} ORDER BY score_date DESC LIMIT :k) "
             "ORDER BY score_date, metric"
         ),
-        {"dataset": DATASET_LEVEL_FEATURE, "k": days},
+        {"k": days},
     )
     if frame.empty:
         return {"available": False, "message": "No drift results yet: the churn_monitoring DAG runs after scoring."}
     series: dict[str, dict[str, list]] = {}
+    retrain_days = []
     for row in frame.itertuples():
+        if row.metric == "retrain":  # the decision of the day, marked on the chart
+            if row.drifted:
+                retrain_days.append(_day(row.score_date))
+            continue
         value = None if row.value is None or row.value != row.value else float(row.value)
         threshold = None if row.threshold is None or row.threshold != row.threshold else float(row.threshold)
         s = series.setdefault(str(row.metric), {"dates": [], "values": [], "thresholds": [], "drifted": []})
@@ -108,7 +112,9 @@ def _drift(wh, days: int) -> dict[str, Any]:
         s["values"].append(value)
         s["thresholds"].append(threshold)
         s["drifted"].append(bool(row.drifted) if row.drifted is not None else False)
-    return {"available": True, "series": series}
+    if not series:
+        return {"available": False, "message": "No drift metrics yet."}
+    return {"available": True, "series": series, "retrain_days": retrain_days}
 
 
 def _performance(wh) -> dict[str, Any]:

@@ -153,8 +153,65 @@ def scoring_html(scoring: dict[str, Any], tier_order: list[str], history: dict[s
     return f"<section id='scoring'><h2>Last scoring run</h2>{body}{charts}</section>"
 
 
-def drift_html(drift: dict[str, Any], history: dict[str, Any], report_href: str | None) -> str:
-    if not drift.get("available"):
+def verdict_html(v: dict[str, Any]) -> str:
+    """The one drift decision: retrain or not and why, monitored features, prediction drift, excluded features."""
+    css = "bad" if v.get("retrain") else "ok"
+    decision = "retrain" if v.get("retrain") else "no retrain"
+    body = (
+        f"<p><span class='{css}'><b>{esc(decision)}</b></span> on {esc(v.get('score_date'))} "
+        f"(model version {esc(v.get('model_version'))})</p><p>{esc(v.get('headline'))}</p>"
+    )
+    if v.get("reasons"):
+        body += "<h3>Why retrain</h3><ul>" + "".join(f"<li>{esc(r)}</li>" for r in v["reasons"]) + "</ul>"
+    monitored = v.get("monitored") or []
+    drifted = v.get("drifted_features") or []
+    share, share_t = v.get("drift_share"), v.get("drift_share_threshold")
+    prediction = v.get("prediction") or {}
+    rows = [
+        (
+            "monitored features drifted",
+            esc(f"{len(drifted)} of {len(monitored)}")
+            + (f" (share {fmt_number(share)}, threshold {fmt_number(share_t)})" if share is not None else "")
+            + (f": {esc(', '.join(drifted))}" if drifted else ""),
+        ),
+        (
+            "prediction drift",
+            esc(f"{fmt_number(prediction.get('value'))} (threshold {fmt_number(prediction.get('threshold'))})")
+            + (" <span class='bad'>over threshold</span>" if prediction.get("drifted") else ""),
+        ),
+    ]
+    realized = v.get("realized")
+    if realized:
+        rows.append(
+            (
+                "realised PR AUC",
+                esc(f"{fmt_number(realized.get('pr_auc'))} (minimum {fmt_number(realized.get('min_pr_auc'))})"),
+            )
+        )
+    if v.get("reference"):
+        rows.append(("compared with", esc(v["reference"])))
+    body += _kv(rows)
+    excluded = v.get("excluded") or []
+    if excluded:
+        items = "".join(
+            f"<li>{esc(f['name'])}{' (moved)' if f.get('drifted') else ''}: {esc(f.get('reason') or 'excluded')}</li>"
+            for f in excluded
+        )
+        body += (
+            f"<details><summary>{len(excluded)} excluded features: reported only, never a retrain reason"
+            f"</summary><ul>{items}</ul></details>"
+        )
+    return body
+
+
+def drift_html(
+    drift: dict[str, Any], history: dict[str, Any], report_href: str | None, verdict: dict[str, Any] | None = None
+) -> str:
+    if verdict and verdict.get("available"):
+        body = verdict_html(verdict)
+        if report_href:
+            body += f"<p><a href='{esc(report_href)}' target='_blank' rel='noopener'>Open the drift report</a></p>"
+    elif not drift.get("available"):
         body = _message(drift)
     else:
         verdict = drift.get("verdict") or (
@@ -223,6 +280,7 @@ def render_page(
     dag_runs: dict[str, Any],
     *,
     tier_order: list[str],
+    verdict: dict[str, Any] | None = None,
 ) -> str:
     drift = summary.get("drift") or {}
     report_href = f"reports/drift/{drift['score_date']}" if drift.get("report_available") else None
@@ -230,7 +288,7 @@ def render_page(
         f"<h1>Churn model: {esc(summary.get('model_name'))}</h1>"
         + champion_html(champion)
         + scoring_html(summary.get("scoring") or {}, tier_order, history)
-        + drift_html(drift, history, report_href)
+        + drift_html(drift, history, report_href, verdict)
         + performance_html(history)
         + dag_runs_html(dag_runs)
         + f"<p class='muted'><small>generated {esc(fmt_time(summary.get('generated_at')))}</small></p>"

@@ -15,6 +15,7 @@ def fill_ops_state(config) -> None:
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
+    from pipelines.monitoring.verdict import EXCLUDED, MONITORED, DriftVerdict, FeatureDrift
     from pipelines.warehouse import open_warehouse
 
     client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
@@ -66,24 +67,27 @@ def fill_ops_state(config) -> None:
                 "score_date",
                 day,
             )
-            wh.replace_partition(
-                "monitoring_drift",
-                pd.DataFrame(
-                    {
-                        "score_date": [day] * 3,
-                        "model_version": [version.version] * 3,
-                        "metric": ["share_drifted_features", "prediction_drift", "feature_drift"],
-                        "feature": ["__dataset__", "churn_probability", "orders_90d"],
-                        "value": [0.1 * i, 0.02, 0.2],
-                        "threshold": [0.3, 0.1, 0.1],
-                        "drifted": [0.1 * i > 0.3, False, True],
-                        "report_path": [None] * 3,
-                        "computed_at": [now] * 3,
-                    }
+            verdict = DriftVerdict(  # the monitor's one decision per day; the last day says retrain
+                score_date=day.isoformat(),
+                model_version=str(version.version),
+                reference="the training reference of version 1",
+                method="wasserstein",
+                features=(
+                    FeatureDrift("orders_90d", MONITORED, 0.2 if i == 3 else 0.01, 0.1, i == 3),
+                    FeatureDrift("days_since_last_order", MONITORED, 0.02, 0.1, False),
+                    FeatureDrift("orders_365d", EXCLUDED, 0.5, 0.1, True, "grows with shop age"),
                 ),
-                "score_date",
-                day,
+                drift_share_threshold=0.5,
+                feature_drift_threshold=0.1,
+                prediction_drift=0.02,
+                prediction_drift_threshold=0.1,
+                min_pr_auc=0.3,
+                reasons=("1/2 monitored features drifted (share 0.50 >= 0.50): orders_90d",) if i == 3 else (),
             )
+            rows = pd.DataFrame(verdict.table_rows()).assign(
+                score_date=day, model_version=str(version.version), report_path=None, computed_at=now
+            )
+            wh.replace_partition("monitoring_drift", rows, "score_date", day)
         evaluated = DAYS[-1]
         rows = [
             (DAYS[0], evaluated, version.version, metric, value, now)

@@ -129,7 +129,7 @@ def test_ops_page_in_headless_chromium(ops_server):
             assert logged_out.status == 303 and logged_out.headers["location"].startswith("/auth/login")
 
             context.add_cookies([{"name": "_token", "value": token, "url": base}])
-            page.goto(f"{base}/", wait_until="load")
+            page.goto(f"{base}/", wait_until="load", timeout=120_000)  # a loaded CI box: first request imports MLflow
             champion = page.locator("#champion").inner_text()
             assert "version 1" in champion and "(baseline)" in champion
             assert "auto-promotion: first model" in champion
@@ -138,6 +138,9 @@ def test_ops_page_in_headless_chromium(ops_server):
             assert href.startswith("http://localhost:5000/#/experiments/") and "/runs/" in href
             tiers = page.locator("#scoring").inner_text()
             assert tiers.index("low") < tiers.index("medium") < tiers.index("high")
+            drift = page.locator("#drift").inner_text()  # the monitor's own decision, word for word
+            assert "retrain on 2026-01-22" in drift and "RETRAIN: 1/2 monitored features drifted" in drift
+            assert "1 excluded features: reported only, never a retrain reason" in drift
             runs = page.locator("#dag-runs").inner_text()
             assert "churn_scoring" in runs and "success" in runs and "Paused" in runs
             images = page.eval_on_selector_all(

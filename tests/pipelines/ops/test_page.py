@@ -76,3 +76,60 @@ def test_charts_are_standalone_svg():
     assert render_chart("scores", HISTORY)
     assert render_chart("drift", HISTORY) is None  # no data: the page shows the message instead
     assert render_chart("nope", HISTORY) is None
+
+
+def test_drift_section_shows_the_monitors_decision_not_any_drifted_row():
+    verdict = {
+        "available": True,
+        "score_date": "2026-01-08",
+        "model_version": "3",
+        "retrain": False,
+        "reasons": [],
+        "headline": "no retrain: 0/12 monitored features drifted (share 0.00 < 0.30)",
+        "monitored": [{"name": "orders_90d", "drifted": False}],
+        "drifted_features": [],
+        "drift_share": 0.0,
+        "drift_share_threshold": 0.3,
+        "prediction": {"value": 0.01, "threshold": 0.1, "drifted": False},
+        "excluded": [{"name": "orders_365d", "drifted": True, "reason": "grows with shop age"}],
+    }
+    summary = {**SUMMARY, "drift": {"available": True, "drifted": True, "score_date": "2026-01-08"}}
+    html = render_page(summary, CHAMPION, HISTORY, {}, tier_order=["low", "high"], verdict=verdict)
+    drift = html[html.index("id='drift'") : html.index("id='performance'")]
+    assert "no retrain" in drift and "drift detected" not in drift
+    assert "0/12 monitored features drifted" in drift
+    assert "orders_365d (moved): grows with shop age" in drift and "never a retrain reason" in drift
+
+
+def test_verdict_read_from_rows_matches_the_monitors_own_reading():
+    """The page's light reader agrees with DriftVerdict.from_rows on the rows DriftVerdict wrote."""
+    import pandas as pd
+
+    from pipelines.monitoring.verdict import EXCLUDED, MONITORED, DriftVerdict, FeatureDrift
+    from pipelines.ops.drift import verdict_from_rows
+
+    written = DriftVerdict(
+        score_date="2026-01-08",
+        model_version="3",
+        reference="2025-12-01..2025-12-31",
+        method="wasserstein",
+        features=(
+            FeatureDrift("orders_90d", MONITORED, 0.4, 0.1, True),
+            FeatureDrift("recency", MONITORED, 0.01, 0.1, False),
+            FeatureDrift("orders_365d", EXCLUDED, 0.5, 0.1, True, "grows with shop age"),
+        ),
+        drift_share_threshold=0.3,
+        feature_drift_threshold=0.1,
+        prediction_drift=0.2,
+        prediction_drift_threshold=0.1,
+        min_pr_auc=0.3,
+        reasons=("prediction drift 0.200 >= 0.100", "1/2 monitored features drifted"),
+    )
+    rows = written.table_rows()
+    card = verdict_from_rows(rows, "2026-01-08", "3")
+    again = DriftVerdict.from_rows(pd.DataFrame(rows), score_date="2026-01-08", model_version="3").to_dict()
+    for key in ("retrain", "headline", "reasons", "drifted_features", "drift_share", "reference"):
+        assert card[key] == again[key], key
+    assert card["prediction"] == again["prediction"]
+    assert [f["name"] for f in card["excluded"]] == ["orders_365d"] and card["excluded"][0]["reason"]
+    assert verdict_from_rows([r for r in rows if r["metric"] != "retrain"], "2026-01-08", "3") is None
