@@ -28,8 +28,11 @@ class NumericAttribution:
     contributions: np.ndarray  # (n, n_features), log-odds
 
 
-def numeric_contributions(predictor, frame: pd.DataFrame) -> NumericAttribution:
-    """Per-feature log-odds contributions of ``predictor`` for every row of ``frame``."""
+def numeric_contributions(predictor, frame: pd.DataFrame, pooled: np.ndarray | None = None) -> NumericAttribution:
+    """Per-feature log-odds contributions of ``predictor`` for every row of ``frame``.
+
+    ``pooled``: the rows' text embeddings (:func:`embeddings`) when the caller has them already (transformer).
+    """
     names = list(predictor.feature_names)
     if len(frame) == 0:
         return NumericAttribution(names, np.zeros((0, len(names))))
@@ -41,37 +44,35 @@ def numeric_contributions(predictor, frame: pd.DataFrame) -> NumericAttribution:
         )
         return NumericAttribution(names, contrib[:, : len(names)])
     if getattr(predictor, "kind", None) == "transformer" and hasattr(predictor, "model"):
-        return NumericAttribution(names, _head_gradient_x_input(predictor, frame))
+        if pooled is None:
+            pooled = embeddings(predictor, frame[TEXT_COLUMN].tolist())
+        return NumericAttribution(names, _head_gradient_x_input(predictor, frame, pooled))
     raise TypeError(f"no attribution method for predictor {type(predictor).__name__}")
 
 
-def _head_gradient_x_input(predictor, frame: pd.DataFrame, batch_size: int = 64) -> np.ndarray:
+def _head_gradient_x_input(predictor, frame: pd.DataFrame, pooled: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """d logit / d z * z at the head (z = standardized numeric features), the text embedding fixed."""
     import torch
 
-    from pipelines.models.batching import pad_batch, sorted_batches, tokenize_texts
-
-    model = predictor.model
-    device = next(model.head.parameters()).device
-    ids = tokenize_texts(predictor.tokenizer, frame[TEXT_COLUMN].tolist(), predictor.max_length)
+    head = predictor.model.head
+    device = next(head.parameters()).device
     z_all = predictor.scaler.transform(frame)
     out = np.zeros(z_all.shape, dtype=np.float64)
-    for idx in sorted_batches([len(x) for x in ids], batch_size):
-        input_ids, mask = pad_batch([ids[i] for i in idx], predictor.pad_id)
-        with torch.inference_mode():
-            pooled = model.embed(input_ids.to(device), mask.to(device)).float()
-        pooled = pooled.clone()
-        z = torch.from_numpy(z_all[idx]).to(device).requires_grad_(True)
+    for start in range(0, len(z_all), batch_size):
+        rows = slice(start, start + batch_size)
+        text = torch.from_numpy(np.ascontiguousarray(pooled[rows], dtype=np.float32)).to(device)
+        z = torch.from_numpy(z_all[rows]).to(device).requires_grad_(True)
         with torch.enable_grad():
-            logits = model.head(pooled, z)
-            (grad,) = torch.autograd.grad(logits.sum(), z)
-        out[idx] = (grad * z).detach().cpu().double().numpy()
+            (grad,) = torch.autograd.grad(head(text, z).sum(), z)
+        out[rows] = (grad * z).detach().cpu().double().numpy()
     return out
 
 
-def embeddings(predictor, texts: list[str], batch_size: int = 64) -> np.ndarray:
+def embeddings(predictor, texts: list[str], batch_size: int | None = None) -> np.ndarray:
     """Pooled encoder vectors (fp32) of ``texts`` with the predictor's own encoder and tokenizer."""
     import torch
+
+    batch_size = batch_size or getattr(predictor, "batch_size", None) or 32
 
     from pipelines.models.batching import pad_batch, sorted_batches, tokenize_texts
 

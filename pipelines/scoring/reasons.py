@@ -231,6 +231,7 @@ def explain_rows(
     top_k: int = 3,
     with_text: np.ndarray | None = None,
     max_text_items: int = 8,
+    pooled: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Top ``top_k`` risk-raising reasons per row of ``frame`` (columns of churn_score_reasons, no score_date).
 
@@ -243,7 +244,7 @@ def explain_rows(
         return pd.DataFrame(columns=columns)
     frame = frame.reset_index(drop=True)
     probs = np.asarray(probabilities, dtype=np.float64)
-    attribution = numeric_contributions(predictor, frame)
+    attribution = numeric_contributions(predictor, frame, pooled)
     contrib = logit_to_probability_scale(attribution.contributions, probs)
     names = attribution.feature_names
     groups = group_features(names)
@@ -396,12 +397,17 @@ class ScoreDetails:
         from pipelines.scoring.batch import assign_risk_tiers
 
         self._revenue.append(expected_revenue(piece, self.config.churn.horizon_days))
-        if self.segments is not None:
-            started = time.perf_counter()
-            self.segments.add(piece)
-            self.segment_seconds += time.perf_counter() - started
         tiers = assign_risk_tiers(probs, self.config.scoring.risk_tiers)
         mask = self._tier_mask(tiers, self.explain.reason_tiers)
+        pooled = None  # one encoder pass serves both the segments and the numeric attribution
+        if self.segments is not None:
+            started = time.perf_counter()
+            if self.segments.model.uses_embedding:
+                from pipelines.models.explain import embeddings
+
+                pooled = embeddings(self.predictor, piece[TEXT_COLUMN].tolist())
+            self.segments.add(piece, pooled)
+            self.segment_seconds += time.perf_counter() - started
         if not mask.any() or self.failed is not None:
             return
         if not supports_attribution(self.predictor):
@@ -417,6 +423,7 @@ class ScoreDetails:
             top_k=self.explain.reasons_per_customer,
             with_text=with_text,
             max_text_items=self.explain.max_text_items,
+            pooled=None if pooled is None else pooled[mask],
         )
         self._reasons.append(rows)
         self.reason_seconds += time.perf_counter() - started

@@ -121,11 +121,13 @@ class SegmentAssigner:
             frozen[found] = ~self._prev_active[pos[found]]
         return out, frozen
 
-    def add(self, piece: pd.DataFrame) -> None:
+    def add(self, piece: pd.DataFrame, emb: np.ndarray | None = None) -> None:
+        """Assign ``piece``; ``emb``: its encoder embeddings, computed here when the model needs them and none came."""
         from pipelines.models.explain import embeddings
 
         ids = piece[ID_COLUMN].to_numpy(dtype=np.int64)
-        emb = embeddings(self.predictor, piece[TEXT_COLUMN].tolist()) if self.model.uses_embedding else None
+        if self.model.uses_embedding and emb is None:
+            emb = embeddings(self.predictor, piece[TEXT_COLUMN].tolist())
         self._ids.append(ids)
         previous, frozen = self._previous(ids)
         segments = self.model.predict(piece, emb, previous=previous)
