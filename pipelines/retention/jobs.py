@@ -105,7 +105,11 @@ def update_policy(config: Config, as_of: dt.date) -> dict[str, Any]:
                 f"retention.min_outcomes_to_learn ({config.retention.min_outcomes_to_learn})",
                 "version": current.version if current else RULES_VERSION,
             }
-        result = learn_policy(config, as_of, wh=wh)
+        try:
+            result = learn_policy(config, as_of, wh=wh)
+        except RetentionError as exc:  # too few usable rows (e.g. most were outside the budget): keep the policy
+            logger.warning("retention policy not updated: %s", exc)
+            return {"learned": False, "reason": str(exc), "version": current.version if current else RULES_VERSION}
         # The latest measured date's effects gain the new policy's value and Qini: in-sample (it trained on them).
         from pipelines.retention.policy import load_policy_version
         from pipelines.retention.report import write_report

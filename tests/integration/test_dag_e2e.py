@@ -292,3 +292,26 @@ def test_scoring_and_monitoring_on_postgres(trained, postgres_url, tmp_path):
     finally:
         with connect(postgres_url, schema) as wh:
             wh.drop_schema()
+
+
+def test_retention_runs_on_the_scores_with_a_holdout(trained, scored):
+    """churn_retention after scoring: one decision per scored customer, the holdout never contacted."""
+    _, state, tasks = trained.dag_test("churn_retention", SCORE_DATE)
+    assert state == "success", tasks
+    assert tasks["assign_actions"] == "success"
+    with trained.warehouse() as wh:
+        actions = wh.query_df(
+            wh.render(
+                'SELECT action, "group", propensity, recommended_products FROM {retention_actions} WHERE action_date = :d'
+            ),
+            {"d": dt.date.fromisoformat(SCORE_DATE)},
+        )
+        scored_rows = wh.scalar(
+            wh.render("SELECT COUNT(*) FROM {churn_scores} WHERE score_date = :d"),
+            {"d": dt.date.fromisoformat(SCORE_DATE)},
+        )
+    assert len(actions) == scored_rows
+    assert (actions.loc[actions["group"] == "holdout", "action"] == "none").all()
+    assert ((actions["propensity"] > 0) & (actions["propensity"] <= 1)).all()
+    recs = actions.loc[actions["action"] == "recommendation", "recommended_products"]
+    assert recs.notna().all() and (recs.str.len() > 0).all()

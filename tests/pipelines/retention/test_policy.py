@@ -91,3 +91,19 @@ def test_learn_registers_and_assignment_uses_it(measured):
     chosen = rows[rows["group"] == "policy"]
     assert chosen["expected_net_value"].notna().all()
     assert (chosen.loc[chosen["action"] != "none", "expected_net_value"] > 0).all()
+
+
+@pytest.mark.slow  # a fresh MLflow store
+def test_update_policy_keeps_the_rules_with_too_few_outcomes(measured, tmp_path):
+    from pipelines.retention.jobs import update_policy
+
+    config, _, _, _ = measured
+    strict = config.with_overrides(
+        {
+            "retention": {"min_outcomes_to_learn": 10**6},
+            "registry": {"tracking_uri": f"sqlite:///{tmp_path}/fresh.db", "artifact_location": str(tmp_path / "a")},
+        }
+    )
+    out = update_policy(strict, ACTION_DATE + dt.timedelta(days=30))
+    assert out["learned"] is False and out["version"] == "rules"
+    assert "fewer than retention.min_outcomes_to_learn" in out["reason"]
