@@ -17,7 +17,18 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+def _project_root() -> Path:
+    """The source checkout this package runs from, else the working directory (a non-editable install).
+
+    Relative paths in the config (``data/warehouse.duckdb``, ``reports``) resolve against it, so an
+    installed package writes next to where it is run, never into site-packages.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    return checkout if (checkout / "pyproject.toml").is_file() and (checkout / "pipelines").is_dir() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "configs" / "default.yaml"
 CONFIG_ENV = "CHURN_CONFIG"
 WAREHOUSE_URL_ENV = "CHURN_WAREHOUSE_URL"
@@ -812,8 +823,15 @@ def _validate(raw: dict, source: str) -> Config:
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Load the config from ``path``, else ``$CHURN_CONFIG``, else ``configs/default.yaml``."""
-    path = Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    """Load the config from ``path``, else ``$CHURN_CONFIG``, else ``configs/default.yaml``.
+
+    Without any of them (an installed package run outside a checkout) the documented defaults apply: they
+    are the same values, since ``configs/default.yaml`` is generated from this module.
+    """
+    explicit = path or os.environ.get(CONFIG_ENV)
+    if not explicit and not DEFAULT_CONFIG_PATH.exists():
+        return _validate({}, source="defaults")
+    path = Path(explicit or DEFAULT_CONFIG_PATH)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
     raw = yaml.safe_load(path.read_text()) or {}

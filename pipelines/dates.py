@@ -1,4 +1,5 @@
-"""Date coercion shared by jobs: XCom, the CLI and the warehouse hand dates over as strings or timestamps."""
+"""Dates, one implementation for every layer: XCom, the CLI and the warehouse hand them over as strings,
+dates or (tz-aware) timestamps, and every one of them means a UTC calendar day."""
 
 from __future__ import annotations
 
@@ -8,17 +9,30 @@ from typing import Any
 
 
 def as_date(value: Any) -> dt.date:
-    """A calendar date (UTC) from a date, a (tz-aware) datetime or pandas Timestamp, or an ISO string."""
+    """The UTC calendar date of a date, a datetime or pandas Timestamp, or an ISO 8601 string.
+
+    A value with an offset or zone is converted to UTC first (``2025-03-01T23:00:00-05:00`` is 2025-03-02);
+    a naive datetime is taken as UTC, like every timestamp in the warehouse.
+    """
     if isinstance(value, dt.datetime):  # pandas.Timestamp is a datetime too
         if value.tzinfo is not None:
             value = value.astimezone(dt.UTC)
         return value.date()
     if isinstance(value, dt.date):
         return value
+    text = str(value).strip()
     try:
-        return dt.date.fromisoformat(str(value)[:10])
+        if len(text) == 10:
+            return dt.date.fromisoformat(text)
+        return as_date(dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
-        raise ValueError(f"not a date: {value!r}") from None
+        raise ValueError(f"not a date (YYYY-MM-DD or an ISO 8601 timestamp): {value!r}") from None
+
+
+def utc_midnight(day: Any) -> dt.datetime:
+    """00:00 UTC of the day: the instant a cutoff or score date stands for (features use data before it)."""
+    day = as_date(day)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def resolve_as_of(

@@ -90,7 +90,7 @@ def test_commands(services):
         and services["airflow-init"]["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
     )
     assert services["airflow-init"]["environment"]["_AIRFLOW_WWW_USER_CREATE"] == "true"
-    assert "airflow connections add churn_warehouse" in init
+    assert "airflow connections" not in init  # the jobs read CHURN_WAREHOUSE_URL / MLFLOW_TRACKING_URI
     assert "churn init-warehouse" in init
     mlflow_cmd = " ".join(services["mlflow"]["command"])
     assert "--serve-artifacts" in mlflow_cmd and "postgresql://" in mlflow_cmd and "@postgres:5432/mlflow" in mlflow_cmd

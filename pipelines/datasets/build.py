@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipelines.config import Config
 from pipelines.contract import ExitCode
+from pipelines.dates import as_date
 from pipelines.features import (
     CUTOFF_COLUMN,
     ID_COLUMN,
@@ -95,13 +96,13 @@ def _check_history(warehouse, config: Config, earliest_cutoff: dt.date, as_of: d
     )
     if first is None:
         raise InsufficientHistoryError(f"the warehouse holds no orders; {plan} need orders from {needed} to {as_of}")
-    first_day = _utc_day(first)
+    first_day = as_date(first)
     if first_day > needed:
         raise InsufficientHistoryError(
             f"not enough history: the earliest order is on {first_day}, but {plan} need orders from {needed}; "
             + history_suggestions(config, first_day, as_of)
         )
-    last_day = _utc_day(last)
+    last_day = as_date(last)
     if last_day < as_of - dt.timedelta(days=1):
         logger.warning(
             "the latest order is on %s, before as_of %s: labels of the latest cutoffs may be inflated "
@@ -150,11 +151,6 @@ def history_suggestions(config: Config, first_day: dt.date, as_of: dt.date) -> s
     return f"{history}; any one of these settings fits: " + "; ".join(fits)
 
 
-def _utc_day(value) -> dt.date:
-    stamp = pd.Timestamp(value)
-    return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp).date()
-
-
 def cap_train_rows(train: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
     """Keep the ``cap`` most recent rows: whole latest cutoffs, a seeded sample of the boundary one."""
     if cap is None or len(train) <= cap:
@@ -189,8 +185,7 @@ def _split_stats(frame: pd.DataFrame) -> dict:
 
 def build_training_sets(config: Config, as_of: dt.date) -> str:
     """Build, split by time and write the training sets for ``as_of``; returns the manifest path."""
-    if isinstance(as_of, str):
-        as_of = dt.date.fromisoformat(as_of)
+    as_of = as_date(as_of)
     splits = choose_cutoffs(config, as_of)
     all_cutoffs = [c for name in SPLITS for c in splits[name]]
     with open_warehouse(config) as wh:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.dates import as_date, utc_midnight
 from pipelines.features.btyd import EXPECTED_COLUMN, P_ALIVE_COLUMN, BgNbd, bgnbd_columns, fit_bgnbd
 from pipelines.features.privacy import mask_text_column
 from pipelines.features.sql import btyd_summary_sql, feature_definitions, feature_params, feature_sql
@@ -43,7 +44,7 @@ def _normalize_cutoffs(cutoffs: Sequence[dt.date]) -> list[dt.date]:
     for c in cutoffs:
         if isinstance(c, dt.datetime):  # a datetime is a date subclass: refuse the ambiguity
             raise TypeError(f"cutoffs are dates (00:00 UTC), got datetime {c!r}")
-        out.append(dt.date.fromisoformat(c) if isinstance(c, str) else c)
+        out.append(as_date(c))
     if not out:
         raise ValueError("build_features needs at least one cutoff")
     return sorted(set(out))
@@ -115,14 +116,14 @@ def population_id_ranges(
     warehouse: Warehouse, config: Config, cutoff: dt.date, customers_per_range: int
 ) -> list[tuple[int, int]]:
     """Inclusive customer-id ranges holding about ``customers_per_range`` population customers each."""
-    start = _utc_midnight(cutoff - dt.timedelta(days=config.churn.population_days))
+    start = utc_midnight(cutoff - dt.timedelta(days=config.churn.population_days))
     ids = (
         warehouse.query_arrow(
             warehouse.render(
                 "SELECT DISTINCT customer_id FROM {orders} WHERE status = 'completed' "
                 "AND ordered_at >= :start AND ordered_at < :end ORDER BY customer_id"
             ),
-            {"start": start, "end": _utc_midnight(cutoff)},
+            {"start": start, "end": utc_midnight(cutoff)},
         )
         .column(0)
         .to_numpy()
@@ -131,10 +132,6 @@ def population_id_ranges(
         (int(ids[i]), int(ids[min(i + customers_per_range, len(ids)) - 1]))
         for i in range(0, len(ids), customers_per_range)
     ]
-
-
-def _utc_midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
 def customer_features(

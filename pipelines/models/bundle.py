@@ -581,15 +581,12 @@ def load_bundle(
     num_threads: int = 2,
     check_rows: int = 0,
     tolerance: float = 0.01,
-    quantize: bool = False,
 ) -> ChurnPredictor:
     """Load a bundle directory as a predictor; refuses anything without safetensors / LightGBM text weights.
 
     ``precision``/``check_rows``/``tolerance``: see :class:`TransformerPredictor` (the baseline ignores
-    them). ``quantize=True`` is the older spelling of ``precision="int8"``.
+    them).
     """
-    if quantize:
-        precision = "int8"
     root = Path(path)
     meta = read_bundle_meta(root)
     calibrator = Calibrator.from_dict(meta["calibrator"])

@@ -17,7 +17,7 @@ import mlflow
 from pipelines.contract import PROBABILITY_COLUMN
 
 # load_bundle options a caller may pass as model_config={...} to mlflow.pyfunc.load_model.
-_BUNDLE_OPTIONS = ("precision", "quantize", "batch_size", "device", "num_threads", "check_rows", "tolerance")
+_BUNDLE_OPTIONS = ("precision", "batch_size", "device", "num_threads", "check_rows", "tolerance")
 
 
 class ChurnRiskModel(PythonModel):

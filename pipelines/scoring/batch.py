@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, CUSTOMER_SEGMENTS, RAW_TABLES, ExitCode
-from pipelines.dates import as_date
+from pipelines.dates import as_date, utc_midnight
 from pipelines.scoring.reasons import ScoreDetails, append_columns
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def population_count(warehouse: Warehouse, config: Config, score_date: dt.date) 
     Used for progress logging and as a cross-check of the feature stream; the feature SQL in
     :mod:`pipelines.features` is what defines the scored rows.
     """
-    cutoff = _utc_midnight(score_date)
+    cutoff = utc_midnight(score_date)
     start = cutoff - dt.timedelta(days=config.churn.population_days)
     sql = warehouse.render(
         "SELECT COUNT(DISTINCT customer_id) FROM {orders} "
@@ -386,7 +386,3 @@ def _check_version(model_version: Any) -> str:
             "(resolve the champion first, e.g. `churn score` without --model-version), never 'latest'"
         )
     return version
-
-
-def _utc_midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)

@@ -3,7 +3,7 @@
 Importing this package is cheap; Great Expectations itself loads when a validation runs.
 """
 
-from pipelines.validation.core import ValidationSetupError, run_validation, validate_warehouse
+from pipelines.validation.core import ValidationSetupError, validate_warehouse
 from pipelines.validation.report import ValidationFailed, ValidationFailure, ValidationReport
 
 __all__ = [
@@ -11,6 +11,5 @@ __all__ = [
     "ValidationFailure",
     "ValidationReport",
     "ValidationSetupError",
-    "run_validation",
     "validate_warehouse",
 ]

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.config import PROJECT_ROOT
 from pipelines.contract import RAW_TABLES, ExitCode
+from pipelines.dates import as_date
 from pipelines.validation.report import (
     ValidationFailed,
     ValidationFailure,
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+SUITES_PACKAGE = "expectations"  # the top-level expectations/ folder, installed with the package (pyproject.toml)
+EXPECTATIONS_DIR = Path(importlib.util.find_spec(SUITES_PACKAGE).origin).parent
 RAW_TABLE_NAMES = tuple(t.name for t in RAW_TABLES)
 DATA_DOCS_SITE = "churn_data_docs"
 DATASOURCE = "warehouse"
@@ -45,15 +46,11 @@ class ValidationSetupError(RuntimeError):
     exit_code = ExitCode.CONFIG
 
 
-def load_suite_builder(table: str, directory: Path = EXPECTATIONS_DIR) -> Callable[[SuiteContext], Any]:
-    """``build_suite`` from ``expectations/<table>.py``, imported by path (the folder is not a package)."""
-    path = directory / f"{table}.py"
-    if not path.exists():
-        raise ValidationSetupError(f"no expectation suite for table {table!r}: {path} does not exist")
-    spec = importlib.util.spec_from_file_location(f"churn_expectations.{table}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_suite
+def load_suite_builder(table: str) -> Callable[[SuiteContext], Any]:
+    """``build_suite`` of ``expectations/<table>.py``, found through the installed package (no checkout needed)."""
+    if not (EXPECTATIONS_DIR / f"{table}.py").exists():
+        raise ValidationSetupError(f"no expectation suite for table {table!r} in {EXPECTATIONS_DIR}")
+    return importlib.import_module(f"{SUITES_PACKAGE}.{table}").build_suite
 
 
 def suite_context(config: Config, as_of: dt.date, schema: str, dialect: str) -> SuiteContext:
@@ -189,7 +186,7 @@ def validate_warehouse(config: Config, as_of: dt.date | str, tables: Sequence[st
     # GX warns once per type check that DuckDB has no dialect types module; top-level SQLAlchemy
     # types are exactly what the DuckDB dialect reflects, so the warning is noise.
     logging.getLogger("great_expectations.expectations.type_comparison").setLevel(logging.ERROR)
-    as_of = dt.date.fromisoformat(as_of[:10]) if isinstance(as_of, str) else as_of
+    as_of = as_date(as_of)
     tables = list(dict.fromkeys(tables or RAW_TABLE_NAMES))
     unknown = [t for t in tables if t not in RAW_TABLE_NAMES]
     if unknown:
@@ -275,8 +272,3 @@ def validate_warehouse(config: Config, as_of: dt.date | str, tables: Sequence[st
         raise ValidationFailed(report)
     logger.info("%s; Data Docs: %s", report.summary(), report.data_docs_path)
     return report
-
-
-def run_validation(config: Config, as_of: dt.date | str) -> str:
-    """Airflow task body: validate every raw table, return the Data Docs index path (XCom-friendly)."""
-    return validate_warehouse(config, as_of).data_docs_path

@@ -9,9 +9,8 @@ from pipelines.warehouse.base import (
     Warehouse,
     WarehouseError,
     WarehouseUnavailableError,
-    connect,
-    open_warehouse,
 )
+from pipelines.warehouse.connection import connect, open_warehouse
 
 __all__ = [
     "SchemaMismatchError",

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.config import validate_identifier
 from pipelines.contract import ALL_TABLES, CHURN_SCORES, LATEST_SCORES_VIEW, SQL_TYPES, ExitCode, Table
+from pipelines.dates import as_date
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from pipelines.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class Warehouse(abc.ABC):
         arrow = self._to_arrow(table, data)
         if arrow.num_rows:
             values = arrow.column(column).unique().to_pylist()
-            if values != [value] and [_as_date(v) for v in values] != [_as_date(value)]:
+            if values != [value] and [_partition_day(v) for v in values] != [_partition_day(value)]:
                 raise WarehouseError(
                     f"replace_partition({table.name}.{column}={value!r}): data holds other {column} values {values[:5]}"
                 )
@@ -346,12 +346,9 @@ def _table(table: Table | str) -> Table:
     return table if isinstance(table, Table) else get_table(table)
 
 
-def _as_date(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, str):
-        return dt.date.fromisoformat(value[:10])
-    return value
+def _partition_day(value: Any) -> Any:
+    """A date-like partition value as its UTC date (other partition values unchanged)."""
+    return as_date(value) if isinstance(value, dt.date | str) else value
 
 
 def rebatch(batches, chunk_rows: int) -> Iterator[pa.Table]:
@@ -380,48 +377,3 @@ def translate_params(sql: str, style: str) -> str:
     if style == "psycopg":
         return _PARAM_RE.sub(r"%(\1)s", sql.replace("%", "%%"))
     raise ValueError(style)
-
-
-def connect(
-    url: str,
-    schema: str | None = None,
-    read_chunk_rows: int = 100_000,
-    duckdb_memory_limit: str | None = None,
-    staging_grace_seconds: float = DEFAULT_STAGING_GRACE_SECONDS,
-    connect_timeout_seconds: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
-) -> Warehouse:
-    """Open a warehouse from a SQLAlchemy-style URL (``duckdb:///file`` or ``postgresql://...``)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception as exc:  # sqlalchemy raises ArgumentError with little context
-        raise WarehouseError(f"cannot parse the warehouse URL (warehouse.url / CHURN_WAREHOUSE_URL): {exc}") from exc
-    backend = parsed.get_backend_name()
-    if backend == "duckdb":
-        from pipelines.warehouse.duckdb_backend import DuckDBWarehouse
-
-        return DuckDBWarehouse(parsed.database or ":memory:", schema, read_chunk_rows, duckdb_memory_limit)
-    if backend in ("postgresql", "postgres"):
-        from pipelines.warehouse.postgres_backend import PostgresWarehouse
-
-        return PostgresWarehouse(parsed, schema, read_chunk_rows, staging_grace_seconds, connect_timeout_seconds)
-    raise WarehouseError(
-        f"warehouse dialect {backend!r} is not supported; use one of {SUPPORTED_DIALECTS} "
-        "(feature SQL is tested on both)"
-    )
-
-
-def open_warehouse(config: Config, duckdb_memory_limit: str | None = None) -> Warehouse:
-    """The warehouse named by the config (URL and schema may come from the environment).
-
-    ``duckdb_memory_limit`` overrides ``warehouse.duckdb_memory_limit`` for this connection (a job's own cap).
-    """
-    return connect(
-        config.warehouse_url,
-        config.warehouse_schema,
-        config.warehouse.read_chunk_rows,
-        duckdb_memory_limit or config.warehouse.duckdb_memory_limit,
-        config.warehouse.staging_grace_seconds,
-        config.warehouse.connect_timeout_seconds,
-    )

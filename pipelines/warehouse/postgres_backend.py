@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from pipelines.config import validate_identifier
 from pipelines.contract import Table
+from pipelines.dates import as_date
 from pipelines.warehouse import pgcopy
 from pipelines.warehouse.base import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
@@ -29,7 +30,6 @@ from pipelines.warehouse.base import (
     Warehouse,
     WarehouseError,
     WarehouseUnavailableError,
-    _as_date,
     _table,
     fault_point,
     one_line,
@@ -197,7 +197,7 @@ class PostgresWarehouse(Warehouse):
         """
         if not table.native_partitions or column != table.partition_column:
             return super()._replace_rows(table, arrow, column, value)
-        day = _as_date(value)
+        day = as_date(value)
         if not isinstance(day, dt.date):
             raise WarehouseError(f"replace_partition({table.name}.{column}={value!r}): not a date")
         kind = self._relkind(table.name)
