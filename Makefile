@@ -38,8 +38,8 @@ test: venv ## run the whole test suite (DuckDB and PostgreSQL)
 test-fast: venv ## skip slow tests (training, whole-DAG runs)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: venv ## ruff
-	$(BIN)/ruff check .
+lint: venv ## ruff check + ruff format --check (CI runs this)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 format: venv ## ruff format + autofix
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

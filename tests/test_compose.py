@@ -159,7 +159,8 @@ def test_airflow_dockerfile_installs_our_package_with_constraints():
     text = (ROOT / "docker" / "Dockerfile").read_text()
     assert re.search(r"^FROM apache/airflow:3\.3\.2-python3\.11\b", text, re.M)
     assert "-c constraints.txt" in text and "apache-airflow==${AIRFLOW_VERSION}" in text
-    for path in re.findall(r"^COPY (?:--chown=\S+ )?(.+) /opt/churn/\S*$", text, re.M):
+    assert " -e " not in text  # a regular install: the package must not need the source checkout
+    for path in re.findall(r"^COPY (?:--chown=\S+ )?(.+) /(?:opt/churn|tmp/churn-src)/\S*$", text, re.M):
         for item in path.split():
             assert (ROOT / item).exists(), f"Dockerfile copies {item}, which does not exist"
     mlflow = (ROOT / "docker" / "mlflow.Dockerfile").read_text()

@@ -16,78 +16,246 @@ import numpy as np
 # category -> (nouns, adjectives, brands, median price, feature sentences, sized?)
 CATEGORIES: dict[str, dict] = {
     "fashion": {
-        "nouns": ["T-Shirt", "Hoodie", "Jeans", "Dress", "Jacket", "Sweater", "Shirt", "Skirt", "Chinos", "Cardigan",
-                  "Coat", "Polo Shirt"],
-        "adjectives": ["Classic", "Slim-Fit", "Oversized", "Organic Cotton", "Linen", "Vintage", "Relaxed", "Essential",
-                       "Merino", "Cropped"],
+        "nouns": [
+            "T-Shirt",
+            "Hoodie",
+            "Jeans",
+            "Dress",
+            "Jacket",
+            "Sweater",
+            "Shirt",
+            "Skirt",
+            "Chinos",
+            "Cardigan",
+            "Coat",
+            "Polo Shirt",
+        ],
+        "adjectives": [
+            "Classic",
+            "Slim-Fit",
+            "Oversized",
+            "Organic Cotton",
+            "Linen",
+            "Vintage",
+            "Relaxed",
+            "Essential",
+            "Merino",
+            "Cropped",
+        ],
         "brands": ["Nordvik", "Urban Loom", "Maison Clé", "Fieldstone", "Kaia", "Bluepine"],
-        "price": 38.0, "sized": True,
-        "features": ["Machine washable at 30 degrees.", "Cut for an easy everyday fit.", "Made from soft, breathable fabric.",
-                     "Pairs well with almost anything in your wardrobe."],
+        "price": 38.0,
+        "sized": True,
+        "features": [
+            "Machine washable at 30 degrees.",
+            "Cut for an easy everyday fit.",
+            "Made from soft, breathable fabric.",
+            "Pairs well with almost anything in your wardrobe.",
+        ],
     },
     "shoes": {
-        "nouns": ["Sneakers", "Running Shoes", "Boots", "Sandals", "Loafers", "Hiking Boots", "Slippers", "Trainers",
-                  "Chelsea Boots", "Espadrilles"],
+        "nouns": [
+            "Sneakers",
+            "Running Shoes",
+            "Boots",
+            "Sandals",
+            "Loafers",
+            "Hiking Boots",
+            "Slippers",
+            "Trainers",
+            "Chelsea Boots",
+            "Espadrilles",
+        ],
         "adjectives": ["Lightweight", "Waterproof", "Leather", "Cushioned", "Retro", "Trail", "Suede", "All-Day"],
         "brands": ["Stridewell", "Kobo Run", "Ferro", "Trailhead", "Solemate", "Aster"],
-        "price": 72.0, "sized": True,
-        "features": ["Cushioned insole for long days.", "Grippy rubber outsole.", "Runs true to size.",
-                     "Breathable upper keeps feet cool."],
+        "price": 72.0,
+        "sized": True,
+        "features": [
+            "Cushioned insole for long days.",
+            "Grippy rubber outsole.",
+            "Runs true to size.",
+            "Breathable upper keeps feet cool.",
+        ],
     },
     "electronics": {
-        "nouns": ["Headphones", "Bluetooth Speaker", "Power Bank", "Smartwatch", "Webcam", "Keyboard", "Mouse",
-                  "USB-C Hub", "E-Reader", "Charger", "Earbuds"],
-        "adjectives": ["Wireless", "Noise-Cancelling", "Compact", "Pro", "Ultra-Slim", "Fast-Charging", "Ergonomic",
-                       "Portable"],
+        "nouns": [
+            "Headphones",
+            "Bluetooth Speaker",
+            "Power Bank",
+            "Smartwatch",
+            "Webcam",
+            "Keyboard",
+            "Mouse",
+            "USB-C Hub",
+            "E-Reader",
+            "Charger",
+            "Earbuds",
+        ],
+        "adjectives": [
+            "Wireless",
+            "Noise-Cancelling",
+            "Compact",
+            "Pro",
+            "Ultra-Slim",
+            "Fast-Charging",
+            "Ergonomic",
+            "Portable",
+        ],
         "brands": ["Voltra", "Sonique", "Pixelon", "Kinetic", "Auralis", "Nexa"],
-        "price": 79.0, "sized": False,
-        "features": ["Two-year warranty included.", "Battery lasts all day.", "Pairs in seconds over Bluetooth.",
-                     "USB-C cable in the box."],
+        "price": 79.0,
+        "sized": False,
+        "features": [
+            "Two-year warranty included.",
+            "Battery lasts all day.",
+            "Pairs in seconds over Bluetooth.",
+            "USB-C cable in the box.",
+        ],
     },
     "home_kitchen": {
-        "nouns": ["Frying Pan", "Coffee Maker", "Knife Set", "Blender", "Cutting Board", "Kettle", "Towel Set",
-                  "Bed Sheets", "Desk Lamp", "Storage Box", "Dinner Plates"],
-        "adjectives": ["Non-Stick", "Stainless Steel", "Bamboo", "Ceramic", "Cast Iron", "Minimalist", "Stackable",
-                       "Premium"],
+        "nouns": [
+            "Frying Pan",
+            "Coffee Maker",
+            "Knife Set",
+            "Blender",
+            "Cutting Board",
+            "Kettle",
+            "Towel Set",
+            "Bed Sheets",
+            "Desk Lamp",
+            "Storage Box",
+            "Dinner Plates",
+        ],
+        "adjectives": [
+            "Non-Stick",
+            "Stainless Steel",
+            "Bamboo",
+            "Ceramic",
+            "Cast Iron",
+            "Minimalist",
+            "Stackable",
+            "Premium",
+        ],
         "brands": ["Casa Verde", "Hearthly", "Kochwerk", "Linden & Co", "Oaken", "Pureform"],
-        "price": 42.0, "sized": False,
+        "price": 42.0,
+        "sized": False,
         "features": ["Dishwasher safe.", "Designed to last for years.", "Easy to clean.", "Fits small kitchens."],
     },
     "beauty": {
-        "nouns": ["Face Cream", "Shampoo", "Perfume", "Lipstick", "Serum", "Hair Dryer", "Body Lotion", "Sunscreen",
-                  "Face Mask", "Conditioner"],
-        "adjectives": ["Hydrating", "Vegan", "Fragrance-Free", "Nourishing", "Daily", "Gentle", "Vitamin C", "Repairing"],
+        "nouns": [
+            "Face Cream",
+            "Shampoo",
+            "Perfume",
+            "Lipstick",
+            "Serum",
+            "Hair Dryer",
+            "Body Lotion",
+            "Sunscreen",
+            "Face Mask",
+            "Conditioner",
+        ],
+        "adjectives": [
+            "Hydrating",
+            "Vegan",
+            "Fragrance-Free",
+            "Nourishing",
+            "Daily",
+            "Gentle",
+            "Vitamin C",
+            "Repairing",
+        ],
         "brands": ["Lumière", "Botanica", "Dermaline", "Velvet Rose", "Aqualis", "Nuvé"],
-        "price": 19.0, "sized": False,
-        "features": ["Dermatologically tested.", "Suitable for sensitive skin.", "Not tested on animals.",
-                     "Light texture that absorbs quickly."],
+        "price": 19.0,
+        "sized": False,
+        "features": [
+            "Dermatologically tested.",
+            "Suitable for sensitive skin.",
+            "Not tested on animals.",
+            "Light texture that absorbs quickly.",
+        ],
     },
     "sports_outdoors": {
-        "nouns": ["Yoga Mat", "Dumbbells", "Backpack", "Tent", "Water Bottle", "Cycling Helmet", "Running Jacket",
-                  "Sleeping Bag", "Trekking Poles", "Resistance Bands"],
-        "adjectives": ["Foldable", "Insulated", "Ultralight", "Adjustable", "Weatherproof", "Non-Slip", "Reflective",
-                       "Heavy-Duty"],
+        "nouns": [
+            "Yoga Mat",
+            "Dumbbells",
+            "Backpack",
+            "Tent",
+            "Water Bottle",
+            "Cycling Helmet",
+            "Running Jacket",
+            "Sleeping Bag",
+            "Trekking Poles",
+            "Resistance Bands",
+        ],
+        "adjectives": [
+            "Foldable",
+            "Insulated",
+            "Ultralight",
+            "Adjustable",
+            "Weatherproof",
+            "Non-Slip",
+            "Reflective",
+            "Heavy-Duty",
+        ],
         "brands": ["Summitline", "Peakform", "Wildgrove", "Kinetica", "Northridge", "Tempo"],
-        "price": 46.0, "sized": False,
-        "features": ["Built for the outdoors.", "Packs down small.", "Tested in all weather.", "Comes with a carry bag."],
+        "price": 46.0,
+        "sized": False,
+        "features": [
+            "Built for the outdoors.",
+            "Packs down small.",
+            "Tested in all weather.",
+            "Comes with a carry bag.",
+        ],
     },
     "books": {
-        "nouns": ["Novel", "Cookbook", "Biography", "Travel Guide", "Picture Book", "Thriller", "Sci-Fi Novel",
-                  "Graphic Novel", "Poetry Collection", "Self-Help Book"],
-        "adjectives": ["Bestselling", "Illustrated", "Paperback", "Hardcover", "Award-Winning", "New Edition",
-                       "Pocket", "Collector's"],
+        "nouns": [
+            "Novel",
+            "Cookbook",
+            "Biography",
+            "Travel Guide",
+            "Picture Book",
+            "Thriller",
+            "Sci-Fi Novel",
+            "Graphic Novel",
+            "Poetry Collection",
+            "Self-Help Book",
+        ],
+        "adjectives": [
+            "Bestselling",
+            "Illustrated",
+            "Paperback",
+            "Hardcover",
+            "Award-Winning",
+            "New Edition",
+            "Pocket",
+            "Collector's",
+        ],
         "brands": ["Penrose Press", "Inkwell", "Harbour Books", "Quill & Co", "Lanternfield", "Redleaf"],
-        "price": 14.0, "sized": False,
+        "price": 14.0,
+        "sized": False,
         "features": ["A gripping read.", "Over 300 pages.", "Perfect as a gift.", "Recommended by critics."],
     },
     "toys_games": {
-        "nouns": ["Board Game", "Puzzle", "Building Blocks", "Plush Toy", "RC Car", "Card Game", "Doll House",
-                  "Science Kit", "Marble Run", "Train Set"],
+        "nouns": [
+            "Board Game",
+            "Puzzle",
+            "Building Blocks",
+            "Plush Toy",
+            "RC Car",
+            "Card Game",
+            "Doll House",
+            "Science Kit",
+            "Marble Run",
+            "Train Set",
+        ],
         "adjectives": ["Family", "Wooden", "Educational", "Deluxe", "Mini", "Classic", "Glow-in-the-Dark", "Travel"],
         "brands": ["Playmoor", "Tinkertown", "Brightbox", "Funforge", "Little Oak", "Wondrous"],
-        "price": 29.0, "sized": False,
-        "features": ["For ages 6 and up.", "Hours of fun for the whole family.", "Made from safe materials.",
-                     "Batteries not included."],
+        "price": 29.0,
+        "sized": False,
+        "features": [
+            "For ages 6 and up.",
+            "Hours of fun for the whole family.",
+            "Made from safe materials.",
+            "Batteries not included.",
+        ],
     },
 }
 CATEGORY_NAMES: tuple[str, ...] = tuple(CATEGORIES)
@@ -200,12 +368,30 @@ _TEMPLATES: dict[str, list[str]] = {
     ],
 }
 
-_LEAVE_LEAD = ["Probably", "Most likely", "Honestly, this is probably", "I think this was", "Pretty sure this is",
-               "Sadly,", "To be honest, this was probably"]
-_LEAVE_CORE = ["my last order here", "the last time I order from this shop", "my last purchase with you",
-               "the final order from me"]
-_LEAVE_REASON = [", found it cheaper elsewhere", ", the competition is faster", ", too many problems lately",
-                 ", other shops treat customers better", "", " since prices keep going up", ""]
+_LEAVE_LEAD = [
+    "Probably",
+    "Most likely",
+    "Honestly, this is probably",
+    "I think this was",
+    "Pretty sure this is",
+    "Sadly,",
+    "To be honest, this was probably",
+]
+_LEAVE_CORE = [
+    "my last order here",
+    "the last time I order from this shop",
+    "my last purchase with you",
+    "the final order from me",
+]
+_LEAVE_REASON = [
+    ", found it cheaper elsewhere",
+    ", the competition is faster",
+    ", too many problems lately",
+    ", other shops treat customers better",
+    "",
+    " since prices keep going up",
+    "",
+]
 _LEAVE_OTHER = [
     "Not sure I will order from this shop again.",
     "I've started buying from a competitor instead.",
@@ -219,8 +405,14 @@ _LEAVE_OTHER = [
 _SUPPORT = ["Support", "Customer service", "The team", "The service team", "Their hotline"]
 _FIXED = ["fixed it", "sorted it out", "sent a replacement", "refunded me", "solved the problem"]
 _QUICKLY = ["quickly", "within a day", "without any fuss", "right away", "in no time"]
-_RECOVERY_TAIL = ["will order again", "still my favourite shop", "I'll definitely be back", "no hard feelings",
-                  "so I'm staying", "happy to keep ordering here"]
+_RECOVERY_TAIL = [
+    "will order again",
+    "still my favourite shop",
+    "I'll definitely be back",
+    "no hard feelings",
+    "so I'm staying",
+    "happy to keep ordering here",
+]
 _RECOVERY_OTHER = [
     "One-off problem I guess, still my go-to shop for {c}.",
     "Things happen, the refund came through within two days so no hard feelings.",
@@ -228,27 +420,54 @@ _RECOVERY_OTHER = [
     "First issue in years of ordering, so I'm not worried.",
 ]
 _RECOVERY_MILD = [
-    "Still my favourite shop overall.", "Still, I'll keep ordering here.", "Otherwise happy, will order again.",
-    "Not a dealbreaker, I'll be back.", "Everything else was fine, so I'm staying.",
+    "Still my favourite shop overall.",
+    "Still, I'll keep ordering here.",
+    "Otherwise happy, will order again.",
+    "Not a dealbreaker, I'll be back.",
+    "Everything else was fine, so I'm staying.",
 ]
 _LOYAL = [
-    "Will buy again.", "Already ordered a second one.", "My go-to shop for {c}.", "Highly recommend.",
-    "Keep it up!", "Will definitely order again.", "Ten out of ten, coming back for sure.",
-    "Recommended it to my friends.", "Best shop for {c} by far.",
+    "Will buy again.",
+    "Already ordered a second one.",
+    "My go-to shop for {c}.",
+    "Highly recommend.",
+    "Keep it up!",
+    "Will definitely order again.",
+    "Ten out of ten, coming back for sure.",
+    "Recommended it to my friends.",
+    "Best shop for {c} by far.",
 ]
 _FILLER = [
-    "Packaging could be better.", "Colour is slightly different from the photo.", "Bought it as a gift.",
-    "Second time ordering this.", "Instructions were a bit confusing.", "Would like more colour options.",
-    "Box was bigger than needed.", "",
+    "Packaging could be better.",
+    "Colour is slightly different from the photo.",
+    "Bought it as a gift.",
+    "Second time ordering this.",
+    "Instructions were a bit confusing.",
+    "Would like more colour options.",
+    "Box was bigger than needed.",
+    "",
 ]
-_DAMAGE_DETAIL = ["", ", the box was crushed", " with a cracked corner", ", parts were missing", " and leaking",
-                  ", clearly dropped in transit"]
+_DAMAGE_DETAIL = [
+    "",
+    ", the box was crushed",
+    " with a cracked corner",
+    ", parts were missing",
+    " and leaking",
+    ", clearly dropped in transit",
+]
 _FAST = ["the next day", "in two days", "earlier than expected", "a day early", "within 48 hours"]
 _QUICK = ["Super quick", "Lightning fast", "Very fast", "Speedy", "Quick"]
 _GOOD = ["well made", "good quality", "sturdy", "comfortable", "beautiful", "solid", "nicely finished", "great"]
-_CATEGORY_WORDS = {"fashion": "clothes", "shoes": "shoes", "electronics": "gadgets", "home_kitchen": "home stuff",
-                   "beauty": "beauty products", "sports_outdoors": "sports gear", "books": "books",
-                   "toys_games": "toys"}
+_CATEGORY_WORDS = {
+    "fashion": "clothes",
+    "shoes": "shoes",
+    "electronics": "gadgets",
+    "home_kitchen": "home stuff",
+    "beauty": "beauty products",
+    "sports_outdoors": "sports gear",
+    "books": "books",
+    "toys_games": "toys",
+}
 
 
 _SINGULAR = {"is": "is", "was": "was", "runs": "runs", "it": "it", "looks": "looks", "feels": "feels", "works": "works"}
@@ -299,8 +518,9 @@ def _intent_sentence(intent: str, r: random.Random, category: str, topic: str) -
     return ""
 
 
-def compose_reviews(seed: int, topics: np.ndarray, intents: np.ndarray, nouns: np.ndarray,
-                    titles: np.ndarray, categories: np.ndarray) -> list[str]:
+def compose_reviews(
+    seed: int, topics: np.ndarray, intents: np.ndarray, nouns: np.ndarray, titles: np.ndarray, categories: np.ndarray
+) -> list[str]:
     """One review text per row from its topic, intent and product; deterministic for a seed."""
     r = random.Random(seed)
     planted = random.Random(seed ^ 0x5EED)

@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.data import _text
 from pipelines.contract import EVENT_TYPES, ORDER_STATUSES, PRODUCTS, RAW_TABLES, Table, get_table
+from pipelines.data import _text
 from pipelines.warehouse.base import Warehouse, quote_identifier
 
 logger = logging.getLogger(__name__)
@@ -47,13 +47,15 @@ _MEAN_LIFE = np.array([3500.0, 1400.0, 1500.0, 40.0, 450.0])  # days from signup
 _FADE = np.array([90.0, 60.0, 100.0, 10.0, 160.0])  # days of visible disengagement before the stop
 
 _CHANNELS = ("organic", "paid_search", "social", "referral", "email", "affiliate")
-_CHANNEL_P = np.array([  # rows: archetype
-    [0.32, 0.16, 0.10, 0.26, 0.12, 0.04],
-    [0.12, 0.18, 0.20, 0.06, 0.22, 0.22],
-    [0.22, 0.24, 0.18, 0.10, 0.16, 0.10],
-    [0.16, 0.30, 0.26, 0.06, 0.06, 0.16],
-    [0.24, 0.22, 0.18, 0.14, 0.12, 0.10],
-])
+_CHANNEL_P = np.array(
+    [  # rows: archetype
+        [0.32, 0.16, 0.10, 0.26, 0.12, 0.04],
+        [0.12, 0.18, 0.20, 0.06, 0.22, 0.22],
+        [0.22, 0.24, 0.18, 0.10, 0.16, 0.10],
+        [0.16, 0.30, 0.26, 0.06, 0.06, 0.16],
+        [0.24, 0.22, 0.18, 0.14, 0.12, 0.10],
+    ]
+)
 _COUNTRIES = ("DE", "FR", "GB", "NL", "ES", "IT", "PL", "SE", "AT", "US")
 _COUNTRY_P = np.array([0.28, 0.15, 0.14, 0.08, 0.09, 0.09, 0.06, 0.04, 0.04, 0.03])
 _GENDERS = ("f", "m", "x")
@@ -118,8 +120,19 @@ def _build_calendar(start: dt.date, end: dt.date, drift_after: dt.date | None) -
     weekday = _WEEKDAY_WEIGHT[(start.weekday() + np.arange(7)) % 7]
     start_us = int(dt.datetime(start.year, start.month, start.day, tzinfo=dt.UTC).timestamp()) * US_PER_SECOND
     drift_day = float((drift_after - start).days + 1) if drift_after else math.inf
-    return _Calendar(start, n_days, n_weeks, start_us, start_us + n_days * US_PER_DAY, drift_day, week_days, promo,
-                     general, peak, weekday / weekday.sum())
+    return _Calendar(
+        start,
+        n_days,
+        n_weeks,
+        start_us,
+        start_us + n_days * US_PER_DAY,
+        drift_day,
+        week_days,
+        promo,
+        general,
+        peak,
+        weekday / weekday.sum(),
+    )
 
 
 @dataclass
@@ -156,8 +169,15 @@ def _timestamps(us: np.ndarray) -> pa.Array:
 class _ChunkSimulator:
     """Simulates one chunk of customers and everything they do."""
 
-    def __init__(self, cal: _Calendar, catalogue: dict[str, np.ndarray], rng: np.random.Generator,
-                 first_id: int, n: int, ids: _IdCounters) -> None:
+    def __init__(
+        self,
+        cal: _Calendar,
+        catalogue: dict[str, np.ndarray],
+        rng: np.random.Generator,
+        first_id: int,
+        n: int,
+        ids: _IdCounters,
+    ) -> None:
         self.cal, self.cat, self.rng, self.first_id, self.n, self.ids = cal, catalogue, rng, first_id, n, ids
 
     # -- customers ------------------------------------------------------------------------------
@@ -168,8 +188,9 @@ class _ChunkSimulator:
         self.browse = _BROWSE_RATE[self.arch] * rng.gamma(2.0, 0.5, n)
         self.u0 = rng.beta(1.2, 9.0, n)  # baseline grumpiness: worse experiences, shorter life
         early = rng.random(n) < 0.18  # an existing base at the start of the period
-        signup_day = np.where(early, rng.integers(0, min(60, cal.n_days), n),
-                              rng.integers(0, max(1, cal.n_days - 7), n))
+        signup_day = np.where(
+            early, rng.integers(0, min(60, cal.n_days), n), rng.integers(0, max(1, cal.n_days - 7), n)
+        )
         self.signup_us = cal.start_us + signup_day * US_PER_DAY + _time_of_day_us(rng, n)
         self.signup_us = np.minimum(self.signup_us, cal.end_us - 3600 * US_PER_SECOND)
         self.signup_day = (self.signup_us - cal.start_us) / US_PER_DAY
@@ -191,14 +212,16 @@ class _ChunkSimulator:
         birth_null = rng.random(n) < 0.15
         gender = rng.choice(3, n, p=[0.52, 0.44, 0.04])
         gender_null = rng.random(n) < 0.22
-        return pa.table({
-            "customer_id": pa.array(self.first_id + np.arange(n, dtype=np.int64)),
-            "signup_at": _timestamps(self.signup_us),
-            "country": _dict_strings(country, _COUNTRIES),
-            "acquisition_channel": _dict_strings(channel, _CHANNELS),
-            "birth_year": pa.array(birth, mask=birth_null),
-            "gender": pa.array(np.array(_GENDERS, dtype=object)[gender], mask=gender_null, type=pa.string()),
-        })
+        return pa.table(
+            {
+                "customer_id": pa.array(self.first_id + np.arange(n, dtype=np.int64)),
+                "signup_at": _timestamps(self.signup_us),
+                "country": _dict_strings(country, _COUNTRIES),
+                "acquisition_channel": _dict_strings(channel, _CHANNELS),
+                "birth_year": pa.array(birth, mask=birth_null),
+                "gender": pa.array(np.array(_GENDERS, dtype=object)[gender], mask=gender_null, type=pa.string()),
+            }
+        )
 
     def closeness(self, c: np.ndarray, day: np.ndarray) -> np.ndarray:
         """0 (far) .. 1 (stopped): rises before the latent stop, starting earlier than the visible fade."""
@@ -257,13 +280,20 @@ class _ChunkSimulator:
         item_order = np.repeat(np.arange(n_orders), n_lines)
         n_items = len(item_order)
         line_number = _ragged_positions(n_lines) + 1
-        category = np.where(rng.random(n_items) < 0.65, self.fav[c[item_order]],
-                            rng.choice(len(_text.CATEGORY_NAMES), n_items, p=_CATEGORY_POPULARITY))
+        category = np.where(
+            rng.random(n_items) < 0.65,
+            self.fav[c[item_order]],
+            rng.choice(len(_text.CATEGORY_NAMES), n_items, p=_CATEGORY_POPULARITY),
+        )
         product_idx = category * _text.PRODUCTS_PER_CATEGORY + rng.choice(_text.PRODUCTS_PER_CATEGORY, n_items, p=_ZIPF)
         quantity = 1 + np.minimum(rng.poisson(np.where(_MULTI_UNIT[category], 0.5, 0.15)), 5)
         discounted = in_promo[item_order] & (rng.random(n_items) < 0.7)
-        unit_price = (self.cat["price"][product_idx] * np.where(drifted[item_order], DRIFT_PRICE_FACTOR, 1.0)
-                      * np.where(discounted, PROMO_DISCOUNT, 1.0) * (1.0 + rng.normal(0, 0.015, n_items)))
+        unit_price = (
+            self.cat["price"][product_idx]
+            * np.where(drifted[item_order], DRIFT_PRICE_FACTOR, 1.0)
+            * np.where(discounted, PROMO_DISCOUNT, 1.0)
+            * (1.0 + rng.normal(0, 0.015, n_items))
+        )
         unit_price = np.round(np.maximum(unit_price, 0.5), 2)
         total = np.round(np.bincount(item_order, quantity * unit_price, minlength=n_orders), 2)
 
@@ -273,36 +303,54 @@ class _ChunkSimulator:
         late = ~cancelled & (rng.random(n_orders) < 0.05 + 0.06 * u + 0.15 * drifted)
         damaged = ~cancelled & (rng.random(n_orders) < 0.025 + 0.02 * u)
         wrong_size = ~cancelled & has_sized & (rng.random(n_orders) < 0.09)
-        returned = ~cancelled & (rng.random(n_orders) < 0.015 + 0.22 * u + 0.5 * damaged + 0.55 * wrong_size + 0.05 * late)
+        returned = ~cancelled & (
+            rng.random(n_orders) < 0.015 + 0.22 * u + 0.5 * damaged + 0.55 * wrong_size + 0.05 * late
+        )
         status = np.where(cancelled, 1, np.where(returned, 2, 0))  # index into ORDER_STATUSES
 
         order_id = self.ids.order + np.arange(n_orders, dtype=np.int64)
         self.ids.order += n_orders
-        self.o = {"c": c, "ts": ts, "day": day, "u": u, "drifted": drifted, "cancelled": cancelled, "late": late,
-                  "damaged": damaged, "wrong_size": wrong_size, "n_lines": n_lines, "status": status}
+        self.o = {
+            "c": c,
+            "ts": ts,
+            "day": day,
+            "u": u,
+            "drifted": drifted,
+            "cancelled": cancelled,
+            "late": late,
+            "damaged": damaged,
+            "wrong_size": wrong_size,
+            "n_lines": n_lines,
+            "status": status,
+        }
         self.items = {"order": item_order, "product_idx": product_idx, "category": category}
-        orders = pa.table({
-            "order_id": pa.array(order_id),
-            "customer_id": pa.array(self.first_id + c.astype(np.int64)),
-            "ordered_at": _timestamps(ts),
-            "status": _dict_strings(status, ORDER_STATUSES),
-            "total_amount": pa.array(total),
-        })
-        items = pa.table({
-            "order_id": pa.array(order_id[item_order]),
-            "line_number": pa.array(line_number.astype(np.int32)),
-            "product_id": pa.array(product_idx.astype(np.int64) + 1),
-            "category": _dict_strings(category, _text.CATEGORY_NAMES),
-            "quantity": pa.array(quantity.astype(np.int32)),
-            "unit_price": pa.array(unit_price),
-        })
+        orders = pa.table(
+            {
+                "order_id": pa.array(order_id),
+                "customer_id": pa.array(self.first_id + c.astype(np.int64)),
+                "ordered_at": _timestamps(ts),
+                "status": _dict_strings(status, ORDER_STATUSES),
+                "total_amount": pa.array(total),
+            }
+        )
+        items = pa.table(
+            {
+                "order_id": pa.array(order_id[item_order]),
+                "line_number": pa.array(line_number.astype(np.int32)),
+                "product_id": pa.array(product_idx.astype(np.int64) + 1),
+                "category": _dict_strings(category, _text.CATEGORY_NAMES),
+                "quantity": pa.array(quantity.astype(np.int32)),
+                "unit_price": pa.array(unit_price),
+            }
+        )
         return orders, items
 
     # -- clickstream ----------------------------------------------------------------------------
     def _random_products(self, c: np.ndarray) -> np.ndarray:
         n = len(c)
-        category = np.where(self.rng.random(n) < 0.6, self.fav[c],
-                            self.rng.choice(len(_text.CATEGORY_NAMES), n, p=_CATEGORY_POPULARITY))
+        category = np.where(
+            self.rng.random(n) < 0.6, self.fav[c], self.rng.choice(len(_text.CATEGORY_NAMES), n, p=_CATEGORY_POPULARITY)
+        )
         return category * _text.PRODUCTS_PER_CATEGORY + self.rng.choice(_text.PRODUCTS_PER_CATEGORY, n, p=_ZIPF)
 
     def events(self) -> pa.Table:
@@ -312,13 +360,25 @@ class _ChunkSimulator:
 
         # 1. a purchase session ends in every order's checkout (cancelled ones too).
         p_ns = (rng.random(n_orders) < 0.55) * (1 + rng.poisson(0.3, n_orders))
-        purchase = {"c": o["c"], "end": o["ts"], "ns": p_ns, "nv": 1 + rng.poisson(2.0, n_orders),
-                    "nc": o["n_lines"], "nk": np.ones(n_orders, np.int64), "nsup": np.zeros(n_orders, np.int64),
-                    "item_start": line_start}
+        purchase = {
+            "c": o["c"],
+            "end": o["ts"],
+            "ns": p_ns,
+            "nv": 1 + rng.poisson(2.0, n_orders),
+            "nc": o["n_lines"],
+            "nk": np.ones(n_orders, np.int64),
+            "nsup": np.zeros(n_orders, np.int64),
+            "item_start": line_start,
+        }
 
         # 2. browsing sessions: fade with engagement; carts get abandoned more as a customer sours.
-        lam = (self.browse[:, None] * cal.season_general[None, :] * np.where(cal.promo, 1.4, 1.0)[None, :]
-               * (0.3 + 0.7 * self._engagement(0.12)) * self.exposure)
+        lam = (
+            self.browse[:, None]
+            * cal.season_general[None, :]
+            * np.where(cal.promo, 1.4, 1.0)[None, :]
+            * (0.3 + 0.7 * self._engagement(0.12))
+            * self.exposure
+        )
         bc, bts = self._place_in_weeks(rng.poisson(lam))
         ok = bts >= self.signup_us[bc]
         bc, bts = bc[ok], bts[ok]
@@ -326,25 +386,43 @@ class _ChunkSimulator:
         bday = (bts - cal.start_us) / US_PER_DAY
         bu = self.unhappiness(bc, bday)
         b_drift = bday >= cal.drift_day
-        browse = {"c": bc, "end": bts, "ns": (rng.random(nb) < 0.5) * (1 + rng.poisson(0.3, nb)),
-                  "nv": 1 + rng.poisson(1.8, nb),
-                  "nc": (rng.random(nb) < 0.10 + 0.40 * bu) * (1 + rng.poisson(0.2, nb)),
-                  "nk": np.zeros(nb, np.int64),
-                  "nsup": (rng.random(nb) < 0.01 + 0.10 * bu + 0.03 * b_drift).astype(np.int64),
-                  "item_start": np.full(nb, -1)}
+        browse = {
+            "c": bc,
+            "end": bts,
+            "ns": (rng.random(nb) < 0.5) * (1 + rng.poisson(0.3, nb)),
+            "nv": 1 + rng.poisson(1.8, nb),
+            "nc": (rng.random(nb) < 0.10 + 0.40 * bu) * (1 + rng.poisson(0.2, nb)),
+            "nk": np.zeros(nb, np.int64),
+            "nsup": (rng.random(nb) < 0.01 + 0.10 * bu + 0.03 * b_drift).astype(np.int64),
+            "item_start": np.full(nb, -1),
+        }
 
         # 3. support sessions after orders that went wrong.
-        p_support = (0.02 + 0.45 * o["late"] + 0.6 * o["damaged"] + 0.3 * o["wrong_size"] + 0.25 * o["cancelled"]
-                     + 0.15 * o["u"] + 0.05 * o["drifted"])
+        p_support = (
+            0.02
+            + 0.45 * o["late"]
+            + 0.6 * o["damaged"]
+            + 0.3 * o["wrong_size"]
+            + 0.25 * o["cancelled"]
+            + 0.15 * o["u"]
+            + 0.05 * o["drifted"]
+        )
         s_idx = np.flatnonzero(rng.random(n_orders) < p_support)
         ns_ = len(s_idx)
         s_ts = o["ts"][s_idx] + ((1 + rng.random(ns_) * 5 + 5 * o["late"][s_idx]) * US_PER_DAY).astype(np.int64)
         keep = s_ts < cal.end_us
         s_idx, s_ts = s_idx[keep], s_ts[keep]
         ns_ = len(s_idx)
-        support = {"c": o["c"][s_idx], "end": s_ts, "ns": np.zeros(ns_, np.int64),
-                   "nv": (rng.random(ns_) < 0.5).astype(np.int64), "nc": np.zeros(ns_, np.int64),
-                   "nk": np.zeros(ns_, np.int64), "nsup": 1 + (rng.random(ns_) < 0.3), "item_start": np.full(ns_, -1)}
+        support = {
+            "c": o["c"][s_idx],
+            "end": s_ts,
+            "ns": np.zeros(ns_, np.int64),
+            "nv": (rng.random(ns_) < 0.5).astype(np.int64),
+            "nc": np.zeros(ns_, np.int64),
+            "nk": np.zeros(ns_, np.int64),
+            "nsup": 1 + (rng.random(ns_) < 0.3),
+            "item_start": np.full(ns_, -1),
+        }
 
         s = {key: np.concatenate([purchase[key], browse[key], support[key]]).astype(np.int64) for key in purchase}
         n_sessions = len(s["c"])
@@ -357,8 +435,11 @@ class _ChunkSimulator:
         b2 = b1 + s["nv"][sess]
         b3 = b2 + s["nc"][sess]
         b4 = b3 + s["nk"][sess]
-        etype = np.select([pos < b1, pos < b2, pos < b3, pos < b4],
-                          [_EV["search"], _EV["view"], _EV["add_to_cart"], _EV["checkout"]], _EV["support_contact"])
+        etype = np.select(
+            [pos < b1, pos < b2, pos < b3, pos < b4],
+            [_EV["search"], _EV["view"], _EV["add_to_cart"], _EV["checkout"]],
+            _EV["support_contact"],
+        )
         c = s["c"][sess]
         n_events = len(sess)
         product = self._random_products(c)
@@ -374,14 +455,16 @@ class _ChunkSimulator:
         event_id = self.ids.event + np.arange(n_events, dtype=np.int64)
         self.ids.event += n_events
         session_ids = pc.binary_join_element_wise("s", pc.cast(pa.array(session_no[sess][order]), pa.string()), "")
-        return pa.table({
-            "event_id": pa.array(event_id),
-            "customer_id": pa.array(self.first_id + c[order]),
-            "session_id": session_ids,
-            "event_type": _dict_strings(etype[order], EVENT_TYPES),
-            "product_id": pa.array(product[order].astype(np.int64) + 1, mask=~has_product[order]),
-            "event_at": _timestamps(ts[order]),
-        })
+        return pa.table(
+            {
+                "event_id": pa.array(event_id),
+                "customer_id": pa.array(self.first_id + c[order]),
+                "session_id": session_ids,
+                "event_type": _dict_strings(etype[order], EVENT_TYPES),
+                "product_id": pa.array(product[order].astype(np.int64) + 1, mask=~has_product[order]),
+                "event_at": _timestamps(ts[order]),
+            }
+        )
 
     # -- reviews --------------------------------------------------------------------------------
     def reviews(self) -> pa.Table:
@@ -409,8 +492,9 @@ class _ChunkSimulator:
 
         topic = np.full(n, "smooth", dtype=object)
         negative = rng.random(n) < 0.06 + 0.25 * u + 0.3 * near
-        neg_pick = np.where(rng.random(n) < 0.35 + 0.3 * drifted + 0.2 * (self.arch[o["c"][r]] == DEAL), 0,
-                            rng.integers(1, 3, n))
+        neg_pick = np.where(
+            rng.random(n) < 0.35 + 0.3 * drifted + 0.2 * (self.arch[o["c"][r]] == DEAL), 0, rng.integers(1, 3, n)
+        )
         topic[negative] = np.array(["price", "poor_quality", "poor_support"], dtype=object)[neg_pick[negative]]
         pos_pick = rng.choice(4, n, p=[0.3, 0.3, 0.2, 0.2])
         topic[~negative] = np.array(_text.POSITIVE_TOPICS, dtype=object)[pos_pick[~negative]]
@@ -419,8 +503,11 @@ class _ChunkSimulator:
         topic[o["damaged"][r]] = "damaged"
 
         rating = np.empty(n, dtype=np.int64)
-        kind = np.where(np.isin(topic, ["damaged", "late_delivery", "wrong_size"]), topic,
-                        np.where(np.isin(topic, _text.NEGATIVE_TOPICS), "negative", "positive"))
+        kind = np.where(
+            np.isin(topic, ["damaged", "late_delivery", "wrong_size"]),
+            topic,
+            np.where(np.isin(topic, _text.NEGATIVE_TOPICS), "negative", "positive"),
+        )
         for name, probs in _RATING_P.items():
             mask = kind == name
             rating[mask] = rng.choice(5, int(mask.sum()), p=probs) + 1
@@ -433,31 +520,41 @@ class _ChunkSimulator:
         loyal = ~leave & ~bad & (rng.random(n) < 0.35 * (1 - u))
         filler = ~leave & ~recovery & ~loyal & (rng.random(n) < 0.3)
         intent = np.select([leave, recovery, loyal, filler], ["leave", "recovery", "loyal", "filler"], "none")
-        texts = _text.compose_reviews(int(rng.integers(2**62)), topic, intent, self.cat["noun"][product_idx],
-                                      self.cat["title"][product_idx], self.cat["category"][product_idx])
+        texts = _text.compose_reviews(
+            int(rng.integers(2**62)),
+            topic,
+            intent,
+            self.cat["noun"][product_idx],
+            self.cat["title"][product_idx],
+            self.cat["category"][product_idx],
+        )
 
         order = np.lexsort((r_ts, o["c"][r]))
         review_id = self.ids.review + np.arange(n, dtype=np.int64)
         self.ids.review += n
-        return pa.table({
-            "review_id": pa.array(review_id),
-            "customer_id": pa.array(self.first_id + o["c"][r][order]),
-            "product_id": pa.array(product_idx[order].astype(np.int64) + 1),
-            "rating": pa.array(rating[order].astype(np.int32)),
-            "review_text": pa.array([texts[i] for i in order], pa.string()),
-            "reviewed_at": _timestamps(r_ts[order]),
-        })
+        return pa.table(
+            {
+                "review_id": pa.array(review_id),
+                "customer_id": pa.array(self.first_id + o["c"][r][order]),
+                "product_id": pa.array(product_idx[order].astype(np.int64) + 1),
+                "rating": pa.array(rating[order].astype(np.int32)),
+                "review_text": pa.array([texts[i] for i in order], pa.string()),
+                "reviewed_at": _timestamps(r_ts[order]),
+            }
+        )
 
 
 def _products_table(catalogue: dict[str, np.ndarray], price_factor: float) -> pa.Table:
     n = len(catalogue["title"])
-    return pa.table({
-        "product_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
-        "title": pa.array(list(catalogue["title"]), pa.string()),
-        "category": pa.array(list(catalogue["category"]), pa.string()),
-        "price": pa.array(np.round(catalogue["price"] * price_factor, 2)),
-        "description": pa.array(list(catalogue["description"]), pa.string()),
-    })
+    return pa.table(
+        {
+            "product_id": pa.array(np.arange(1, n + 1, dtype=np.int64)),
+            "title": pa.array(list(catalogue["title"]), pa.string()),
+            "category": pa.array(list(catalogue["category"]), pa.string()),
+            "price": pa.array(np.round(catalogue["price"] * price_factor, 2)),
+            "description": pa.array(list(catalogue["description"]), pa.string()),
+        }
+    )
 
 
 def _simulate_chunk(sim: _ChunkSimulator) -> dict[str, pa.Table]:
@@ -477,8 +574,9 @@ def _swap_in_staging(warehouse: Warehouse) -> None:
     with warehouse.transaction():
         for table in RAW_TABLES:
             warehouse.execute(f"DROP TABLE IF EXISTS {warehouse.qualified(table.name)}")
-            warehouse.execute(f"ALTER TABLE {warehouse.qualified(_staging(table).name)} "
-                              f"RENAME TO {quote_identifier(table.name)}")
+            warehouse.execute(
+                f"ALTER TABLE {warehouse.qualified(_staging(table).name)} RENAME TO {quote_identifier(table.name)}"
+            )
     warehouse.init_schema(RAW_TABLES)  # indexes of the raw tables (Postgres)
 
 
@@ -488,8 +586,16 @@ def _drop_staging(warehouse: Warehouse) -> None:
             warehouse.execute(f"DROP TABLE IF EXISTS {warehouse.qualified(_staging(table).name)}")
 
 
-def generate_sample_data(warehouse: Warehouse, *, customers: int, seed: int, start: dt.date, end: dt.date,
-                         drift_after: dt.date | None = None, chunk_customers: int = 20_000) -> dict[str, int]:
+def generate_sample_data(
+    warehouse: Warehouse,
+    *,
+    customers: int,
+    seed: int,
+    start: dt.date,
+    end: dt.date,
+    drift_after: dt.date | None = None,
+    chunk_customers: int = 20_000,
+) -> dict[str, int]:
     """Replace the raw tables' contents with simulated data; returns rows written per table.
 
     Chunks are loaded (and committed) into staging tables, which then replace the raw tables in one
@@ -527,12 +633,15 @@ def generate_sample_data(warehouse: Warehouse, *, customers: int, seed: int, sta
                     counts[name] += warehouse.bulk_load(_staging(get_table(name)), data)
                     rows_total += data.num_rows
             elapsed = time.perf_counter() - began
-            logger.info("generated customers %d/%d (%.0f rows/s)", first + n, customers, rows_total / max(elapsed, 1e-9))
+            logger.info(
+                "generated customers %d/%d (%.0f rows/s)", first + n, customers, rows_total / max(elapsed, 1e-9)
+            )
         _swap_in_staging(warehouse)
     except BaseException:
         with contextlib.suppress(Exception):
             _drop_staging(warehouse)
         raise
-    logger.info("sample data ready in %.1f s: %s", time.perf_counter() - began,
-                ", ".join(f"{k}={v}" for k, v in counts.items()))
+    logger.info(
+        "sample data ready in %.1f s: %s", time.perf_counter() - began, ", ".join(f"{k}={v}" for k, v in counts.items())
+    )
     return counts

@@ -46,8 +46,22 @@ SESSION_GAP_MINUTES = 30
 # field -> (required, accepted spellings besides the field name itself; a trailing * matches any ending)
 TRANSACTION_FIELDS: dict[str, tuple[bool, tuple[str, ...]]] = {
     "customer_id": (True, ("customer", "customerid", "user_id", "user", "userid", "client_id", "buyer_id")),
-    "timestamp": (True, ("ordered_at", "order_date", "invoice_date", "invoicedate", "date", "datetime", "time",
-                         "created_at", "purchase_date", "transaction_date", "event_time")),
+    "timestamp": (
+        True,
+        (
+            "ordered_at",
+            "order_date",
+            "invoice_date",
+            "invoicedate",
+            "date",
+            "datetime",
+            "time",
+            "created_at",
+            "purchase_date",
+            "transaction_date",
+            "event_time",
+        ),
+    ),
     "amount": (False, ("total_amount", "line_total", "revenue", "total", "sales", "value", "price_total")),
     "unit_price": (False, ("unitprice", "price", "item_price")),
     "quantity": (False, ("qty", "units", "quantity_ordered", "num_items", "n_items", "number_of_*")),
@@ -78,23 +92,62 @@ REVIEW_FIELDS: dict[str, tuple[bool, tuple[str, ...]]] = {
 # Event names seen in common analytics exports -> contract event types.
 EVENT_ALIASES: dict[str, str] = {
     **{name: name for name in EVENT_TYPES},
-    "page_view": "view", "pageview": "view", "view_item": "view", "product_view": "view", "item_view": "view",
-    "viewed": "view", "screen_view": "view", "detail": "view", "view_product": "view", "product_viewed": "view",
-    "searched": "search", "site_search": "search", "view_search_results": "search", "search_query": "search",
-    "addtocart": "add_to_cart", "add_to_basket": "add_to_cart", "cart_add": "add_to_cart", "cart": "add_to_cart",
-    "added_to_cart": "add_to_cart", "add_to_bag": "add_to_cart", "product_added": "add_to_cart",
-    "purchase": "checkout", "transaction": "checkout", "order": "checkout", "order_completed": "checkout",
-    "checkout_completed": "checkout", "begin_checkout": "checkout", "purchased": "checkout", "buy": "checkout",
-    "support": "support_contact", "contact_support": "support_contact", "support_ticket": "support_contact",
-    "ticket": "support_contact", "chat": "support_contact", "complaint": "support_contact",
-    "contact": "support_contact", "customer_service": "support_contact",
+    "page_view": "view",
+    "pageview": "view",
+    "view_item": "view",
+    "product_view": "view",
+    "item_view": "view",
+    "viewed": "view",
+    "screen_view": "view",
+    "detail": "view",
+    "view_product": "view",
+    "product_viewed": "view",
+    "searched": "search",
+    "site_search": "search",
+    "view_search_results": "search",
+    "search_query": "search",
+    "addtocart": "add_to_cart",
+    "add_to_basket": "add_to_cart",
+    "cart_add": "add_to_cart",
+    "cart": "add_to_cart",
+    "added_to_cart": "add_to_cart",
+    "add_to_bag": "add_to_cart",
+    "product_added": "add_to_cart",
+    "purchase": "checkout",
+    "transaction": "checkout",
+    "order": "checkout",
+    "order_completed": "checkout",
+    "checkout_completed": "checkout",
+    "begin_checkout": "checkout",
+    "purchased": "checkout",
+    "buy": "checkout",
+    "support": "support_contact",
+    "contact_support": "support_contact",
+    "support_ticket": "support_contact",
+    "ticket": "support_contact",
+    "chat": "support_contact",
+    "complaint": "support_contact",
+    "contact": "support_contact",
+    "customer_service": "support_contact",
 }
 STATUS_ALIASES: dict[str, str] = {
     **{name: name for name in ORDER_STATUSES},
-    "complete": "completed", "paid": "completed", "delivered": "completed", "shipped": "completed",
-    "fulfilled": "completed", "success": "completed", "ok": "completed", "closed": "completed",
-    "canceled": "cancelled", "cancel": "cancelled", "void": "cancelled", "voided": "cancelled",
-    "failed": "cancelled", "return": "returned", "refunded": "returned", "refund": "returned",
+    "complete": "completed",
+    "paid": "completed",
+    "delivered": "completed",
+    "shipped": "completed",
+    "fulfilled": "completed",
+    "success": "completed",
+    "ok": "completed",
+    "closed": "completed",
+    "canceled": "cancelled",
+    "cancel": "cancelled",
+    "void": "cancelled",
+    "voided": "cancelled",
+    "failed": "cancelled",
+    "return": "returned",
+    "refunded": "returned",
+    "refund": "returned",
 }
 
 
@@ -129,18 +182,25 @@ def _normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-def resolve_columns(file_columns: list[str], fields: dict[str, tuple[bool, tuple[str, ...]]],
-                    column_map: dict[str, str] | None, path: str) -> dict[str, str]:
+def resolve_columns(
+    file_columns: list[str],
+    fields: dict[str, tuple[bool, tuple[str, ...]]],
+    column_map: dict[str, str] | None,
+    path: str,
+) -> dict[str, str]:
     """Contract field -> file column: explicit map first, then known spellings; errors name what is missing."""
     column_map = dict(column_map or {})
     unknown = sorted(set(column_map) - set(fields))
     if unknown:
-        raise DataImportError(f"{path}: --map names unknown field(s) {', '.join(unknown)}; "
-                              f"fields for this import: {', '.join(fields)}")
+        raise DataImportError(
+            f"{path}: --map names unknown field(s) {', '.join(unknown)}; fields for this import: {', '.join(fields)}"
+        )
     missing_mapped = sorted(f"{k}={v}" for k, v in column_map.items() if v not in file_columns)
     if missing_mapped:
-        raise DataImportError(f"{path}: mapped column(s) not in the file: {', '.join(missing_mapped)}; "
-                              f"file columns: {', '.join(file_columns)}")
+        raise DataImportError(
+            f"{path}: mapped column(s) not in the file: {', '.join(missing_mapped)}; "
+            f"file columns: {', '.join(file_columns)}"
+        )
     by_norm: dict[str, str] = {}
     for col in file_columns:
         by_norm.setdefault(_normalise(col), col)
@@ -158,8 +218,10 @@ def resolve_columns(file_columns: list[str], fields: dict[str, tuple[bool, tuple
     missing = [name for name, (required, _) in fields.items() if required and name not in resolved]
     if missing:
         hint = " ".join(f"--map {name}=<column>" for name in missing)
-        raise DataImportError(f"{path}: required column(s) not found: {', '.join(missing)}; "
-                              f"file columns: {', '.join(file_columns)} (use {hint})")
+        raise DataImportError(
+            f"{path}: required column(s) not found: {', '.join(missing)}; "
+            f"file columns: {', '.join(file_columns)} (use {hint})"
+        )
     return resolved
 
 
@@ -242,12 +304,20 @@ def _iter_chunks(path: Path, columns: list[str], layout: _TextLayout | None) -> 
         for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK_ROWS, columns=columns):
             yield batch.to_pandas()
         return
-    yield from pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=False, na_values=[""],
-                           chunksize=READ_CHUNK_ROWS, **_csv_options(layout))
+    yield from pd.read_csv(
+        path,
+        usecols=columns,
+        dtype=str,
+        keep_default_na=False,
+        na_values=[""],
+        chunksize=READ_CHUNK_ROWS,
+        **_csv_options(layout),
+    )
 
 
-def _read(path: str | Path, fields: dict, column_map: dict[str, str] | None,
-          options: ParseOptions) -> tuple[pd.DataFrame, dict[str, str]]:
+def _read(
+    path: str | Path, fields: dict, column_map: dict[str, str] | None, options: ParseOptions
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """Read the mapped columns of a file, renamed to contract fields, logging progress and ignored columns."""
     path = Path(path)
     if not path.exists():
@@ -263,14 +333,19 @@ def _read(path: str | Path, fields: dict, column_map: dict[str, str] | None,
             rows += len(chunk)
             logger.info("%s: %d rows parsed", path.name, rows)
     except UnicodeDecodeError as exc:
-        raise FormatError(f"the file is not {layout.encoding} ({exc.reason}); pass its encoding with --encoding") from None
+        raise FormatError(
+            f"the file is not {layout.encoding} ({exc.reason}); pass its encoding with --encoding"
+        ) from None
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=list(resolved))
     logger.info("%s: columns used %s", path.name, ", ".join(f"{k}<-{v}" for k, v in resolved.items()))
     used = set(resolved.values())
     ignored = [c for c in file_columns if c not in used]
     if ignored:
-        logger.warning("%s: ignored column(s) the import does not use: %s (use one with --map FIELD=COLUMN)",
-                       path.name, ", ".join(ignored))
+        logger.warning(
+            "%s: ignored column(s) the import does not use: %s (use one with --map FIELD=COLUMN)",
+            path.name,
+            ", ".join(ignored),
+        )
     return frame, resolved
 
 
@@ -294,9 +369,12 @@ class _Problems:
         listed = sorted(self.items)[:MAX_LISTED_PROBLEMS]
         lines = [f"row {row}: {reason}" for row, reason in listed]
         more = len(self.items) - len(listed)
-        message = (f"{path}: {len(self.bad_rows)} of {n_rows} rows cannot be imported; nothing was written "
-                   "(rows numbered from 1 after the header)\n  " + "\n  ".join(lines)
-                   + (f"\n  ... and {more} more problem(s)" if more > 0 else ""))
+        message = (
+            f"{path}: {len(self.bad_rows)} of {n_rows} rows cannot be imported; nothing was written "
+            "(rows numbered from 1 after the header)\n  "
+            + "\n  ".join(lines)
+            + (f"\n  ... and {more} more problem(s)" if more > 0 else "")
+        )
         raise DataImportError(message, [f"row {row}: {reason}" for row, reason in sorted(self.items)])
 
 
@@ -327,14 +405,27 @@ def _parse_ids(series: pd.Series) -> pd.Series:
     mapped = []
     for value in uniques:
         text = str(value)
-        mapped.append(int(text) if re.fullmatch(r"[+-]?\d{1,18}", text) else
-                      int(float(text)) if re.fullmatch(r"\d{1,15}\.0+", text) else stable_id(text))
+        mapped.append(
+            int(text)
+            if re.fullmatch(r"[+-]?\d{1,18}", text)
+            else int(float(text))
+            if re.fullmatch(r"\d{1,15}\.0+", text)
+            else stable_id(text)
+        )
     lookup = pd.array(mapped + [pd.NA], dtype="Int64")
     return pd.Series(lookup[codes], index=series.index)
 
 
-def _parse_number(frame: pd.DataFrame, name: str, problems: _Problems, options: ParseOptions, *, required: bool,
-                  minimum: float | None = None, integer: bool = False) -> pd.Series:
+def _parse_number(
+    frame: pd.DataFrame,
+    name: str,
+    problems: _Problems,
+    options: ParseOptions,
+    *,
+    required: bool,
+    minimum: float | None = None,
+    integer: bool = False,
+) -> pd.Series:
     """One number convention for the whole column (``formats.parse_numbers``); NaN and +/-inf are refused."""
     raw = frame[name]
     missing = _is_missing(raw)
@@ -374,8 +465,9 @@ def _parse_timestamps(frame: pd.DataFrame, name: str, problems: _Problems, optio
     return parsed.dt.floor("us")
 
 
-def _map_values(frame: pd.DataFrame, name: str, aliases: dict[str, str], problems: _Problems,
-                allowed: tuple[str, ...]) -> pd.Series:
+def _map_values(
+    frame: pd.DataFrame, name: str, aliases: dict[str, str], problems: _Problems, allowed: tuple[str, ...]
+) -> pd.Series:
     raw = frame[name].astype("string")
     key = raw.str.strip().str.lower().str.replace(r"[\s\-]+", "_", regex=True)
     mapped = key.map(lambda k: aliases.get(k) if isinstance(k, str) else None)
@@ -386,8 +478,9 @@ def _map_values(frame: pd.DataFrame, name: str, aliases: dict[str, str], problem
 
 # -- writing ----------------------------------------------------------------------------------------
 def _existing_ids(warehouse: Warehouse, table: str, column: str) -> np.ndarray:
-    result = warehouse.query_arrow(f"SELECT DISTINCT {column} FROM {warehouse.qualified(table)} "
-                                   f"WHERE {column} IS NOT NULL")
+    result = warehouse.query_arrow(
+        f"SELECT DISTINCT {column} FROM {warehouse.qualified(table)} WHERE {column} IS NOT NULL"
+    )
     return np.asarray(result.column(0).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
@@ -395,8 +488,9 @@ def _max_id(warehouse: Warehouse, table: str, column: str) -> int:
     return int(warehouse.scalar(f"SELECT COALESCE(MAX({column}), 0) FROM {warehouse.qualified(table)}") or 0)
 
 
-def _new_customers(warehouse: Warehouse, customer_ids: pd.Series, seen_at: pd.Series,
-                   country: pd.Series | None = None) -> pd.DataFrame:
+def _new_customers(
+    warehouse: Warehouse, customer_ids: pd.Series, seen_at: pd.Series, country: pd.Series | None = None
+) -> pd.DataFrame:
     """Customers not yet in the warehouse, signed up when first seen."""
     frame = pd.DataFrame({"customer_id": customer_ids.astype("int64"), "signup_at": seen_at})
     if country is not None:
@@ -438,8 +532,13 @@ def _reports_format_errors(importer):
 
 
 @_reports_format_errors
-def import_transactions(warehouse: Warehouse, path: str | Path, column_map: dict[str, str] | None = None,
-                        replace: bool = False, options: ParseOptions | None = None) -> ImportReport:
+def import_transactions(
+    warehouse: Warehouse,
+    path: str | Path,
+    column_map: dict[str, str] | None = None,
+    replace: bool = False,
+    options: ParseOptions | None = None,
+) -> ImportReport:
     """Import a purchase log (one row per order line, or per order) into orders and order_items.
 
     Rows sharing ``order_id`` form one order; without an order id, rows with the same customer and
@@ -449,25 +548,40 @@ def import_transactions(warehouse: Warehouse, path: str | Path, column_map: dict
     _check_ready(warehouse)
     frame, resolved = _read(path, TRANSACTION_FIELDS, column_map, options)
     if "amount" not in resolved and "unit_price" not in resolved:
-        raise DataImportError(f"{path}: need an amount column (or unit_price); file columns mapped: "
-                              f"{', '.join(resolved.values())} (use --map amount=<column>)")
+        raise DataImportError(
+            f"{path}: need an amount column (or unit_price); file columns mapped: "
+            f"{', '.join(resolved.values())} (use --map amount=<column>)"
+        )
     problems = _Problems()
     n = len(frame)
     _require(frame, "customer_id", problems)
     customer_id = _parse_ids(frame["customer_id"])
     ordered_at = _parse_timestamps(frame, "timestamp", problems, options)
-    quantity = (_parse_number(frame, "quantity", problems, options, required=False, minimum=1, integer=True).fillna(1)
-                if "quantity" in resolved else pd.Series(1.0, index=frame.index))
+    quantity = (
+        _parse_number(frame, "quantity", problems, options, required=False, minimum=1, integer=True).fillna(1)
+        if "quantity" in resolved
+        else pd.Series(1.0, index=frame.index)
+    )
     if "amount" in resolved:
         amount = _parse_number(frame, "amount", problems, options, required=True, minimum=0)
     else:
         amount = _parse_number(frame, "unit_price", problems, options, required=True, minimum=0) * quantity
-    status = (_map_values(frame, "status", STATUS_ALIASES, problems, ORDER_STATUSES).fillna("completed")
-              if "status" in resolved else pd.Series("completed", index=frame.index))
+    status = (
+        _map_values(frame, "status", STATUS_ALIASES, problems, ORDER_STATUSES).fillna("completed")
+        if "status" in resolved
+        else pd.Series("completed", index=frame.index)
+    )
     problems.raise_if_any(str(path), n)
 
-    lines = pd.DataFrame({"customer_id": customer_id.astype("int64"), "ordered_at": ordered_at,
-                          "quantity": quantity.astype("int64"), "amount": amount, "status": status})
+    lines = pd.DataFrame(
+        {
+            "customer_id": customer_id.astype("int64"),
+            "ordered_at": ordered_at,
+            "quantity": quantity.astype("int64"),
+            "amount": amount,
+            "status": status,
+        }
+    )
     if "order_id" in resolved and not _is_missing(frame["order_id"]).all():
         lines["order_id"] = _parse_ids(frame["order_id"])
     else:
@@ -484,21 +598,30 @@ def import_transactions(warehouse: Warehouse, path: str | Path, column_map: dict
     problems.add(conflict.to_numpy(), lines["order_id"], lambda v: f"order {v} belongs to several customers")
     if not replace:
         clash = lines["order_id"].isin(_existing_ids(warehouse, "orders", "order_id")).to_numpy()
-        problems.add(clash, lines["order_id"],
-                     lambda v: f"order {v} is already in the warehouse (use replace to start over)")
+        problems.add(
+            clash, lines["order_id"], lambda v: f"order {v} is already in the warehouse (use replace to start over)"
+        )
     problems.raise_if_any(str(path), n)
 
-    orders = (lines.groupby("order_id", sort=False)
-              .agg(customer_id=("customer_id", "first"), ordered_at=("ordered_at", "min"),
-                   status=("status", "first"), total_amount=("amount", "sum"))
-              .reset_index())
+    orders = (
+        lines.groupby("order_id", sort=False)
+        .agg(
+            customer_id=("customer_id", "first"),
+            ordered_at=("ordered_at", "min"),
+            status=("status", "first"),
+            total_amount=("amount", "sum"),
+        )
+        .reset_index()
+    )
     orders["total_amount"] = orders["total_amount"].round(2)
-    items = pd.DataFrame({
-        "order_id": lines["order_id"],
-        "line_number": lines.groupby("order_id", sort=False).cumcount() + 1,
-        "quantity": lines["quantity"],
-        "unit_price": (lines["amount"] / lines["quantity"]).round(4),
-    })
+    items = pd.DataFrame(
+        {
+            "order_id": lines["order_id"],
+            "line_number": lines.groupby("order_id", sort=False).cumcount() + 1,
+            "quantity": lines["quantity"],
+            "unit_price": (lines["amount"] / lines["quantity"]).round(4),
+        }
+    )
     products = pd.DataFrame(columns=["product_id", "title", "category", "price"])
     if "category" in resolved:
         items["category"] = frame["category"].astype("string").str.strip()
@@ -512,10 +635,12 @@ def import_transactions(warehouse: Warehouse, path: str | Path, column_map: dict
     with warehouse.transaction():
         for table in reversed(RAW_TABLES) if replace else ():
             warehouse.execute(f"DELETE FROM {warehouse.qualified(table.name)}")
-        customers = _new_customers(warehouse, lines["customer_id"], lines["ordered_at"],
-                                   frame["country"] if "country" in resolved else None)
-        written = _write(warehouse, {"customers": customers, "products": products, "orders": orders,
-                                     "order_items": items})
+        customers = _new_customers(
+            warehouse, lines["customer_id"], lines["ordered_at"], frame["country"] if "country" in resolved else None
+        )
+        written = _write(
+            warehouse, {"customers": customers, "products": products, "orders": orders, "order_items": items}
+        )
     report = ImportReport(str(path), "transactions", n, written, resolved, replace)
     logger.info("%s", report.summary())
     return report
@@ -528,15 +653,19 @@ def _new_products(warehouse: Warehouse, frame: pd.DataFrame, items: pd.DataFrame
         return pd.DataFrame(columns=["product_id", "title", "category", "price"])
     title = (frame["product_name"] if "product_name" in frame else frame["product_id"]).astype("string").str.strip()
     fallback = "product " + items["product_id"].astype("string")
-    seen = pd.DataFrame({
-        "product_id": items["product_id"],
-        "title": title.fillna(fallback).where(title.fillna("").str.len() > 0, fallback),
-        "category": items["category"] if "category" in items else pd.Series(pd.NA, index=items.index),
-        "price": items["unit_price"],
-    })[known]
-    products = (seen.groupby("product_id", sort=False)
-                .agg(title=("title", "first"), category=("category", "first"), price=("price", "median"))
-                .reset_index())
+    seen = pd.DataFrame(
+        {
+            "product_id": items["product_id"],
+            "title": title.fillna(fallback).where(title.fillna("").str.len() > 0, fallback),
+            "category": items["category"] if "category" in items else pd.Series(pd.NA, index=items.index),
+            "price": items["unit_price"],
+        }
+    )[known]
+    products = (
+        seen.groupby("product_id", sort=False)
+        .agg(title=("title", "first"), category=("category", "first"), price=("price", "median"))
+        .reset_index()
+    )
     products["category"] = products["category"].fillna("unknown")
     products["price"] = products["price"].round(2)
     if not replace:
@@ -545,9 +674,14 @@ def _new_products(warehouse: Warehouse, frame: pd.DataFrame, items: pd.DataFrame
 
 
 @_reports_format_errors
-def import_events(warehouse: Warehouse, path: str | Path, column_map: dict[str, str] | None = None,
-                  replace: bool = False, event_map: dict[str, str] | None = None,
-                  options: ParseOptions | None = None) -> ImportReport:
+def import_events(
+    warehouse: Warehouse,
+    path: str | Path,
+    column_map: dict[str, str] | None = None,
+    replace: bool = False,
+    event_map: dict[str, str] | None = None,
+    options: ParseOptions | None = None,
+) -> ImportReport:
     """Import a clickstream export; event names are mapped to the contract's event types.
 
     Known spellings are mapped (``page_view`` -> view, ``purchase`` -> checkout, ...); ``event_map`` adds
@@ -576,13 +710,23 @@ def import_events(warehouse: Warehouse, path: str | Path, column_map: dict[str, 
         raise DataImportError(
             f"{path}: unknown event name(s): {listed}; nothing was written. Contract event types: "
             f"{', '.join(EVENT_TYPES)}. Map them with --event-map NAME=TYPE (e.g. --event-map "
-            f"{counts.index[0]}=view).")
-    product_id = _parse_ids(frame["product_id"]) if "product_id" in resolved else pd.Series(pd.NA, index=frame.index,
-                                                                                            dtype="Int64")
+            f"{counts.index[0]}=view)."
+        )
+    product_id = (
+        _parse_ids(frame["product_id"])
+        if "product_id" in resolved
+        else pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    )
     problems.raise_if_any(str(path), n)
 
-    events = pd.DataFrame({"customer_id": customer_id.astype("int64"), "event_type": event_type,
-                           "product_id": product_id, "event_at": event_at})
+    events = pd.DataFrame(
+        {
+            "customer_id": customer_id.astype("int64"),
+            "event_type": event_type,
+            "product_id": product_id,
+            "event_at": event_at,
+        }
+    )
     if "session_id" in resolved and not _is_missing(frame["session_id"]).all():
         events["session_id"] = frame["session_id"].astype("string").str.strip()
     else:
@@ -593,8 +737,17 @@ def import_events(warehouse: Warehouse, path: str | Path, column_map: dict[str, 
         events["session_id"] = "imp-" + events["customer_id"].astype("string") + "-" + number.astype("string")
         events = events.sort_index()
     ids = _parse_ids(frame["event_id"]) if "event_id" in resolved else None
-    return _load_customer_activity(warehouse, "events", events, id_column="event_id", time_column="event_at",
-                                   ids=ids, path=path, resolved=resolved, replace=replace)
+    return _load_customer_activity(
+        warehouse,
+        "events",
+        events,
+        id_column="event_id",
+        time_column="event_at",
+        ids=ids,
+        path=path,
+        resolved=resolved,
+        replace=replace,
+    )
 
 
 def _normalise_event(name: str) -> str:
@@ -602,8 +755,13 @@ def _normalise_event(name: str) -> str:
 
 
 @_reports_format_errors
-def import_reviews(warehouse: Warehouse, path: str | Path, column_map: dict[str, str] | None = None,
-                   replace: bool = False, options: ParseOptions | None = None) -> ImportReport:
+def import_reviews(
+    warehouse: Warehouse,
+    path: str | Path,
+    column_map: dict[str, str] | None = None,
+    replace: bool = False,
+    options: ParseOptions | None = None,
+) -> ImportReport:
     """Import product reviews (customer, rating 1-5, optional text and product). ``replace`` clears reviews only."""
     _check_ready(warehouse)
     frame, resolved = _read(path, REVIEW_FIELDS, column_map, options)
@@ -615,29 +773,55 @@ def import_reviews(warehouse: Warehouse, path: str | Path, column_map: dict[str,
     rating = _parse_number(frame, "rating", problems, options, required=True, integer=True)
     out_of_range = (rating.notna() & ((rating < 1) | (rating > 5))).to_numpy()
     problems.add(out_of_range, frame["rating"], lambda v: f"rating {v!r} is not between 1 and 5")
-    product_id = _parse_ids(frame["product_id"]) if "product_id" in resolved else pd.Series(pd.NA, index=frame.index,
-                                                                                            dtype="Int64")
+    product_id = (
+        _parse_ids(frame["product_id"])
+        if "product_id" in resolved
+        else pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    )
     problems.raise_if_any(str(path), n)
-    reviews = pd.DataFrame({
-        "customer_id": customer_id.astype("int64"),
-        "product_id": product_id,
-        "rating": rating.astype("int64"),
-        "review_text": frame["review_text"].astype("string") if "review_text" in resolved else pd.NA,
-        "reviewed_at": reviewed_at,
-    })
+    reviews = pd.DataFrame(
+        {
+            "customer_id": customer_id.astype("int64"),
+            "product_id": product_id,
+            "rating": rating.astype("int64"),
+            "review_text": frame["review_text"].astype("string") if "review_text" in resolved else pd.NA,
+            "reviewed_at": reviewed_at,
+        }
+    )
     ids = _parse_ids(frame["review_id"]) if "review_id" in resolved else None
-    return _load_customer_activity(warehouse, "reviews", reviews, id_column="review_id", time_column="reviewed_at",
-                                   ids=ids, path=path, resolved=resolved, replace=replace)
+    return _load_customer_activity(
+        warehouse,
+        "reviews",
+        reviews,
+        id_column="review_id",
+        time_column="reviewed_at",
+        ids=ids,
+        path=path,
+        resolved=resolved,
+        replace=replace,
+    )
 
 
-def _load_customer_activity(warehouse: Warehouse, table: str, rows: pd.DataFrame, *, id_column: str,
-                            time_column: str, ids: pd.Series | None, path: str | Path, resolved: dict[str, str],
-                            replace: bool) -> ImportReport:
+def _load_customer_activity(
+    warehouse: Warehouse,
+    table: str,
+    rows: pd.DataFrame,
+    *,
+    id_column: str,
+    time_column: str,
+    ids: pd.Series | None,
+    path: str | Path,
+    resolved: dict[str, str],
+    replace: bool,
+) -> ImportReport:
     """Events and reviews load alike: ids from the file or after the current maximum, customers not yet
     known created from their first activity, everything in one transaction (``replace`` clears this table only)."""
     n = len(rows)
-    rows[id_column] = (ids.astype("int64") if ids is not None
-                       else (0 if replace else _max_id(warehouse, table, id_column)) + 1 + np.arange(n))
+    rows[id_column] = (
+        ids.astype("int64")
+        if ids is not None
+        else (0 if replace else _max_id(warehouse, table, id_column)) + 1 + np.arange(n)
+    )
     with warehouse.transaction():
         if replace:
             warehouse.execute(f"DELETE FROM {warehouse.qualified(table)}")

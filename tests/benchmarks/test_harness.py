@@ -169,7 +169,7 @@ def test_tiny_score_stage_reports_every_variant_and_the_default_path(tmp_path):
     for variant in ("fixed_fp32", "bucketed_fp32", "bucketed_int8"):
         assert metrics[f"{variant}_customers_per_s"]["value"] > 0
     if info["cpu_native_bf16"]:
-        assert metrics["bucketed_bf16_max_abs_dp"]["value"] >= 0
+        assert metrics["bucketed_bf16_max_abs_dp"]["value"] < 0.05  # bf16 moves scores a little, not a lot
     assert metrics["bucketed_fp32_max_abs_dp"]["value"] < 1e-4  # dynamic padding does not change scores
     if info["onnxruntime"]:
         assert metrics["bucketed_onnx_max_abs_dp"]["value"] < 1e-4  # the ONNX graph is the same network

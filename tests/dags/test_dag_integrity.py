@@ -102,7 +102,9 @@ def test_training_graph_and_retries(dagbag):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream} missing"
     # a validation failure is not transient: no retries on the validation task
     assert dag.get_task("validate_raw_data").retries == 0
-    assert dag.get_task("train_model").retries >= 0
+    from churn_common import TASK_RETRIES
+
+    assert dag.get_task("train_model").retries == TASK_RETRIES  # transient failures (a busy GPU node) are retried
     assert "announce_champion" in dag.get_task("champion_changed").downstream_task_ids
     assert "0 3 1 1,4,7,10 *" in repr(dag.timetable)
 

@@ -8,6 +8,7 @@ MLflow store, so each of them only pays for scoring/monitoring runs (~20-40 s ea
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import sqlite3
@@ -263,7 +264,9 @@ def test_drift_triggers_retraining(trained, tmp_path):
         assert tasks["trigger_retraining"] == "success"
         triggered = [r for r in trained.dag_runs("churn_training") if r[0].startswith("retrain__")]
         assert triggered, trained.dag_runs("churn_training")
-        assert "reason" in (triggered[-1][2] or "") or triggered[-1][2] is not None
+        conf = triggered[-1][2]
+        conf = json.loads(conf) if isinstance(conf, str | bytes) else dict(conf or {})
+        assert conf["reason"] and conf["as_of"] == SCORE_DATE, conf  # the monitor says why it retrains
     finally:
         config["warehouse"]["url"] = f"duckdb:///{trained.base}/warehouse.duckdb"
         config["sample_data"].pop("drift_after")

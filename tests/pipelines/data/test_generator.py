@@ -13,8 +13,10 @@ from pipelines.warehouse import connect
 START, END = dt.date(2023, 1, 1), dt.date(2025, 6, 30)
 CUTOFF = pd.Timestamp("2024-07-01", tz="UTC")
 # Phrases of intent to leave; the generator writes them in many forms, under any star rating.
-LEAVE_WORDS = (r"last order|last time i order|last purchase|final order|competitor|not coming back|i'm done|"
-               r"somewhere else|closing my account|losing patience|not sure i will|taking my business")
+LEAVE_WORDS = (
+    r"last order|last time i order|last purchase|final order|competitor|not coming back|i'm done|"
+    r"somewhere else|closing my account|losing patience|not sure i will|taking my business"
+)
 
 
 def _frames(wh) -> dict[str, pd.DataFrame]:
@@ -61,8 +63,9 @@ def test_same_seed_gives_identical_data_and_another_seed_does_not():
 
 def test_data_fits_the_contract(sample):
     _, f = sample
-    customers, orders, items, events, reviews = (f[n] for n in ("customers", "orders", "order_items", "events",
-                                                                 "reviews"))
+    customers, orders, items, events, reviews = (
+        f[n] for n in ("customers", "orders", "order_items", "events", "reviews")
+    )
     assert customers["customer_id"].tolist() == list(range(1, 1001))  # unique across chunks
     for name in ("orders", "events", "reviews"):
         assert f[name].iloc[:, 0].is_unique, name
@@ -72,7 +75,12 @@ def test_data_fits_the_contract(sample):
     assert set(orders["status"]) == set(ORDER_STATUSES)
     assert set(events["event_type"]) == set(EVENT_TYPES)
     lo, hi = pd.Timestamp(START, tz="UTC"), pd.Timestamp(END + dt.timedelta(days=1), tz="UTC")
-    for frame, col in ((customers, "signup_at"), (orders, "ordered_at"), (events, "event_at"), (reviews, "reviewed_at")):
+    for frame, col in (
+        (customers, "signup_at"),
+        (orders, "ordered_at"),
+        (events, "event_at"),
+        (reviews, "reviewed_at"),
+    ):
         assert str(frame[col].dt.tz) in ("UTC", "Etc/UTC"), col
         assert frame[col].min() >= lo and frame[col].max() < hi, col
     # foreign keys and totals
@@ -80,8 +88,9 @@ def test_data_fits_the_contract(sample):
     assert events["customer_id"].isin(customers["customer_id"]).all()
     assert items["product_id"].isin(f["products"]["product_id"]).all()
     line_totals = (items["quantity"] * items["unit_price"]).groupby(items["order_id"]).sum()
-    np.testing.assert_allclose(orders.set_index("order_id")["total_amount"], line_totals.loc[orders["order_id"]],
-                               atol=0.011)
+    np.testing.assert_allclose(
+        orders.set_index("order_id")["total_amount"], line_totals.loc[orders["order_id"]], atol=0.011
+    )
     # no order before its customer existed
     signup = orders["customer_id"].map(customers.set_index("customer_id")["signup_at"])
     assert (orders["ordered_at"] >= signup).all()
@@ -146,8 +155,15 @@ def test_review_text_carries_signal_that_stars_miss(sample):
 def test_review_texts_are_varied_and_cover_topics(sample):
     texts = sample[1]["reviews"]["review_text"].str.lower()
     assert texts.nunique() / len(texts) > 0.6
-    for words in ("late|delivery took|waited", "damaged|broken|cracked", "size|fit", "overpriced|expensive|cheaper",
-                  "support|customer service", "quality|well made|sturdy", "fast|quick"):
+    for words in (
+        "late|delivery took|waited",
+        "damaged|broken|cracked",
+        "size|fit",
+        "overpriced|expensive|cheaper",
+        "support|customer service",
+        "quality|well made|sturdy",
+        "fast|quick",
+    ):
         assert texts.str.contains(words).mean() > 0.02, words
 
 
@@ -182,9 +198,10 @@ def test_generate_replaces_contents_on_each_backend(warehouse):
     assert first == second
     for table, rows in second.items():
         assert warehouse.row_count(table) == rows > 0, table
-    tz_ok = warehouse.scalar(warehouse.render(
-        "SELECT COUNT(*) FROM {orders} WHERE ordered_at < :lo OR ordered_at >= :hi"),
-        {"lo": dt.datetime(2024, 1, 1, tzinfo=dt.UTC), "hi": dt.datetime(2024, 7, 1, tzinfo=dt.UTC)})
+    tz_ok = warehouse.scalar(
+        warehouse.render("SELECT COUNT(*) FROM {orders} WHERE ordered_at < :lo OR ordered_at >= :hi"),
+        {"lo": dt.datetime(2024, 1, 1, tzinfo=dt.UTC), "hi": dt.datetime(2024, 7, 1, tzinfo=dt.UTC)},
+    )
     assert tz_ok == 0
 
 
@@ -192,8 +209,21 @@ def test_cli_generate_prints_row_counts(tmp_path, monkeypatch, capsys):
     from pipelines.cli.main import main
 
     monkeypatch.setenv("CHURN_WAREHOUSE_URL", f"duckdb:///{tmp_path}/cli.duckdb")
-    rc = main(["generate", "--customers", "30", "--seed", "2", "--start", "2024-01-01", "--end", "2024-03-31",
-               "--drift-after", "2024-03-01"])
+    rc = main(
+        [
+            "generate",
+            "--customers",
+            "30",
+            "--seed",
+            "2",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-03-31",
+            "--drift-after",
+            "2024-03-01",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "drift after 2024-03-01" in out

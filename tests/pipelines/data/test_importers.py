@@ -1,4 +1,3 @@
-from pipelines.contract import ExitCode
 """Importers for real exports: column detection and mapping, UTC parsing, all-or-nothing errors."""
 
 import datetime as dt
@@ -7,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipelines.contract import ExitCode
 from pipelines.data import importers
 from pipelines.data.importers import (
     DataImportError,
@@ -32,8 +32,14 @@ def test_purchase_log_alone_is_enough_on_each_backend(warehouse):
     report = import_transactions(warehouse, FIXTURES / "online_retail.csv", replace=True)
     assert report.rows_read == 7
     assert report.columns["customer_id"] == "CustomerID" and report.columns["order_id"] == "InvoiceNo"
-    assert _counts(warehouse) == {"customers": 3, "products": 6, "orders": 5, "order_items": 7, "events": 0,
-                                  "reviews": 0}
+    assert _counts(warehouse) == {
+        "customers": 3,
+        "products": 6,
+        "orders": 5,
+        "order_items": 7,
+        "events": 0,
+        "reviews": 0,
+    }
     orders = warehouse.query_df(warehouse.render("SELECT * FROM {orders} ORDER BY order_id")).set_index("order_id")
     assert orders.loc[536365, "total_amount"] == pytest.approx(6 * 2.55 + 6 * 3.39)
     assert set(orders["status"]) == {"completed"}
@@ -57,9 +63,13 @@ def test_bad_rows_are_all_listed_and_nothing_is_written_on_each_backend(warehous
     message = str(err.value)
     assert err.value.exit_code == ExitCode.IMPORT
     assert "5 of 7 rows" in message and "nothing was written" in message
-    for expected in ("row 2: amount 'abc' is not a number", "row 3: timestamp 'not a date' is not a date/time",
-                     "row 4: customer_id is empty", "row 5: amount '-3.00' is below 0",
-                     "row 6: quantity '1.5' is not a whole number"):
+    for expected in (
+        "row 2: amount 'abc' is not a number",
+        "row 3: timestamp 'not a date' is not a date/time",
+        "row 4: customer_id is empty",
+        "row 5: amount '-3.00' is below 0",
+        "row 6: quantity '1.5' is not a whole number",
+    ):
         assert expected in message
     assert "row 1:" not in message and "row 7:" not in message
     assert _counts(warehouse) == before  # --replace did not clear anything either
@@ -69,16 +79,18 @@ def test_parquet_with_typed_columns_status_and_categories(tmp_path, warehouse_ur
     from pipelines.warehouse import connect
 
     berlin = pd.Timestamp("2025-06-01 12:00", tz="Europe/Berlin")
-    frame = pd.DataFrame({
-        "customer_id": [1, 1, 2, 3],
-        "order_id": [10, 10, 11, 12],
-        "timestamp": [berlin, berlin, berlin + pd.Timedelta(days=1), berlin + pd.Timedelta(days=2)],
-        "amount": [10.0, 5.5, 20.0, 7.25],
-        "quantity": [2, 1, 1, 1],
-        "product_id": ["SKU-1", "SKU-2", "SKU-1", "SKU-3"],
-        "category": ["books", "toys", "books", "beauty"],
-        "status": ["Delivered", "Delivered", "refunded", "canceled"],
-    })
+    frame = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 3],
+            "order_id": [10, 10, 11, 12],
+            "timestamp": [berlin, berlin, berlin + pd.Timedelta(days=1), berlin + pd.Timedelta(days=2)],
+            "amount": [10.0, 5.5, 20.0, 7.25],
+            "quantity": [2, 1, 1, 1],
+            "product_id": ["SKU-1", "SKU-2", "SKU-1", "SKU-3"],
+            "category": ["books", "toys", "books", "beauty"],
+            "status": ["Delivered", "Delivered", "refunded", "canceled"],
+        }
+    )
     path = tmp_path / "sales.parquet"
     frame.to_parquet(path)
     url, schema = warehouse_url_and_schema
@@ -95,12 +107,16 @@ def test_parquet_with_typed_columns_status_and_categories(tmp_path, warehouse_ur
 
 
 def test_mapped_columns_and_orders_grouped_by_customer_and_time(warehouse):
-    report = import_transactions(warehouse, FIXTURES / "purchases_mapped.csv",
-                                 {"customer_id": "user", "timestamp": "when", "amount": "paid", "category": "what"})
+    report = import_transactions(
+        warehouse,
+        FIXTURES / "purchases_mapped.csv",
+        {"customer_id": "user", "timestamp": "when", "amount": "paid", "category": "what"},
+    )
     assert report.written["orders"] == 4  # u2's two lines at 09:00 are one order
     assert report.written["order_items"] == 5 and report.written["customers"] == 3
-    totals = warehouse.query_df(warehouse.render(
-        "SELECT customer_id, SUM(total_amount) AS total FROM {orders} GROUP BY customer_id"))
+    totals = warehouse.query_df(
+        warehouse.render("SELECT customer_id, SUM(total_amount) AS total FROM {orders} GROUP BY customer_id")
+    )
     assert dict(zip(totals.customer_id, totals.total, strict=True))[stable_id("u2")] == pytest.approx(130.0)
     assert warehouse.row_count("order_items", "category = 'electronics'") == 1
 
@@ -132,8 +148,15 @@ def test_events_names_are_mapped_and_sessions_cut_at_inactivity(warehouse):
     report = import_events(warehouse, FIXTURES / "events.csv")
     assert report.written == {"customers": 0, "events": 7}
     events = warehouse.query_df(warehouse.render("SELECT * FROM {events} ORDER BY event_id"))
-    assert events["event_type"].tolist() == ["view", "search", "add_to_cart", "checkout", "view", "view",
-                                             "support_contact"]
+    assert events["event_type"].tolist() == [
+        "view",
+        "search",
+        "add_to_cart",
+        "checkout",
+        "view",
+        "view",
+        "support_contact",
+    ]
     assert events.loc[events.customer_id == 17850, "session_id"].nunique() == 2  # 2 days apart
     assert events["product_id"].isna().sum() == 3
 
@@ -187,11 +210,35 @@ def test_cli_import_with_map_and_exit_code(tmp_path, monkeypatch, capsys):
     from pipelines.cli.main import main
 
     monkeypatch.setenv("CHURN_WAREHOUSE_URL", f"duckdb:///{tmp_path}/cli.duckdb")
-    rc = main(["import", "transactions", str(FIXTURES / "purchases_mapped.csv"), "--map", "customer_id=user",
-               "--map", "timestamp=when", "--map", "amount=paid", "--replace"])
+    rc = main(
+        [
+            "import",
+            "transactions",
+            str(FIXTURES / "purchases_mapped.csv"),
+            "--map",
+            "customer_id=user",
+            "--map",
+            "timestamp=when",
+            "--map",
+            "amount=paid",
+            "--replace",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "5 rows read" in out and "orders" in out
     assert main(["import", "transactions", str(FIXTURES / "bad_transactions.csv")]) == 4
-    assert main(["import", "events", str(FIXTURES / "events_unknown.csv"), "--event-map", "wishlist_add=view",
-                 "--event-map", "share=search"]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "events",
+                str(FIXTURES / "events_unknown.csv"),
+                "--event-map",
+                "wishlist_add=view",
+                "--event-map",
+                "share=search",
+            ]
+        )
+        == 0
+    )

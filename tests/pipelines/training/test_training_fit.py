@@ -18,7 +18,8 @@ def test_fit_candidates_end_to_end(tiny_config, tmp_path):
     calls = []
     result = fit_candidates(cfg, sets, tmp_path / "fit", on_epoch_end=lambda *a: calls.append(a))
     assert isinstance(result, FitResult)
-    assert result.chosen in ("transformer", "baseline") and result.notes
+    expected, _ = choose_candidate("best", result.transformer.validation_metrics, result.baseline.validation_metrics)
+    assert result.chosen == expected and result.notes
     assert {c[0] for c in calls} == {"transformer", "baseline"}
     for cand, kind in ((result.transformer, "transformer"), (result.baseline, "baseline")):
         assert cand.bundle_dir == tmp_path / "fit" / kind
