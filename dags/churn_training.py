@@ -16,6 +16,8 @@ backfilling a date reproduces it; never "latest".
    Data Docs under `reports/data_docs/` say what failed.
 2. `build_training_sets`: point-in-time train/validation/test sets ->
    `data/datasets/<as_of>/*.parquet` + `manifest.json`.
+   In parallel, `score_review_sentiment`: trains the review-sentiment head on the reviews before the date
+   (stars as weak labels) and rewrites `review_sentiment` (`pipelines.training.sentiment`).
 3. `train_model`: fine-tunes the transformer and the LightGBM baseline, logs both to MLflow
    (runs on the `gpu` Celery queue when `CHURN_GPU_QUEUE` is set) -> MLflow run id.
 4. `evaluate_model`: test-set metrics, per-segment metrics and plots logged to the MLflow run.
@@ -61,6 +63,13 @@ def churn_training():
         from pipelines.datasets import build_training_sets as build
 
         return str(build(load_config(), dt.date.fromisoformat(as_of)))
+
+    @task
+    def score_review_sentiment(as_of: str) -> dict:
+        from pipelines.config import load_config
+        from pipelines.training.sentiment import score_review_sentiment as score
+
+        return score(load_config(), as_of)
 
     @task(**gpu_task_kwargs())
     def train_model(manifest_path: str) -> str:
@@ -126,6 +135,7 @@ def churn_training():
 
     as_of = validate_raw_data()
     manifest = build_training_sets(as_of)
+    score_review_sentiment(as_of)  # a side branch: nothing downstream reads it yet
     mlflow_run_id = train_model(manifest)
     metrics = evaluate_model(mlflow_run_id)
     version = register_challenger(mlflow_run_id)

@@ -106,6 +106,7 @@ def test_training_graph_and_retries(dagbag):
 
     assert dag.get_task("train_model").retries == TASK_RETRIES  # transient failures (a busy GPU node) are retried
     assert "announce_champion" in dag.get_task("champion_changed").downstream_task_ids
+    assert "score_review_sentiment" in dag.get_task("validate_raw_data").downstream_task_ids
     assert "0 3 1 1,4,7,10 *" in repr(dag.timetable)
 
 
