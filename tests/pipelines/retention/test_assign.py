@@ -145,3 +145,26 @@ def test_product_vectors_are_cached_without_pickle(tmp_path, monkeypatch):
     assert [p.suffix for p in tmp_path.iterdir()] == [".npy"]
     recommend.product_vectors(["a", "c"], "enc", tmp_path)  # another catalogue: encoded again
     assert calls == [2, 2]
+
+
+def test_withdrawn_consent_blocks_the_channel(shop):
+    from pipelines.contract import CONTACT_CONSENT
+
+    config, wh = shop
+    context = load_context(wh, ACTION_DATE)
+    ids = context["customer_id"].to_numpy()[:50]
+    rows = pd.DataFrame(
+        {"customer_id": ids, "channel": "email", "consented": False, "updated_at": pd.Timestamp("2025-06-01", tz="UTC")}
+    )
+    wh.replace_table(CONTACT_CONSENT, rows)
+    try:
+        consent = load_consent(wh, context["customer_id"].to_numpy(), ["email", "phone"], True)
+        eligible = eligibility(config, context, consent)
+        names = config.retention.action_names
+        blocked = np.isin(context["customer_id"].to_numpy(), ids)
+        for action in ("coupon", "recommendation"):  # email actions
+            assert not eligible[blocked, names.index(action)].any()
+        assert eligible[~blocked, names.index("recommendation")].any()
+        assert consent.loc[ids, "phone"].all()  # another channel keeps the default
+    finally:
+        wh.replace_table(CONTACT_CONSENT, rows.iloc[:0])
