@@ -21,6 +21,7 @@ Variants (``scoring.precision``):
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import shutil
@@ -115,7 +116,8 @@ def export_onnx(model: nn.Module, out_dir: Path, *, n_numeric: int, variants=("o
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter: no onnxscript dependency, and its graph is what the fuser knows
         )
-    optimized = optimize_model(str(raw), model_type="bert", num_heads=num_heads, hidden_size=hidden, opt_level=0)
+    with _quiet_onnx_logs():
+        optimized = optimize_model(str(raw), model_type="bert", num_heads=num_heads, hidden_size=hidden, opt_level=0)
     fusions = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
     fp32_path = out_dir / ONNX_FILES["onnx"]
     optimized.save_model_to_file(str(fp32_path))
@@ -159,21 +161,27 @@ def quantize_int8(src: Path, dst: Path) -> list[str]:
 
     excluded = _down_projections(src)
     head = [n for n in _node_names(src) if "/head/" in n]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_onnx_logs():
         warnings.simplefilter("ignore")
-        logging.getLogger().disabled, was = True, logging.getLogger().disabled  # its "run pre-processing" hint
-        try:
-            quantize_dynamic(
-                str(src),
-                str(dst),
-                per_channel=True,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=excluded + head,
-                extra_options={"DefaultTensorType": TensorProto.FLOAT},
-            )
-        finally:
-            logging.getLogger().disabled = was
+        quantize_dynamic(
+            str(src),
+            str(dst),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=excluded + head,
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
+        )
     return excluded + head
+
+
+@contextlib.contextmanager
+def _quiet_onnx_logs():
+    """ONNX Runtime's optimizer / quantizer log every fusion step at INFO (and a hint at WARNING) to the root logger."""
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _node_names(model_path: Path) -> list[str]:
