@@ -310,10 +310,10 @@ class ScoringConfig(_Section):
     )
     precision: Literal["auto", "fp32", "bf16", "int8", "onnx", "onnx-int8"] = Field(
         "auto",
-        description="Numeric precision / backend of the transformer at scoring time. auto: bf16 on CUDA; on CPU "
-        "the ONNX Runtime fp32 graph (onnx) when onnxruntime is installed, else bf16 on CPUs with native bf16 "
-        "matrix units (Intel AMX / AVX512-BF16: ~2.8x faster than fp32 with the same batching), else fp32; either way "
-        "the fp32 check below decides. onnx: ONNX Runtime fp32 graph with fused attention / GELU / LayerNorm (same "
+        description="Numeric precision / backend of the transformer at scoring time. auto: bf16 on CUDA and on CPUs "
+        "with native bf16 matrix units (Intel AMX / AVX512-BF16: ~2.8x faster than fp32 with the same batching; if it "
+        "fails the fp32 check below, the onnx graph is tried before fp32); on other CPUs (AVX2-only) the ONNX Runtime "
+        "fp32 graph (onnx) when onnxruntime is installed, else fp32; either way the fp32 check below decides. onnx: ONNX Runtime fp32 graph with fused attention / GELU / LayerNorm (same "
         "scores as PyTorch to ~1e-6). onnx-int8: that graph with dynamic int8 matmuls, per-channel weights, FFN "
         "down-projections in fp32 (moved MiniLM scores by up to ~0.1: opt-in, the fp32 check usually rejects it). int8: PyTorch dynamic quantization (moves scores by up to ~0.16 on MiniLM; "
         "opt-in only). The ONNX graphs are written into the bundle at save time (exported on first use for older "

@@ -146,6 +146,9 @@ class TransformerPredictor:
         self.precision_check: dict | None = None  # filled by the first call when the guard runs
         self.onnx_fallback: str | None = None  # why an ONNX variant was asked for but PyTorch scores
         self._onnx = None
+        self._bundle_root = bundle_root
+        # auto on a native-bf16 CPU: bf16 first; if it fails the fp32 check, the exact ONNX graph before fp32.
+        self._onnx_fallback = precision == "auto" and self.precision == "bf16" and self.device.type == "cpu"
         if self.precision in ONNX_PRECISIONS:
             self._onnx = self._open_onnx(bundle_root, requested=precision)
         self._fp32_encoder: nn.Module | None = None
@@ -255,7 +258,32 @@ class TransformerPredictor:
             self.tolerance,
             n,
         )
+        if self._onnx_fallback:
+            self._try_onnx_fallback(ids[:n], numeric[:n], exact)
         return self._logits(ids, numeric)
+
+    def _try_onnx_fallback(self, ids: list[np.ndarray], numeric: np.ndarray, exact: np.ndarray) -> bool:
+        """After bf16 failed its check: score with the ONNX fp32 graph instead if it loads and passes."""
+        from pipelines.models.device import onnxruntime_installed
+
+        self._onnx_fallback = False
+        if not onnxruntime_installed():
+            return False
+        self.precision = "onnx"
+        self._onnx = self._open_onnx(self._bundle_root, requested="onnx")  # fp32 again if it cannot load
+        if self._onnx is None:
+            return False
+        max_dp = float(np.max(np.abs(self.calibrator(_sigmoid(self._logits(ids, numeric))) - exact)))
+        self.precision_check["fallback"] = {
+            "precision": "onnx",
+            "max_abs_dp": max_dp,
+            "passed": max_dp <= self.tolerance,
+        }
+        if max_dp <= self.tolerance:
+            logger.info("onnx scoring checked against fp32 instead: max |dp| %.2g; scoring with ONNX Runtime", max_dp)
+            return True
+        self._onnx, self.precision = None, "fp32"
+        return False
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Uncalibrated sigmoid scores (class-weighted training inflates them)."""

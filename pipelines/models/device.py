@@ -88,6 +88,9 @@ def cpu_has_native_bf16() -> bool:
     Why it matters: there bf16 matmuls run several times faster than fp32 (oneDNN picks AMX tiles);
     elsewhere (AVX2-only cores, most AMD parts before Zen 4) bf16 is emulated and slower than fp32.
     """
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    if cap in ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"):
+        return False  # oneDNN told not to use the bf16 instructions: bf16 would be emulated
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
 
@@ -100,9 +103,9 @@ def torch_cpu_precision() -> str:
 def resolve_inference_precision(device: torch.device, requested: str = "auto") -> str:
     """The numeric precision / backend scoring runs in on ``device``: ``fp32``, ``bf16``, ``int8``, ``onnx``, ``onnx-int8``.
 
-    ``auto``: bf16 on CUDA cards that support it (autocast); on CPU the ONNX Runtime fp32 graph when
-    onnxruntime is installed (the fp32 check on the first customers still decides), else bf16 on CPUs
-    with native bf16 matmul, else fp32. ``int8`` (dynamic quantization) and the ONNX Runtime variants
+    ``auto``: bf16 on CUDA cards that support it (autocast) and on CPUs with native bf16 matmul (if it
+    fails the fp32 check, the predictor tries the ONNX graph before fp32); on other CPUs the ONNX
+    Runtime fp32 graph when onnxruntime is installed, else fp32. ``int8`` (dynamic quantization) and the ONNX Runtime variants
     exist on CPU only and fall back to fp32 elsewhere.
     """
     if requested not in INFERENCE_PRECISIONS:
@@ -116,7 +119,9 @@ def resolve_inference_precision(device: torch.device, requested: str = "auto") -
     if requested == "auto":
         if device.type != "cpu":
             return "fp32"
-        return AUTO_ONNX_PRECISION if onnxruntime_installed() else torch_cpu_precision()
+        if cpu_has_native_bf16():
+            return "bf16"  # measured as fast as the ONNX graph there; the predictor falls back to onnx
+        return AUTO_ONNX_PRECISION if onnxruntime_installed() else "fp32"
     if requested == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         logger.warning(
             "precision bf16 requested on a CPU without native bf16 (no AMX / AVX512-BF16): it is "

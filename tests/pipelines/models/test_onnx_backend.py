@@ -110,6 +110,17 @@ def test_without_onnxruntime_bundles_save_and_scoring_falls_back_to_pytorch(tmp_
     assert load_bundle(path, device="cpu", precision="auto").precision == "fp32"
 
 
+def test_auto_on_a_native_bf16_cpu_falls_back_to_the_onnx_graph_when_bf16_fails_its_check(bundle, frame, monkeypatch):
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
+    expected = load_bundle(bundle, device="cpu").predict_proba(frame)
+    pred = load_bundle(bundle, device="cpu", precision="auto", check_rows=16, tolerance=1e-4)
+    assert pred.precision == "bf16"
+    got = pred.predict_proba(frame)
+    assert pred.precision_check["passed"] is False and pred.precision_check["precision"] == "bf16"
+    assert pred.precision_check["fallback"]["passed"] and pred.precision == "onnx" and pred._onnx is not None
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_the_graph_is_covered_by_the_bundle_integrity_listing(bundle):
     meta = json.loads((bundle / "bundle.json").read_text())
     assert "onnx/model.onnx" in meta["files"]
@@ -124,8 +135,12 @@ def test_the_graph_is_covered_by_the_bundle_integrity_listing(bundle):
 def test_auto_picks_the_onnx_graph_on_cpu_when_onnxruntime_is_installed(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(device_mod, "onnxruntime_installed", lambda: True)
+    monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: False)
     assert device_mod.resolve_inference_precision(cpu, "auto") == "onnx"
     assert device_mod.resolve_inference_precision(cpu, "onnx") == "onnx"
     monkeypatch.setattr(device_mod, "onnxruntime_installed", lambda: False)
     monkeypatch.setattr(device_mod, "cpu_has_native_bf16", lambda: True)
     assert device_mod.resolve_inference_precision(cpu, "auto") == "bf16"
+    monkeypatch.undo()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # bf16 capped away: emulated, not native
+    assert device_mod.cpu_has_native_bf16() is False
