@@ -115,6 +115,7 @@ def evaluate(scenario: Scenario, config: Config | None = None) -> list[dict]:
             score_date=day.isoformat(),
             model_version="baseline",
             reference_label="training reference (test cutoff)",
+            data_summary=False,
         )
         rows.append(
             {

@@ -254,11 +254,13 @@ def drift_verdict(
     model_version: str,
     reference_label: str,
     realized: dict[str, Any] | None = None,
+    data_summary: bool = True,
 ) -> tuple[Any, DriftVerdict]:
     """Evidently report over every reported feature + the one verdict (pure: no warehouse, no MLflow).
 
     ``reference`` and ``current`` hold the raw numeric features and ``prediction``; the tenure rates are
-    derived here, on both sides alike. The monitor, the benchmark and the measurement script all call this.
+    derived here, on both sides alike. The monitor, the benchmark and the measurement script all call this
+    (the last two with ``data_summary=False``: the decision does not use the data-quality part).
     """
     from pipelines.features import numeric_feature_names
 
@@ -272,6 +274,7 @@ def drift_verdict(
         plan.reported,
         config,
         metadata={"score_date": score_date, "model_version": model_version, "reference": reference_label},
+        data_summary=data_summary,
     )
     verdict = make_verdict(
         summarize_snapshot(snapshot.dict()),

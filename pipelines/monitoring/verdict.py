@@ -38,6 +38,8 @@ EXCLUDED = "excluded"
 DECISION = "decision"  # dataset-level rows that make the verdict
 SCORE_COLUMN = "churn_probability"
 SHOWN = 8  # names listed in one reason before "and N more"
+# The numbers the decision compares with a threshold (what a page or chart shows of a partition).
+DECISION_METRICS = ("share_drifted_features", "prediction_drift", "realized_pr_auc")
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,7 @@ class DriftVerdict:
                 bool(r["drifted"]),
                 str(r.get("note") or ""),
             )
-            for (metric, _), r in rows.items()
+            for (metric, _), r in sorted(rows.items(), key=lambda kv: (kv[1].get("role") != MONITORED, kv[0][1]))
             if metric == "feature_drift"
         )
         reasons = sorted(
@@ -298,7 +300,7 @@ def make_verdict(
     count, whatever their value."""
     mon = config.monitoring
     features: list[FeatureDrift] = []
-    for name in monitored:
+    for name in sorted(monitored):  # sorted, like every reading of the table
         d = summary.features.get(name)
         features.append(
             FeatureDrift(
