@@ -121,66 +121,42 @@ def last_scoring_summary(config: Config) -> dict[str, Any]:
 
 
 def last_drift_summary(config: Config) -> dict[str, Any]:
-    """The newest monitoring_drift partition: the monitor's own verdict (``DriftVerdict.from_rows``).
-
-    ``drifted`` is the retrain decision, ``verdict`` its one-line headline (the log line and the report
-    title), ``drifted_features`` only the monitored features that drifted, ``excluded`` the reported-only
-    features with why, ``decision`` the whole ``DriftVerdict.to_dict()``. Partitions written before the
-    verdict existed fall back to the raw rows (any drifted row).
-    """
+    """The newest monitoring_drift partition: dataset-level metrics, drifted features, report path."""
     latest, frame, unavailable = _newest_partition(
         config,
         "monitoring_drift",
-        "SELECT * FROM {monitoring_drift} WHERE score_date = :d ORDER BY metric, feature",
+        "SELECT metric, feature, value, threshold, drifted, report_path, model_version "
+        "FROM {monitoring_drift} WHERE score_date = :d ORDER BY metric, feature",
         no_table="No monitoring_drift table yet.",
         no_rows="No drift results yet: the churn_monitoring DAG runs after scoring.",
     )
     if unavailable:
         return unavailable
+    is_dataset_level = frame["feature"].isna() | (frame["feature"] == DATASET_LEVEL_FEATURE)
+    dataset_level = frame[is_dataset_level]
+    per_feature = frame[~is_dataset_level & (frame["metric"] == "feature_drift")]
     reports = [p for p in frame["report_path"].dropna().unique().tolist() if p]
     score_date = str(latest)[:10]
-    out: dict[str, Any] = {
+    return {
         "available": True,
         "score_date": score_date,
         "model_version": str(frame["model_version"].iloc[0]) if len(frame) else None,
-        "report_path": reports[0] if reports else None,
-        "report_available": drift_report_path(config, score_date) is not None,
-    }
-    is_dataset_level = frame["feature"].isna() | (frame["feature"] == DATASET_LEVEL_FEATURE)
-    per_feature = frame[~is_dataset_level & (frame["metric"] == "feature_drift")]
-    if "role" in frame.columns and (frame["metric"] == "retrain").any():
-        from pipelines.monitoring.verdict import DECISION_METRICS, DriftVerdict
-
-        verdict = DriftVerdict.from_rows(frame, score_date=score_date, model_version=out["model_version"])
-        decision = frame[frame["metric"].isin(DECISION_METRICS)]
-        return out | {
-            "verdict": verdict.headline,
-            "drifted": verdict.retrain,
-            "reasons": list(verdict.reasons),
-            "reference": verdict.reference,
-            "metrics": [_metric_row(r) for r in decision.itertuples()],
-            "drifted_features": verdict.drifted_features,
-            "features_checked": len(verdict.monitored),
-            "excluded": [f.to_dict() for f in verdict.excluded],
-            "excluded_drifted": verdict.excluded_drifted,
-            "decision": verdict.to_dict(),
-        }
-    return out | {
         "drifted": bool(frame["drifted"].fillna(False).astype(bool).any()) if len(frame) else False,
-        "metrics": [_metric_row(r) for r in frame[is_dataset_level].itertuples()],
+        "metrics": [
+            {
+                "metric": str(r.metric),
+                "value": float(r.value),
+                "threshold": None if r.threshold is None or r.threshold != r.threshold else float(r.threshold),
+                "drifted": bool(r.drifted),
+            }
+            for r in dataset_level.itertuples()
+        ],
         "drifted_features": sorted(
             {str(f) for f in per_feature[per_feature["drifted"].fillna(False).astype(bool)]["feature"]}
         ),
         "features_checked": int(per_feature["feature"].nunique()),
-    }
-
-
-def _metric_row(r) -> dict[str, Any]:
-    return {
-        "metric": str(r.metric),
-        "value": float(r.value),
-        "threshold": None if r.threshold is None or r.threshold != r.threshold else float(r.threshold),
-        "drifted": bool(r.drifted),
+        "report_path": reports[0] if reports else None,
+        "report_available": drift_report_path(config, score_date) is not None,
     }
 
 

@@ -21,7 +21,6 @@ from pipelines.monitoring.drift import (
     summarize_snapshot,
 )
 from pipelines.monitoring.monitor import drift_plan
-from pipelines.monitoring.verdict import DECISION_METRICS
 from pipelines.scoring import score_customers
 from pipelines.warehouse import open_warehouse
 
@@ -188,13 +187,16 @@ def test_log_table_result_and_report_agree_and_a_chosen_period(tiny_config, stan
         )
     assert DriftVerdict.from_rows(table).to_dict() == verdict
     assert verdict["headline"] in caplog.text
-    from pipelines.reporting import last_drift_summary
+    from pipelines.ops.drift import drift_card
 
-    page = last_drift_summary(config)  # what the plugin page renders
-    assert page["verdict"] == verdict["headline"] and page["drifted"] is verdict["retrain"]
-    assert page["decision"] == verdict and page["drifted_features"] == verdict["drifted_features"]
-    shown = {m["metric"] for m in page["metrics"]}
-    assert {"share_drifted_features", "prediction_drift"} <= shown <= {*DECISION_METRICS}
+    card = drift_card(config)  # what the plugin page renders (its own reader of the same rows)
+    assert card["headline"] == verdict["headline"] and card["retrain"] is verdict["retrain"]
+    assert card["reasons"] == verdict["reasons"] and card["reference"] == verdict["reference"]
+    assert card["drifted_features"] == verdict["drifted_features"]
+    assert [(f["name"], f["reason"]) for f in card["excluded"]] == [
+        (f["name"], f["reason"]) for f in verdict["excluded"]
+    ]
+    assert card["prediction"] == verdict["prediction"]
     html = Path(result["report_path"]).read_text()
     assert f"<title>Churn drift {standins.SCORE_DATE}, model v1: " in html
     import html as html_lib
