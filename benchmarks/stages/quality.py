@@ -82,8 +82,6 @@ def run(ctx: Context) -> StageResult:
             "as_of": as_of.isoformat(),
             "rows": {s: len(sets.split(s)) for s in ("train", "validation", "test")},
             "churn_rate_test": float(y_test.mean()),
-            "transformer_max_train_examples": max_train,
-            "epochs": config.training.epochs,
             "device": "cuda" if cuda else "cpu",
         }
     )
@@ -95,6 +93,7 @@ def run(ctx: Context) -> StageResult:
     reduced = [n for n in names if n not in PURCHASE_ONLY_FEATURES]
     predictors["lightgbm_no_btyd"], seconds["lightgbm_no_btyd"] = _lightgbm(config, sets, reduced)
     if "transformer" in candidates:
+        result.info.update({"transformer_max_train_examples": max_train, "epochs": capped.training.epochs})
         fit_candidates = require("pipelines.training.fit", "fit_candidates")
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=ctx.work_dir) as out:
