@@ -711,7 +711,11 @@ class SegmentsConfig(_Section):
         ge=0,
         description="Weight of the PCA embedding block against the standardized behaviour features (0: behaviour only).",
     )
-    fit_rows: int = Field(20_000, gt=0, description="Training rows (latest cutoffs first) the segments are fitted on.")
+    fit_rows: int = Field(
+        5_000,
+        gt=0,
+        description="Training rows (latest cutoffs first) the segments are fitted on (a transformer embeds each once).",
+    )
     switch_margin: float = Field(
         0.1,
         ge=0,
