@@ -77,6 +77,49 @@ def scoring(date: str) -> None:
     for tier in order + sorted(set(counts) - set(order)):
         n = int(counts.get(tier, 0))
         print(f"  {tier:<8} {n:>8,}  {n / total:6.1%}")
+    try:
+        analyst(config, date)
+    except Exception as exc:  # the tiers above stand on their own
+        print(f"  (reasons/segments/sentiment not readable: {exc})")
+
+
+def analyst(config, date: str) -> None:
+    """What churn_score_reasons, customer_segments and review_sentiment hold for the day."""
+    from pipelines.warehouse import open_warehouse
+
+    with open_warehouse(config) as wh:
+        q = wh.render
+        reasons = wh.query_df(
+            q(
+                "SELECT s.risk_tier, COUNT(DISTINCT s.customer_id) AS customers, COUNT(r.customer_id) AS reasons "
+                "FROM {churn_scores} s LEFT JOIN {churn_score_reasons} r ON r.score_date = s.score_date "
+                "AND r.customer_id = s.customer_id WHERE s.score_date = :d GROUP BY s.risk_tier"
+            ),
+            {"d": date},
+        )
+        segments = wh.query_df(
+            q(
+                "SELECT segment_name, COUNT(*) AS n FROM {customer_segments} WHERE score_date = :d GROUP BY 1 ORDER BY 2 DESC"
+            ),
+            {"d": date},
+        )
+        sentiment = wh.query_df(q("SELECT COUNT(*) AS n, COUNT(sentiment) AS scored FROM {review_sentiment}"))
+        top = wh.query_df(
+            q(
+                "SELECT s.customer_id, s.churn_probability, s.value_at_risk, r.text FROM {churn_scores} s "
+                "JOIN {churn_score_reasons} r ON r.score_date = s.score_date AND r.customer_id = s.customer_id "
+                "AND r.rank = 1 WHERE s.score_date = :d ORDER BY s.value_at_risk DESC NULLS LAST LIMIT 3"
+            ),
+            {"d": date},
+        )
+    for row in reasons.itertuples():
+        print(f"  reasons: {row.risk_tier:<8} {row.customers:>6,} customers, {row.reasons:>6,} reasons")
+    print(f"Segments: {len(segments)} ({', '.join(f'{r.segment_name} {r.n:,}' for r in segments.itertuples())})")
+    print(f"Review sentiment: {int(sentiment['scored'].iloc[0]):,} of {int(sentiment['n'].iloc[0]):,} rows scored")
+    for row in top.itertuples():
+        print(
+            f"  customer {row.customer_id}: p {row.churn_probability:.2f}, value at risk {row.value_at_risk:.2f}: {row.text}"
+        )
 
 
 def monitoring(date: str) -> None:
