@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.contract import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN, SEGMENT_COLUMNS, TEXT_COLUMN
 from pipelines.dates import as_date, utc_midnight
 from pipelines.features.btyd import EXPECTED_COLUMN, P_ALIVE_COLUMN, BgNbd, bgnbd_columns, fit_bgnbd
 from pipelines.features.privacy import mask_text_column
@@ -19,11 +20,6 @@ from pipelines.warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
 
-ID_COLUMN = "customer_id"
-CUTOFF_COLUMN = "cutoff_date"
-TEXT_COLUMN = "text_view"
-LABEL_COLUMN = "churned"
-SEGMENT_COLUMNS = ("tenure_band", "acquisition_channel")
 MODEL_FEATURES = (EXPECTED_COLUMN, P_ALIVE_COLUMN)  # computed in Python from the BG/NBD fit, after the SQL ones
 BTYD_INPUTS = ("btyd_frequency", "btyd_recency_days", "btyd_age_days")
 

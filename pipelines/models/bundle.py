@@ -45,7 +45,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pipelines.contract import ExitCode
+from pipelines.contract import TEXT_COLUMN, ExitCode
 from pipelines.models.batching import pad_batch, sorted_batches, tokenize_texts
 from pipelines.models.calibration import Calibrator
 from pipelines.models.device import ONNX_PRECISIONS
@@ -59,7 +59,6 @@ ENCODER_DIR = "encoder"
 BASELINE_FILE = "model.txt"
 FORMAT_VERSION = 2  # 2: bundle.json lists every file with its sha256 and size
 MANIFEST_KEY = "files"
-TEXT_COLUMN = "text_view"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 # Customers per forward pass when none is configured: small batches stay in a CPU core's cache, a GPU
 # needs large ones to be busy.

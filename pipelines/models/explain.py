@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-TEXT_COLUMN = "text_view"
+from pipelines.contract import TEXT_COLUMN
+
 ITEM_SEPARATOR = " | "
 
 

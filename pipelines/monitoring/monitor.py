@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT, SQL_TYPES, ExitCode, Table
+from pipelines.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT, PROBABILITY_COLUMN, SQL_TYPES, ExitCode, Table
 from pipelines.dates import as_date
 from pipelines.monitoring.drift import (
     PREDICTION_COLUMN,
@@ -59,7 +59,6 @@ REFERENCE_ARTIFACT = "reference/reference.parquet"
 # monitoring_drift.feature for dataset-level rows. The contract documents NULL, but on Postgres the
 # primary key (score_date, metric, feature) makes the column NOT NULL, so a marker is used instead.
 DATASET_LEVEL = DATASET_LEVEL_FEATURE
-SCORE_COLUMN = "churn_probability"
 # A feature's missing share is flagged when it exceeds the reference's by more than this.
 MISSING_SHARE_TOLERANCE = 0.1
 
@@ -125,7 +124,7 @@ def monitor_scores(
                 f"{', '.join(d.isoformat() for d in dates[:6])}{' ...' if len(dates) > 6 else ''})"
             )
         reference = (
-            reference.rename(columns={SCORE_COLUMN: PREDICTION_COLUMN})
+            reference.rename(columns={PROBABILITY_COLUMN: PREDICTION_COLUMN})
             if PREDICTION_COLUMN not in reference.columns
             else reference
         )
@@ -423,7 +422,7 @@ def current_sample(
     missing = [f for f in features if f not in current.columns]
     if missing:
         raise MonitoringError(f"the scoring features lack {missing} that numeric_feature_names(config) lists")
-    merged = current.merge(scores[["customer_id", SCORE_COLUMN]], on="customer_id", how="inner")
+    merged = current.merge(scores[["customer_id", PROBABILITY_COLUMN]], on="customer_id", how="inner")
     if merged.empty:
         raise MonitoringError(
             f"none of the {len(current)} recomputed feature rows of {score_date} match a written "
@@ -434,7 +433,7 @@ def current_sample(
         logger.warning(
             "%d sampled feature rows of %s have no score (population changed since scoring?)", dropped, score_date
         )
-    return merged.rename(columns={SCORE_COLUMN: PREDICTION_COLUMN})
+    return merged.rename(columns={PROBABILITY_COLUMN: PREDICTION_COLUMN})
 
 
 # -- outputs -----------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from pipelines.contract import DATASET_LEVEL_FEATURE
+from pipelines.contract import DATASET_LEVEL_FEATURE, PROBABILITY_COLUMN
 
 if TYPE_CHECKING:
     from pipelines.config import Config
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 MONITORED = "monitored"
 EXCLUDED = "excluded"
 DECISION = "decision"  # dataset-level rows that make the verdict
-SCORE_COLUMN = "churn_probability"
 SHOWN = 8  # names listed in one reason before "and N more"
 # The numbers the decision compares with a threshold (what a page or chart shows of a partition).
 DECISION_METRICS = ("share_drifted_features", "prediction_drift", "realized_pr_auc")
@@ -198,7 +197,7 @@ class DriftVerdict:
             rows.append(
                 _row(
                     "prediction_drift",
-                    SCORE_COLUMN,
+                    PROBABILITY_COLUMN,
                     self.prediction_drift,
                     self.prediction_drift_threshold,
                     self.prediction_drifted,
@@ -240,7 +239,7 @@ class DriftVerdict:
         if ("retrain", DATASET_LEVEL_FEATURE) not in rows:
             raise ValueError("monitoring_drift partition has no 'retrain' row (written before drift verdicts)")
         share = rows.get(("share_drifted_features", DATASET_LEVEL_FEATURE), {})
-        prediction = rows.get(("prediction_drift", SCORE_COLUMN))
+        prediction = rows.get(("prediction_drift", PROBABILITY_COLUMN))
         realized = rows.get(("realized_pr_auc", DATASET_LEVEL_FEATURE))
         realized_n = rows.get(("realized_n", DATASET_LEVEL_FEATURE))
         note = str(share.get("note") or "")

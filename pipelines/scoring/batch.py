@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, CUSTOMER_SEGMENTS, RAW_TABLES, ExitCode
+from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, CUSTOMER_SEGMENTS, ID_COLUMN, RAW_TABLES, ExitCode
 from pipelines.dates import as_date, utc_midnight
 from pipelines.scoring.reasons import ScoreDetails, append_columns
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ID_COLUMN = "customer_id"
 PROGRESS_EVERY_S = 10.0
 PREDICT_SLICE_MIN_ROWS = 2_048  # rows per predict_proba call (progress granularity)
 

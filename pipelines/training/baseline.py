@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.contract import LABEL_COLUMN
 
 logger = logging.getLogger(__name__)
 
-LABEL_COLUMN = "churned"
 EARLY_STOPPING_ROUNDS = 30
 
 

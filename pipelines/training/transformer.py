@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from pipelines.config import Config
+from pipelines.contract import LABEL_COLUMN, TEXT_COLUMN
 from pipelines.models.batching import LengthGroupedBatchSampler, pad_batch, sorted_batches, tokenize_texts
 from pipelines.models.device import (
     DistContext,
@@ -43,8 +44,6 @@ from pipelines.models.network import (
 
 logger = logging.getLogger(__name__)
 
-TEXT_COLUMN = "text_view"
-LABEL_COLUMN = "churned"
 LOG_EVERY_SECONDS = 10.0
 
 EpochCallback = Callable[[int, dict], None]

@@ -84,7 +84,7 @@ def test_padding_and_batch_size_do_not_change_scores(tmp_path, tiny_config, fram
     np.testing.assert_allclose(one, many, atol=1e-5)
 
 
-@pytest.mark.parametrize("options", [{"precision": "int8"}, {"quantize": True}])  # quantize: the older spelling
+@pytest.mark.parametrize("options", [{"precision": "int8"}])
 def test_int8_quantized_scores_stay_close(tmp_path, tiny_config, frame, options):
     path, _ = _transformer_bundle(tmp_path, tiny_config, frame)
     fp32 = load_bundle(path).predict_raw(frame)
