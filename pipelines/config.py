@@ -281,6 +281,34 @@ class RegistryConfig(_Section):
         0.02, ge=0, description="Tolerated drop in ROC-AUC; Brier may rise by this much."
     )
     bootstrap_rounds: int = Field(500, gt=0)
+    connect_timeout_seconds: float = Field(
+        5,
+        gt=0,
+        description="Seconds to wait for a tracking server (http/https URI) to accept a connection before an attempt "
+        "counts as failed; the reachability check runs before the first request.",
+    )
+    request_timeout_seconds: int = Field(
+        30, gt=0, description="Timeout of each MLflow HTTP request (sets MLFLOW_HTTP_REQUEST_TIMEOUT unless exported)."
+    )
+    max_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a failed registry request before giving up with the URI in the message "
+        "(sets MLFLOW_HTTP_REQUEST_MAX_RETRIES unless exported; MLflow's own default retries for minutes).",
+    )
+    retry_backoff_seconds: int = Field(
+        1,
+        ge=0,
+        description="Exponential backoff factor between retries: waits 1x, 2x, 4x this (sets "
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR unless exported).",
+    )
+    lock_timeout_seconds: float = Field(
+        60,
+        gt=0,
+        description="Longest wait for the store's lock (SQLite: first creation of the store, alias moves) before "
+        "failing with the lock file's name.",
+    )
 
 
 class ScoringConfig(_Section):

@@ -2,18 +2,34 @@
 
 Why below training and the registry: the training job logs runs, evaluation reads them and the registry
 registers them; all three need the same client bound to the config's store.
+
+Robustness rules (issue 16):
+- **Each config talks to its own store.** ``setup_tracking`` returns a client bound to the config's URI and
+  leaves MLflow's process-wide URI alone (``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI``, which
+  a second config would then prefer); code that needs the fluent API wraps it in ``use_tracking(config)``,
+  which restores the previous URI and environment afterwards.
+- **Bounded failures.** A tracking server is checked for reachability with ``registry.connect_timeout_seconds``
+  per attempt and ``registry.max_retries`` retries, so an unreachable server fails in seconds naming its URI;
+  MLflow's own HTTP retries get the same budget (``MLFLOW_HTTP_REQUEST_*``, unless the user exported them).
+- **One creator.** A fresh SQLite store is created (its schema migrated) under a file lock, so processes
+  opening it at once do not race MLflow's migrations; ``store_lock`` serialises alias moves the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pipelines.config import PROJECT_ROOT, Config
 from pipelines.contract import ExitCode
@@ -42,24 +58,161 @@ REFERENCE_PATH = "reference/reference.parquet"
 PACKAGES = ("torch", "transformers", "mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "safetensors")
 
 
+# MLflow's HTTP client budget -> the registry.* key that sets it (unless the user exported the variable).
+HTTP_BUDGET_ENV = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "request_timeout_seconds",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "max_retries",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "retry_backoff_seconds",
+}
+_user_http_env: frozenset[str] | None = None  # budget variables exported before we first set any
+_ready_stores: set[str] = set()  # URIs this process has opened (created, checked reachable)
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without its password, for messages and logs."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores)."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def apply_http_budget(config: Config) -> None:
+    """Give MLflow's HTTP client the config's timeout and retry budget.
+
+    MLflow reads these only from the environment (at each request); a variable the user exported before
+    the first call is left as it is, so an operator can still override the config.
+    """
+    global _user_http_env
+    if _user_http_env is None:
+        _user_http_env = frozenset(name for name in HTTP_BUDGET_ENV if name in os.environ)
+    for name, key in HTTP_BUDGET_ENV.items():
+        if name not in _user_http_env:
+            os.environ[name] = str(int(getattr(config.registry, key)))
+
+
+def check_reachable(config: Config) -> None:
+    """Fail in seconds, naming the URI, when a tracking server does not answer (http/https URIs only)."""
+    uri = config.tracking_uri
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    registry = config.registry
+    attempts, started, last = registry.max_retries + 1, time.monotonic(), None
+    for attempt in range(attempts):
+        try:
+            # any HTTP answer (even 401/404 from a proxy) means a server is there; only the transport can fail
+            requests.get(
+                uri.rstrip("/") + "/health",
+                timeout=(registry.connect_timeout_seconds, registry.connect_timeout_seconds),
+            )
+            return
+        except requests.exceptions.RequestException as exc:
+            last = exc
+            if attempt + 1 < attempts:
+                time.sleep(registry.retry_backoff_seconds * 2**attempt)
+    raise RegistryUnavailableError(
+        f"MLflow registry unreachable at {redact_uri(uri)}: {attempts} attempt(s) in {time.monotonic() - started:.1f} s "
+        f"failed ({type(last).__name__}); check MLFLOW_TRACKING_URI / registry.tracking_uri and that the server is up"
+    )
+
+
+@contextlib.contextmanager
+def store_lock(config: Config, purpose: str) -> Iterator[None]:
+    """Serialise ``purpose`` across processes sharing the config's SQLite store (no-op for other stores).
+
+    A file lock next to the database (``mlflow.db.<purpose>.lock``); it dies with its process.
+    """
+    path = sqlite_path(config.tracking_uri)
+    if path is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{path}.{purpose}.lock", timeout=config.registry.lock_timeout_seconds)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise RegistryUnavailableError(
+            f"MLflow store {path}: lock {lock.lock_file} still held after {config.registry.lock_timeout_seconds:g} s "
+            "(another churn process is using the store); retry when it has finished"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def setup_tracking(config: Config):
-    """Point the fluent API at the configured store and return a client bound to it."""
+    """A client bound to the config's store, without touching MLflow's process-wide tracking URI.
+
+    The first open of a store in this process checks a server's reachability, or creates a SQLite store
+    under ``store_lock`` (MLflow migrates a new database's schema when the client is built).
+    """
     import mlflow
 
     uri = config.tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    apply_http_budget(config)
+    if uri in _ready_stores:
+        return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    check_reachable(config)
+    with store_lock(config, "create"):
+        client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        client.search_registered_models(max_results=1)  # the registry store too: same database, same migrations
+    _ready_stores.add(uri)
+    return client
 
 
 def client_for(config: Config):
     """A client on the configured registry; turns connection failures into RegistryUnavailableError."""
     try:
         return setup_tracking(config)
-    except Exception as exc:  # pragma: no cover - depends on the server
-        raise RegistryUnavailableError(f"MLflow registry at {config.tracking_uri} is unreachable: {exc}") from exc
+    except RegistryUnavailableError:
+        raise
+    except Exception as exc:
+        raise RegistryUnavailableError(
+            f"MLflow registry at {redact_uri(config.tracking_uri)} cannot be opened: {' '.join(str(exc).split())[:300]}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def use_tracking(config: Config) -> Iterator[Any]:
+    """Bind MLflow's fluent API (``mlflow.start_run``, ``log_*``, ``register_model``) to the config's store
+    for the block, then restore the process's previous URIs and ``MLFLOW_TRACKING_URI`` / ``MLFLOW_REGISTRY_URI``.
+
+    Yields the config's client. Not for concurrent use by threads with different configs (the fluent API
+    is process-wide by design); everything else should use the client.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    import mlflow
+
+    client = setup_tracking(config)
+    uri = config.tracking_uri
+    saved_env = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_uris = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield client
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved_uris
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class RunNotFoundError(LookupError):
@@ -151,14 +304,27 @@ def download_run_artifact(client, run_id: str, path: str, dst: Path) -> Path:
     return Path(client.download_artifacts(run_id, path, str(dst)))
 
 
-def download_model_bundle(model_uri: str, dst: Path) -> Path:
+def download_model_bundle(model_uri: str, dst: Path, tracking_uri: str | None = None) -> Path:
     """Download a logged model / model version (``models:/m-<id>`` or ``models:/<name>/<version>``) into
     ``dst`` and return its bundle directory. The model directory is the bundle plus a few small metadata
-    files, so downloading it whole costs nothing extra."""
+    files, so downloading it whole costs nothing extra.
+
+    With ``tracking_uri``, the ``models:/`` URI is resolved through that store's client: MLflow's own
+    resolution always asks the process-wide registry URI, which this module leaves alone.
+    """
     import mlflow
 
     dst.mkdir(parents=True, exist_ok=True)
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst)))
+    source = model_uri
+    if tracking_uri and model_uri.startswith("models:/"):
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        ref = model_uri[len("models:/") :].strip("/")
+        if "/" in ref:
+            name, version = ref.split("/", 1)
+            source = client.get_model_version_download_uri(name, version)
+        else:
+            source = client.get_logged_model(ref).artifact_location
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=tracking_uri))
     return bundle_dir_of(local, model_uri)
 
 
@@ -184,7 +350,7 @@ def cached_model_bundle(config: Config, model_uri: str, key: str, cache_dir: str
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
     try:
-        local = download_model_bundle(model_uri, staging)
+        local = download_model_bundle(model_uri, staging, config.tracking_uri)
         try:
             local.rename(target)
         except OSError:  # another process won the race

@@ -37,7 +37,7 @@ def run_bundles(client, run, workdir: Path) -> dict[str, Path]:
     chosen, model_id = tags.get(t.TAG_KIND), tags.get(t.TAG_MODEL_ID)
     if not chosen or not model_id:
         raise EvaluationError(f"run {run.info.run_id} has no logged model (was it made by train_and_log?)")
-    bundles = {chosen: t.download_model_bundle(f"models:/{model_id}", workdir / chosen)}
+    bundles = {chosen: t.download_model_bundle(f"models:/{model_id}", workdir / chosen, client.tracking_uri)}
     for other in filter(None, tags.get(t.TAG_OTHER_KIND, "").split(",")):
         try:
             bundles[other] = t.download_run_artifact(
@@ -87,7 +87,11 @@ def evaluate_run(config: Config, run_id: str) -> dict:
     y_test = sets.test[LABEL_COLUMN].to_numpy()
 
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="churn-eval-") as tmp, mlflow.start_run(run_id=run_id):
+    with (
+        tempfile.TemporaryDirectory(prefix="churn-eval-") as tmp,
+        t.use_tracking(config),
+        mlflow.start_run(run_id=run_id),
+    ):
         workdir = Path(tmp)
         bundles = run_bundles(client, run, workdir)
         chosen_scores = None

@@ -139,12 +139,13 @@ def register_candidate(config: Config, run_id: str) -> str:
         tags["brier"] = metrics["test_brier"]
     if "test_pr_auc" not in metrics:
         logger.warning("run %s has no test metrics yet (evaluate_run not called?)", run_id)
-    mv = mlflow.register_model(
-        f"models:/{model_id}",
-        name,
-        await_registration_for=READY_TIMEOUT_S,
-        tags={k: str(v) for k, v in tags.items() if v is not None},
-    )
+    with t.use_tracking(config):  # the fluent register_model resolves models:/ through the process-wide URI
+        mv = mlflow.register_model(
+            f"models:/{model_id}",
+            name,
+            await_registration_for=READY_TIMEOUT_S,
+            tags={k: str(v) for k, v in tags.items() if v is not None},
+        )
     version = str(mv.version)
     _wait_ready(client, name, version)
     client.set_registered_model_alias(name, CHALLENGER, version)
@@ -219,41 +220,75 @@ def load_model_version(config: Config, version: str | int, *, cache_dir: str | P
 # ----------------------------------------------------------------------------------------------
 
 
+ALIAS_MOVE_ATTEMPTS = 5
+
+
+def _move_champion(config: Config, client, name: str, move) -> Any:
+    """Compare-and-set ``@champion``: ``move(current)`` writes its tags and returns ``(target, result)``.
+
+    Why: MLflow moves an alias last-writer-wins, so two promotions that both read champion v1 would both
+    record ``previous_champion = 1`` and rollback would skip a version. Every move runs under the store's
+    lock (``tracking.store_lock``: exact on a SQLite store) and re-reads the alias right before moving it;
+    if it moved meanwhile (a server store, where there is no lock), the whole move is redone, up to
+    ``ALIAS_MOVE_ATTEMPTS`` times. ``move`` returns ``(None, result)`` to leave the alias as it is.
+    """
+    for attempt in range(ALIAS_MOVE_ATTEMPTS):
+        with t.store_lock(config, "aliases"):
+            current = alias_version(client, name, CHAMPION)
+            target, result = move(current)
+            if target is None:
+                return result
+            if alias_version(client, name, CHAMPION) == current:
+                client.set_registered_model_alias(name, CHAMPION, target)
+                return result
+        logger.warning("@%s of %s moved during a promotion; retrying (%d)", CHAMPION, name, attempt + 1)
+        time.sleep(0.05 * (attempt + 1))
+    raise RegistryError(
+        f"@{CHAMPION} of {name} kept moving during {ALIAS_MOVE_ATTEMPTS} attempts (other promotions at "
+        f"{t.redact_uri(config.tracking_uri)}); retry once they have finished"
+    )
+
+
 def promote(config: Config, version: str | int, reason: str = "manual promotion") -> dict:
     """Move ``@champion`` to ``version``; the old champion is recorded as ``previous_champion`` on it."""
     client = registry_client(config)
     name = config.registry.model_name
     version = str(get_version(client, name, version).version)
-    previous = alias_version(client, name, CHAMPION)
-    if previous == version:
-        logger.info("%s version %s is already @%s", name, version, CHAMPION)
-        return {"version": version, "previous": previous, "changed": False}
-    tags = {"promoted_at": now_iso(), "promotion_reason": reason}
-    if previous is not None:
-        tags[VTAG_PREVIOUS] = previous
-    set_version_tags(client, name, version, tags)
-    client.set_registered_model_alias(name, CHAMPION, version)
-    logger.info("promoted %s version %s to @%s (was %s): %s", name, version, CHAMPION, previous, reason)
-    return {"version": version, "previous": previous, "changed": True}
+
+    def move(previous: str | None):
+        if previous == version:
+            logger.info("%s version %s is already @%s", name, version, CHAMPION)
+            return None, {"version": version, "previous": previous, "changed": False}
+        tags = {"promoted_at": now_iso(), "promotion_reason": reason, VTAG_PREVIOUS: previous}
+        set_version_tags(client, name, version, tags)
+        return version, {"version": version, "previous": previous, "changed": True}
+
+    result = _move_champion(config, client, name, move)
+    if result["changed"]:
+        logger.info("promoted %s version %s to @%s (was %s): %s", name, version, CHAMPION, result["previous"], reason)
+    return result
 
 
 def rollback(config: Config) -> str:
     """Move ``@champion`` back to the version it replaced (``previous_champion`` tag); returns that version."""
     client = registry_client(config)
     name = config.registry.model_name
-    current = alias_version(client, name, CHAMPION)
-    if current is None:
-        raise NoChampionError(f"registered model {name!r} has no @{CHAMPION}: nothing to roll back")
-    previous = get_version(client, name, current).tags.get(VTAG_PREVIOUS)
-    if not previous:
-        raise RegistryError(
-            f"{name} version {current} (@{CHAMPION}) has no {VTAG_PREVIOUS!r} tag: no earlier "
-            f"champion recorded; use `churn promote VERSION` to pick one"
-        )
-    get_version(client, name, previous)  # still exists?
-    set_version_tags(client, name, previous, {VTAG_ROLLED_BACK_FROM: current, "rolled_back_at": now_iso()})
-    set_version_tags(client, name, current, {"rolled_back": "true"})
-    client.set_registered_model_alias(name, CHAMPION, previous)
+
+    def move(current: str | None):
+        if current is None:
+            raise NoChampionError(f"registered model {name!r} has no @{CHAMPION}: nothing to roll back")
+        previous = get_version(client, name, current).tags.get(VTAG_PREVIOUS)
+        if not previous:
+            raise RegistryError(
+                f"{name} version {current} (@{CHAMPION}) has no {VTAG_PREVIOUS!r} tag: no earlier "
+                f"champion recorded; use `churn promote VERSION` to pick one"
+            )
+        get_version(client, name, previous)  # still exists?
+        set_version_tags(client, name, previous, {VTAG_ROLLED_BACK_FROM: current, "rolled_back_at": now_iso()})
+        set_version_tags(client, name, current, {"rolled_back": "true"})
+        return previous, (current, previous)
+
+    current, previous = _move_champion(config, client, name, move)
     logger.info("rolled back %s @%s from version %s to %s", name, CHAMPION, current, previous)
     return str(previous)
 

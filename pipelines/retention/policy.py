@@ -260,7 +260,9 @@ def resolve_policy(config: Config) -> RetentionPolicy | None:
     except MlflowException:
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=mv.source, dst_path=tmp, tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri
+        )
         return RetentionPolicy.load(Path(local), version=f"v{mv.version}")
 
 
@@ -316,5 +318,7 @@ def load_policy_version(config: Config, version: str) -> RetentionPolicy:
     client = client_for(config)
     mv = client.get_model_version(config.retention.policy_model_name, str(version))
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp)
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=mv.source, dst_path=tmp, tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri
+        )
         return RetentionPolicy.load(Path(local), version=f"v{mv.version}")

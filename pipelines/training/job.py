@@ -86,7 +86,10 @@ def train_and_log(config: Config, manifest_path: str) -> str:
     client = t.setup_tracking(config)
     experiment_id = t.ensure_experiment(config, client)
 
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{as_of}" if as_of else None) as run:
+    with (
+        t.use_tracking(config),  # the fluent API below, bound to this config's store for the run only
+        mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{as_of}" if as_of else None) as run,
+    ):
         run_id = run.info.run_id
         _log_context(config, sets, manifest_path, as_of)
         curves = _EpochLogger(client, run_id)

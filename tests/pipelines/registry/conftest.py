@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines import tracking
+
 FEATURES = ["f_signal_a", "f_signal_b", "f_noise"]
 QUALITY_FEATURES = {"good": ["f_signal_a", "f_signal_b"], "weak": ["f_signal_b"], "bad": ["f_noise"]}
 SPLIT_ROWS = {"train": 1200, "validation": 800, "test": 1500}
@@ -203,7 +205,11 @@ def registry_env(tmp_path_factory):
         for name in ("CHURN_CONFIG", "CHURN_WAREHOUSE_URL", "CHURN_WAREHOUSE_SCHEMA", "MLFLOW_TRACKING_URI"):
             mp.delenv(name, raising=False)
         mp.setattr(pipelines.training.job, "fit_candidates", fake)
-        yield RegistryEnv(tmp_path_factory.mktemp("registry"), fake)
+        env = RegistryEnv(tmp_path_factory.mktemp("registry"), fake)
+        # the jobs leave MLflow's process-wide URI alone; the tests' own fluent calls (mlflow.pyfunc.load_model,
+        # mlflow.artifacts.download_artifacts) use the store through it
+        with tracking.use_tracking(env.config):
+            yield env
 
 
 @pytest.fixture

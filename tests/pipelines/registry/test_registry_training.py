@@ -15,7 +15,7 @@ def test_train_log_register_gate_with_real_training(config, tiny_encoder_dir, tm
     from pipelines.datasets import load_training_sets
     from pipelines.evaluation import evaluate_run
     from pipelines.registry import load_model_version, register_candidate, resolve_champion, run_promotion_gate
-    from pipelines.tracking import bundle_dir_of
+    from pipelines.tracking import bundle_dir_of, use_tracking
     from pipelines.training import train_and_log
 
     config = config.with_overrides(
@@ -50,12 +50,14 @@ def test_train_log_register_gate_with_real_training(config, tiny_encoder_dir, tm
     assert gate["promoted"] and resolve_champion(config).version == version
 
     # the logged transformer: safetensors only, no pickles; pyfunc == bundle fast path
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/churn-risk/{version}", dst_path=str(tmp_path / "m")))
+    with use_tracking(config):  # the jobs leave MLflow's process-wide URI alone; these fluent calls need it
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/churn-risk/{version}", dst_path=str(tmp_path / "m")))
     files = [p for p in local.rglob("*") if p.is_file()]
     assert not [p for p in files if p.suffix in {".pkl", ".pickle", ".bin", ".pt", ".pth", ".joblib"}]
     assert list(bundle_dir_of(local).rglob("*.safetensors"))
     test = load_training_sets(manifest).test.head(20)
-    pyfunc = mlflow.pyfunc.load_model("models:/churn-risk@champion")
+    with use_tracking(config):
+        pyfunc = mlflow.pyfunc.load_model("models:/churn-risk@champion")
     p_pyfunc = pyfunc.predict(test[["customer_id", "f_signal_a", "f_signal_b", "f_noise", "text_view"]])
     p_bundle = load_model_version(config, version).predict_proba(test)
     np.testing.assert_allclose(p_pyfunc["churn_probability"].to_numpy(), p_bundle, rtol=1e-5, atol=1e-6)
