@@ -24,12 +24,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("init-warehouse", help="create the schema, tables and views (idempotent)")
     p.add_argument("--reset", action="store_true", help="drop the schema first (deletes all data; asks first)")
     p.add_argument("--yes", action="store_true", help="with --reset: do not ask for confirmation (scripts, CI)")
-    p.add_argument(
-        "--partition-existing",
-        action="store_true",
-        help="PostgreSQL: convert output tables created unpartitioned by an older version (churn_scores) "
-        "to one partition per day, in one transaction that rewrites their rows",
-    )
     p.set_defaults(handler=init_warehouse)
 
     p = subparsers.add_parser(
@@ -114,8 +108,6 @@ def init_warehouse(config: Config, args: argparse.Namespace) -> int:
         if args.reset:
             wh.drop_schema()
         wh.init_schema()
-        if args.partition_existing:
-            _partition_existing(wh)
         logger.info("warehouse ready: %r", wh)
     return 0
 
@@ -134,18 +126,6 @@ def _confirm_reset(config: Config) -> bool:
         return False
     answer = input(f"Delete every table in {schema} of {target}? Type 'yes' to confirm: ")
     return answer.strip().lower() == "yes"
-
-
-def _partition_existing(wh) -> None:
-    from pipelines.contract import OUTPUT_TABLES
-
-    convert = getattr(wh, "partition_table", None)
-    if convert is None:
-        logger.info("--partition-existing: %s has no native partitions; nothing to convert", wh.dialect)
-        return
-    for table in (t for t in OUTPUT_TABLES if t.native_partitions):
-        created = convert(table)
-        logger.info("%s: %s", table.name, f"partitioned into {created} day(s)" if created else "already partitioned")
 
 
 def generate(config: Config, args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from pipelines.warehouse.base import (
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
     DEFAULT_STAGING_GRACE_SECONDS,
     Params,
+    SchemaMismatchError,
     Warehouse,
     WarehouseError,
     WarehouseUnavailableError,
@@ -41,8 +42,6 @@ logger = logging.getLogger(__name__)
 _cursor_counter = itertools.count()
 COPY_BATCH_ROWS = 50_000
 MAX_IDENTIFIER = 63  # Postgres truncates longer names (NAMEDATALEN - 1)
-# (server, schema, table) already logged as unpartitioned: said once per process, not once per scoring day.
-_unpartitioned_logged: set[tuple[str, str, str]] = set()
 # A staging table's name ends in __load<day>_<created, unix seconds in hex>_<writer token>; an older version
 # named it __load<day> (no creation time: swept once its day's lock is free).
 _STAGING_SUFFIX_RE = re.compile(r"__load(\d{8})(?:_([0-9a-f]{1,12})_([0-9a-f]{6}))?$")
@@ -188,12 +187,9 @@ class PostgresWarehouse(Warehouse):
         Frozen rows are visible to snapshots older than the swap: a repeatable-read reader that
         started before it sees the new day rather than no day at all.
 
-        Falls back to the portable delete + insert:
-        - for a table created unpartitioned by an older version (``CREATE TABLE IF NOT EXISTS`` does
-          not change it): it keeps working, a log line says once that the fast path is off, and
-          ``partition_table()`` converts it;
-        - inside a caller's open transaction (the swap has to commit on its own): the day's partition
-          is created if missing and rows are deleted and inserted within that transaction.
+        Inside a caller's open transaction (the swap has to commit on its own) it falls back to the portable
+        delete + insert: the day's partition is created if missing and rows are deleted and inserted within
+        that transaction. A table that is not partitioned is refused (``churn init-warehouse`` creates it).
         """
         if not table.native_partitions or column != table.partition_column:
             return super()._replace_rows(table, arrow, column, value)
@@ -202,9 +198,11 @@ class PostgresWarehouse(Warehouse):
             raise WarehouseError(f"replace_partition({table.name}.{column}={value!r}): not a date")
         kind = self._relkind(table.name)
         if kind != "p":
-            if kind is not None:
-                self._log_unpartitioned(table)
-            return super()._replace_rows(table, arrow, column, value)
+            raise SchemaMismatchError(
+                f"{self.qualified(table.name)} is {'missing' if kind is None else 'not partitioned by ' + column}: "
+                "the contract declares one partition per day; run `churn init-warehouse` (on an empty schema, or "
+                "with --reset)"
+            )
         if self.conn.info.transaction_status != _psycopg().pq.TransactionStatus.IDLE:
             with self.transaction():
                 if not self._partitions_for(table, day):
@@ -356,65 +354,6 @@ class PostgresWarehouse(Warehouse):
             {"parent": self.qualified(table.name), "day": day},
         )
         return [validate_identifier(name) for name in rows.column(0).to_pylist()]
-
-    def _log_unpartitioned(self, table: Table) -> None:
-        key = (self.dsn_description, self.schema, table.name)
-        if key not in _unpartitioned_logged:
-            _unpartitioned_logged.add(key)
-            logger.warning(
-                "%s is not partitioned (created by an older version): partition replaces use delete + insert, "
-                "the partition-swap fast path is off; `churn init-warehouse --partition-existing` converts it",
-                self.qualified(table.name),
-            )
-
-    def partition_table(self, table: Table | str) -> int:
-        """Convert a ``native_partitions`` table created unpartitioned into the partitioned layout.
-
-        One transaction (readers and writers of the table wait for it; its rows are rewritten once):
-        the old table is renamed away, the partitioned table created, one partition per distinct day,
-        the rows copied across, the latest-scores view re-pointed and the old table dropped. Returns
-        the number of partitions created; 0 when the table is partitioned already.
-        """
-        table = _table(table)
-        if not table.native_partitions:
-            raise WarehouseError(f"{table.name} is not declared with native_partitions in the contract")
-        kind = self._relkind(table.name)
-        if kind == "p":
-            return 0
-        if kind is None:
-            raise WarehouseError(f"{self.qualified(table.name)} does not exist (run init-warehouse)")
-        legacy = _derived_name(table.name, "__unpartitioned")
-        column = quote_identifier(table.partition_column)
-        cols = ", ".join(quote_identifier(c) for c in table.column_names)
-        with self.transaction():
-            self.execute(f"ALTER TABLE {self.qualified(table.name)} RENAME TO {quote_identifier(legacy)}")
-            old_indexes = self.query_arrow(
-                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE i.indrelid = CAST(:legacy AS regclass)",
-                {"legacy": self.qualified(legacy)},
-            )
-            for i, name in enumerate(old_indexes.column(0).to_pylist()):
-                # index names are per schema: free them for the new table's key and indexes
-                self.execute(
-                    f"ALTER INDEX {self.qualified(validate_identifier(name))} "
-                    f"RENAME TO {quote_identifier(_derived_name(legacy, f'_ix{i}'))}"
-                )
-            self.execute(self.create_table_sql(table))
-            for index_cols in table.indexes:
-                self._create_index(table, index_cols)
-            days = self.query_arrow(f"SELECT DISTINCT {column} FROM {self.qualified(legacy)}").column(0).to_pylist()
-            for day in days:
-                self.execute(
-                    f"CREATE TABLE {self.qualified(partition_name(table.name, day))} PARTITION OF "
-                    f"{self.qualified(table.name)} FOR VALUES IN ({_date_literal(day)})"
-                )
-            self.execute(
-                f"INSERT INTO {self.qualified(table.name)} ({cols}) SELECT {cols} FROM {self.qualified(legacy)}"
-            )
-            self.execute(self.latest_scores_view_sql())  # the view followed the rename: point it back
-            self.execute(f"DROP TABLE {self.qualified(legacy)}")
-        logger.info("partitioned %s: %d partitions", self.qualified(table.name), len(days))
-        return len(days)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.contract import CHURN_SCORES, LATEST_SCORES_VIEW
-from pipelines.warehouse import WarehouseError, connect, pgcopy, postgres_backend
+from pipelines.warehouse import SchemaMismatchError, WarehouseError, connect, pgcopy, postgres_backend
 from pipelines.warehouse.postgres_backend import partition_name
 
 pytestmark = pytest.mark.postgres
@@ -25,7 +25,7 @@ def pg(postgres_url, postgres_schema):
 
 @pytest.fixture
 def legacy_pg(postgres_url, postgres_schema, monkeypatch):
-    """A schema initialised by an older version: churn_scores is a plain table with a primary key."""
+    """A schema whose churn_scores was made by hand as a plain table (not the contract's layout)."""
     with connect(postgres_url, postgres_schema) as wh:
         monkeypatch.setattr(wh, "_partitioning_clause", lambda table: "")
         wh.init_schema()
@@ -211,43 +211,6 @@ def test_replace_inside_a_callers_transaction_commits_or_rolls_back_with_it(pg, 
     assert _partitions(pg)[D3][0] == "churn_scores__p20250103"
 
 
-def test_unpartitioned_table_of_an_older_version_falls_back_and_says_so_once(legacy_pg, scores, caplog, monkeypatch):
-    assert _relkind(legacy_pg) == "r"
-    with caplog.at_level(logging.INFO):
-        legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(10)), "score_date", D1)
-        legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(8), prob=0.9), "score_date", D1)
-        legacy_pg.replace_partition(CHURN_SCORES, scores(D2, range(5)), "score_date", D2)
-    assert caplog.text.count("is not partitioned") == 1
-    assert caplog.text.count("rows (delete + insert)") == 3
-    assert _count(legacy_pg, D1) == 8 and _count(legacy_pg, D2) == 5
-    assert legacy_pg.row_count(LATEST_SCORES_VIEW) == 8
-
-    def broken_load(table, data, **options):
-        raise WarehouseError("disk full (injected)")
-
-    monkeypatch.setattr(legacy_pg, "_load_arrow", broken_load)
-    with pytest.raises(WarehouseError, match="injected"):
-        legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(3)), "score_date", D1)
-    monkeypatch.undo()
-    assert _count(legacy_pg, D1) == 8  # the delete was rolled back
-
-
-def test_partition_table_converts_an_unpartitioned_table(legacy_pg, scores, caplog):
-    legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(10), prob=0.1), "score_date", D1)
-    legacy_pg.replace_partition(CHURN_SCORES, scores(D2, range(5), prob=0.2), "score_date", D2)
-    assert legacy_pg.partition_table("churn_scores") == 2
-    assert _relkind(legacy_pg) == "p"
-    assert set(_partitions(legacy_pg)) == {D1, D2}
-    assert _count(legacy_pg, D1) == 10 and _count(legacy_pg, D2) == 5
-    assert legacy_pg.row_count(LATEST_SCORES_VIEW) == 10  # the view follows the new table
-    assert not [t for t in _tables(legacy_pg) if "unpartitioned" in t]
-    with caplog.at_level(logging.INFO, logger="pipelines.warehouse.base"):
-        legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(3)), "score_date", D1)
-    assert "partition swap" in caplog.text
-    assert _count(legacy_pg, D1) == 3 and legacy_pg.row_count(LATEST_SCORES_VIEW) == 5
-    assert legacy_pg.partition_table("churn_scores") == 0  # idempotent
-
-
 def test_binary_copy_roundtrips_every_contract_type_and_nulls(pg):
     values = {
         "a": pa.array([1, None, -5, 2**62], pa.int64()),
@@ -277,16 +240,9 @@ def test_binary_copy_roundtrips_every_contract_type_and_nulls(pg):
         assert got.column(name).to_pylist() == expected.to_pylist(), name
 
 
-def test_cli_init_warehouse_partition_existing_converts_a_legacy_schema(
-    legacy_pg, scores, postgres_url, postgres_schema, monkeypatch
-):
-    from pipelines.cli.main import main
-
-    legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(4)), "score_date", D1)
-    monkeypatch.setenv("CHURN_WAREHOUSE_URL", postgres_url)
-    monkeypatch.setenv("CHURN_WAREHOUSE_SCHEMA", postgres_schema)
-    assert main(["init-warehouse"]) == 0
-    assert _relkind(legacy_pg) == "r"  # plain init never rewrites a table
-    assert main(["init-warehouse", "--partition-existing"]) == 0
-    assert _relkind(legacy_pg) == "p" and set(_partitions(legacy_pg)) == {D1} and _count(legacy_pg, D1) == 4
-    assert main(["init-warehouse", "--partition-existing"]) == 0  # idempotent
+def test_an_unpartitioned_scores_table_is_refused_naming_the_fix(legacy_pg, scores):
+    """v0.1 keeps no migration of hand-made layouts: the day is never written into a table the swap cannot serve."""
+    assert _relkind(legacy_pg) == "r"
+    with pytest.raises(SchemaMismatchError, match=r"not partitioned by score_date.*churn init-warehouse"):
+        legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(3)), "score_date", D1)
+    assert legacy_pg.row_count("churn_scores") == 0
