@@ -116,6 +116,8 @@ def check_reachable(config: Config) -> None:
                 timeout=(registry.connect_timeout_seconds, registry.connect_timeout_seconds),
             )
             return
+        except requests.exceptions.SSLError:
+            return  # a server answered the TLS handshake; MLflow's own TLS settings (MLFLOW_TRACKING_INSECURE_TLS) decide
         except requests.exceptions.RequestException as exc:
             last = exc
             if attempt + 1 < attempts:

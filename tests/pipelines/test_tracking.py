@@ -85,6 +85,16 @@ def test_an_unreachable_server_fails_after_the_retry_budget_naming_the_uri(
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
 
 
+def test_a_tls_server_with_a_private_certificate_counts_as_reachable(config, monkeypatch):
+    import requests
+
+    def self_signed(url, timeout):
+        raise requests.exceptions.SSLError("certificate verify failed: self-signed certificate")
+
+    monkeypatch.setattr(requests, "get", self_signed)
+    tracking.check_reachable(config.with_overrides({"registry": {"tracking_uri": "https://mlflow.internal"}}))
+
+
 def test_a_budget_the_operator_exported_wins_over_the_config(config, fresh_budget, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
     tracking.apply_http_budget(config.with_overrides({"registry": {"max_retries": 1}}))
