@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, load1
@@ -37,6 +38,15 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> list[str]:
+    """The CPU's vector / matrix flags (avx2, avx512*, amx*) from /proc/cpuinfo: what the scoring kernels can use."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    return sorted(set(re.findall(r"\b(avx2|avx512[a-z_0-9]*|amx[a-z_0-9]*)\b", text)))
 
 
 def _git_commit() -> dict[str, Any]:
@@ -104,6 +114,8 @@ def machine_info() -> dict[str, Any]:
         "cpu_cores": cores,
         "cpu_model": _cpu_model(),
         "cpu_matrix": cpu_matrix,
+        "cpu_flags": _cpu_flags(),
+        "isa_caps": {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY") if k in os.environ},
         "memory_gib": mem,
         "gpu": gpu,
         "os": platform.platform(),
@@ -118,6 +130,7 @@ def machine_info() -> dict[str, Any]:
             "pyarrow": _version("pyarrow"),
             "lightgbm": _version("lightgbm"),
             "psycopg": _version("psycopg"),
+            "onnxruntime": _version("onnxruntime"),
         },
         "git": _git_commit(),
     }

@@ -62,6 +62,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"transformers {v['transformers']}; commit `{(git.get('commit') or '?')[:10]}`"
         f"{' (+ uncommitted changes)' if git.get('dirty') else ''}.",
         "",
+        *([f"CPU flags: {' '.join(m['cpu_flags'])}.", ""] if m.get("cpu_flags") else []),
         "Values are medians over the repeats shown in *runs*. **load1** is the 1-minute load average during the "
         f"stage: this machine has {m['cpu_cores']} cores shared with other users, so anything above "
         f"~{m['cpu_cores'] - 1} means the timings are noisy (slower than an idle machine would show).",
