@@ -3,6 +3,8 @@
 Why here and not in SQL files: DDL for DuckDB and Postgres, the Great Expectations suites, the
 importers and the README's schema reference are all derived from these definitions, so they cannot
 disagree. Every timestamp is ``TIMESTAMPTZ`` and holds UTC.
+
+Why one file over 400 lines: it is the single source of every table; one place is the point.
 """
 
 from __future__ import annotations

@@ -109,3 +109,11 @@ def test_an_upward_import_is_reported(tmp_path, source, message):
         assert problems == []
     else:
         assert len(problems) == 1 and message in problems[0]
+
+
+def test_long_modules_say_why_they_are_long():
+    """A module over ~400 lines is a sign it holds two concerns; the ones that do not say why in their docstring."""
+    for path in sorted(PIPELINES.rglob("*.py")):
+        if sum(1 for _ in path.open()) > 450:
+            docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
+            assert "Why one file over 400 lines" in docstring, f"{path.relative_to(PIPELINES)} is long and says not why"

@@ -10,6 +10,9 @@ merely pause, one-off problems that support fixes).
 
 Generation is vectorized with numpy and streams chunk by chunk (bounded memory); each chunk is
 seeded from ``(seed, chunk index)`` so the same arguments give identical data.
+
+Why one file over 400 lines: the simulator's per-customer state (archetypes, calendar, chunks) is one
+model of a shop; its pieces share that state.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ size), written last when the bundle is saved. Loading checks that list before an
 a file that is missing, truncated, bit-flipped or not listed at all (whatever its suffix) is one
 ``BundleError`` naming the file, so a damaged download or a smuggled pickle never reaches a parser (a
 truncated LightGBM text model used to crash the process with a segfault).
+
+Why one file over 400 lines: saving, verifying and loading a bundle must agree on one file layout and one
+checksum listing; keeping them together keeps them in step.
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ Outputs: the Evidently HTML report at ``{monitoring.reports_dir}/drift/{score_da
 artifact of an MLflow run tagged ``score_date``/``model_version`` in the registry experiment), the
 ``monitoring_drift`` partition of the score date, the ``monitoring_performance`` partition
 ``evaluated_on = score_date`` (backtest), and the retrain decision.
+
+Why one file over 400 lines: the monitoring job reads its inputs, runs the report, decides and writes in one
+pass; the pure parts live in ``drift``, ``verdict``, ``performance`` and ``decisions``.
 """
 
 from __future__ import annotations

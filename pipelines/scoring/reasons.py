@@ -15,6 +15,9 @@ customer's risk (customers of ``explain.reason_tiers``). Correlated features are
 transformer, text items (a review, an order, an abandoned cart) whose removal lowers the risk compete
 with the numeric groups (customers of ``explain.text_reason_tiers``: one extra forward pass per item).
 Contributions are on the probability scale (see :mod:`pipelines.models.explain`).
+
+Why one file over 400 lines: the value columns, the reason phrases and their grouping templates are one
+table of wording an analyst reads together.
 """
 
 from __future__ import annotations

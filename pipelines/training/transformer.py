@@ -4,6 +4,9 @@ Seeded before the model is built; class-weighted BCE; AdamW with separate encode
 and no weight decay on biases/norms; linear warmup then decay; gradient clipping and accumulation;
 length-bucketed dynamic-padding batches; early stopping on validation PR-AUC restoring the best
 weights; DistributedDataParallel when launched by ``torchrun``.
+
+Why one file over 400 lines: the encoding, the step functions and the loop share one device/precision/
+distributed context and read best top to bottom, as the examples it follows do.
 """
 
 from __future__ import annotations

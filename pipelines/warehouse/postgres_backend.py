@@ -1,4 +1,8 @@
-"""PostgreSQL backend: bulk loads stream Arrow-encoded binary COPY; daily outputs swap whole partitions."""
+"""PostgreSQL backend: bulk loads stream Arrow-encoded binary COPY; daily outputs swap whole partitions.
+
+Why one file over 400 lines: the partition swap, its staging tables, their sweep and the advisory locks
+are one protocol; each step's safety depends on the others.
+"""
 
 from __future__ import annotations
 
