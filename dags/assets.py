@@ -4,9 +4,9 @@ Assets are how the DAGs hand work to each other (Airflow 3 data-aware scheduling
 
     churn_training --(register_challenger)--> churn_model_registered
     churn_training --(announce_champion)----> churn_model_champion --schedules--> churn_scoring
-    churn_scoring  --(score_customers)------> churn_scores         --schedules--> churn_monitoring
+    churn_scoring  --(publish_scores)-------> churn_scores         --schedules--> churn_monitoring
     churn_monitoring --(monitor_scores)-----> churn_monitoring     (drift/performance tables + HTML report)
-    churn_scoring  --(score_customers)------> churn_scores         --schedules--> churn_retention
+    churn_scoring  --(publish_scores)-------> churn_scores         --schedules--> churn_retention
     churn_retention --(assign_actions)------> churn_retention     (retention_actions/outcomes/effects)
     churn_monitoring --TriggerDagRunOperator(conf={"reason": ...})--> churn_training
 

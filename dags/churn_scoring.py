@@ -14,18 +14,26 @@ date rewrites the same partition with the same rows.
    that version even if the alias moves mid-run. Fails when the registry is unreachable or no champion exists.
 2. `validate_inputs`: Great Expectations checks of the raw tables as of the score date; a failure
    stops the run (no retry) and leaves `churn_scores` untouched.
-3. `score_customers`: scores every active customer and atomically replaces the
-   `churn_scores` partition `score_date` (view `churn_scores_latest` shows the newest partition);
-   emits the `churn_scores` asset with `score_date` and `model_version`, which starts `churn_monitoring`.
+3. `plan_shards`: customer-id ranges of `scoring.shard_customers` population customers each (one count
+   query; the demo has one shard).
+4. `score_shard` (mapped over the plan with `.expand()`, one task per shard, on the GPU queue when
+   `CHURN_GPU_QUEUE` is set): scores one range with that version into staging keyed by (run, shard);
+   a retry replaces only that shard's staging rows. Nothing is visible to readers yet.
+5. `publish_scores`: checks every planned shard finished with the planned row count, then atomically
+   replaces the `score_date` partition of `churn_score_reasons`, `customer_segments` and `churn_scores`
+   (view `churn_scores_latest` shows the newest partition); a missing or failed shard fails it and
+   leaves the old day. Emits the `churn_scores` asset with `score_date` and `model_version`, which
+   starts `churn_monitoring`.
 
-**Writes:** `churn_scores` (one partition per score_date).
+**Writes:** `churn_scores`, `churn_score_reasons`, `customer_segments` (one partition per score_date),
+via the `*_staging` tables and `churn_score_shards` (cleared by the publish).
 """
 
 from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 from assets import CHAMPION_MODEL, CHURN_SCORES, RAW_TABLES
-from churn_common import DEFAULT_ARGS, SCORING_CRON, START_DATE, validate_run_date
+from churn_common import DEFAULT_ARGS, SCORING_CRON, START_DATE, gpu_task_kwargs, validate_run_date
 
 
 @dag(
@@ -52,16 +60,30 @@ def churn_scoring():
         """Fail (without retry) when the inputs break the contract as of the score date."""
         return validate_run_date(get_current_context(), "scoring inputs")
 
-    @task(outlets=[CHURN_SCORES])
-    def score_customers(score_date: str, champion: dict) -> dict:
-        import datetime as dt
-
+    @task
+    def plan_shards(score_date: str) -> list[dict]:
         from pipelines.config import load_config
-        from pipelines.scoring import score_customers as score
+        from pipelines.scoring.shards import plan_shards as plan
+
+        return plan(load_config(), score_date)
+
+    @task(**gpu_task_kwargs())
+    def score_shard(score_date: str, champion: dict, shard: dict) -> dict:
+        from pipelines.config import load_config
+        from pipelines.scoring.shards import score_shard as score
+
+        run_id = get_current_context()["run_id"]
+        return score(load_config(), score_date, champion["version"], run_id, shard)
+
+    @task(outlets=[CHURN_SCORES])
+    def publish_scores(score_date: str, champion: dict, plan: list[dict], shards: list[dict]) -> dict:
+        from pipelines.config import load_config
+        from pipelines.scoring.shards import publish_shards
         from pipelines.xcom import small_dict
 
         context = get_current_context()
-        result = score(load_config(), dt.date.fromisoformat(score_date), champion["version"], run_id=context["run_id"])
+        result = publish_shards(load_config(), score_date, context["run_id"], plan)
+        result["slowest_shard_seconds"] = max((s["seconds"] for s in shards), default=None)
         context["outlet_events"][CHURN_SCORES].extra = {"score_date": score_date, "model_version": champion["version"]}
         summary = small_dict(result)
         summary.update(score_date=score_date, model_version=champion["version"])
@@ -70,7 +92,9 @@ def churn_scoring():
     champion = resolve_champion()
     score_date = validate_inputs()
     champion >> score_date  # resolve the champion first: fail fast when the registry is down
-    score_customers(score_date, champion)
+    plan = plan_shards(score_date)
+    shards = score_shard.partial(score_date=score_date, champion=champion).expand(shard=plan)
+    publish_scores(score_date, champion, plan, shards)
 
 
 churn_scoring()

@@ -328,6 +328,12 @@ class ScoringConfig(_Section):
         description="Scoring features are computed per slice of this many customers (by id), so the "
         "warehouse's working memory stays bounded however large the population is.",
     )
+    shard_customers: int = Field(
+        1_000_000,
+        gt=0,
+        description="Customers per shard of the churn_scoring DAG (one mapped score_shard task each, in "
+        "parallel on Airflow workers, then one atomic publish); the demo population fits in one shard.",
+    )
     risk_tiers: dict[str, float] = Field(
         {"low": 0.0, "medium": 0.3, "high": 0.6},
         description="Tier name -> lower probability bound; a customer gets the highest tier whose bound it reaches.",

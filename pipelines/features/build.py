@@ -88,19 +88,24 @@ def build_features(
 
 
 def iter_scoring_features(
-    warehouse: Warehouse, config: Config, score_date: dt.date, chunk_rows: int
+    warehouse: Warehouse,
+    config: Config,
+    score_date: dt.date,
+    chunk_rows: int,
+    id_range: tuple[int, int] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """The scoring population at cutoff ``score_date`` (no label), in chunks ordered by customer_id.
 
     Why in customer-id slices: one query over millions of customers (text views, window functions,
     a final sort) needs warehouse memory that grows with the population; a query per slice of
-    ``scoring.customers_per_feature_query`` customers keeps it bounded at any scale.
+    ``scoring.customers_per_feature_query`` customers keeps it bounded at any scale. ``id_range``
+    (inclusive ids) restricts the stream to one shard; the BG/NBD fit still sees the whole population.
     """
     (day,) = _normalize_cutoffs([score_date])
     sql = warehouse.render(feature_sql(config, 1, labels=False, customer_range=True, order_by="p.customer_id"))
     models = {day: fit_population_bgnbd(warehouse, config, day)}
     total = 0
-    for lo, hi in population_id_ranges(warehouse, config, day, config.scoring.customers_per_feature_query):
+    for lo, hi in population_id_ranges(warehouse, config, day, config.scoring.customers_per_feature_query, id_range):
         params = feature_params(config, [day], labels=False, customer_range=(lo, hi))
         for chunk in warehouse.iter_df(sql, params, chunk_rows=chunk_rows):
             total += len(chunk)
@@ -109,17 +114,27 @@ def iter_scoring_features(
 
 
 def population_id_ranges(
-    warehouse: Warehouse, config: Config, cutoff: dt.date, customers_per_range: int
+    warehouse: Warehouse,
+    config: Config,
+    cutoff: dt.date,
+    customers_per_range: int,
+    id_range: tuple[int, int] | None = None,
 ) -> list[tuple[int, int]]:
-    """Inclusive customer-id ranges holding about ``customers_per_range`` population customers each."""
+    """Inclusive customer-id ranges holding about ``customers_per_range`` population customers each.
+
+    ``id_range``: only the population ids within these inclusive bounds (one scoring shard).
+    """
     start = utc_midnight(cutoff - dt.timedelta(days=config.churn.population_days))
+    lo, hi = id_range if id_range is not None else (None, None)
     ids = (
         warehouse.query_arrow(
             warehouse.render(
                 "SELECT DISTINCT customer_id FROM {orders} WHERE status = 'completed' "
-                "AND ordered_at >= :start AND ordered_at < :end ORDER BY customer_id"
+                "AND ordered_at >= :start AND ordered_at < :end"
+                + (" AND customer_id BETWEEN :lo AND :hi" if id_range is not None else "")
+                + " ORDER BY customer_id"
             ),
-            {"start": start, "end": utc_midnight(cutoff)},
+            {"start": start, "end": utc_midnight(cutoff), **({"lo": lo, "hi": hi} if id_range is not None else {})},
         )
         .column(0)
         .to_numpy()

@@ -209,6 +209,7 @@ def _score_stream(
     expected: int,
     started: float,
     on_slice: Callable[[pd.DataFrame, np.ndarray], None] | None = None,
+    id_range: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     from pipelines.features import iter_scoring_features
 
@@ -220,7 +221,7 @@ def _score_stream(
     # a transformer predictor resolved its device's default at load; 32 only for stand-ins without one
     batch_size = config.scoring.batch_size or getattr(predictor, "batch_size", None) or 32
     slice_rows = max(PREDICT_SLICE_MIN_ROWS, 32 * batch_size)
-    for chunk in iter_scoring_features(wh, config, score_date, config.scoring.chunk_rows):
+    for chunk in iter_scoring_features(wh, config, score_date, config.scoring.chunk_rows, id_range):
         if chunk is None or len(chunk) == 0:
             continue
         if ID_COLUMN not in chunk.columns:

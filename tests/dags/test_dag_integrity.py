@@ -120,7 +120,7 @@ def test_assets_connect_the_dags(dagbag):
     outlets = {t.task_id: [a.name for a in t.outlets] for t in training.tasks}
     assert outlets["register_challenger"] == [assets.REGISTERED_MODEL.name]
     assert outlets["announce_champion"] == [assets.CHAMPION_MODEL.name]
-    assert [a.name for a in scoring.get_task("score_customers").outlets] == [assets.CHURN_SCORES.name]
+    assert [a.name for a in scoring.get_task("publish_scores").outlets] == [assets.CHURN_SCORES.name]
     # scoring: cron OR the champion asset; monitoring: the churn_scores asset
     assert type(scoring.timetable).__name__ == "AssetOrTimeSchedule"
     assert assets.CHAMPION_MODEL.name in repr(scoring.timetable)
@@ -130,6 +130,18 @@ def test_assets_connect_the_dags(dagbag):
     assert "reason" in trigger.conf
     assert "trigger_retraining" in monitoring.get_task("needs_retraining").downstream_task_ids
     assert scoring.get_task("validate_inputs").retries == 0
+
+
+def test_scoring_maps_shards_then_publishes_once(dagbag):
+    """plan -> score_shard mapped over the plan (one task per shard) -> one publish that emits churn_scores."""
+    dag = dagbag.dags["churn_scoring"]
+    shard = dag.get_task("score_shard")
+    assert type(shard).__name__.endswith("MappedOperator")
+    assert "shard" in shard.op_kwargs_expand_input.value  # expanded over the plan's shards
+    assert "score_shard" in dag.get_task("plan_shards").downstream_task_ids
+    assert "publish_scores" in shard.downstream_task_ids
+    assert "publish_scores" in dag.get_task("plan_shards").downstream_task_ids
+    assert "score_customers" not in dag.task_ids
 
 
 def test_retention_runs_after_scores_and_measures_before_assigning(dagbag):
@@ -162,6 +174,17 @@ def test_gpu_queue_switch(tmp_path):
     queues = json.loads(out.stdout.strip().splitlines()[-1])
     assert queues["train_model"] == "gpu"
     assert {q for t, q in queues.items() if t != "train_model"} == {"default"}
+    scoring = subprocess.run(
+        [sys.executable, "-c", code.replace("'churn_training'", "'churn_scoring'"), str(DAGS_DIR)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    queues = json.loads(scoring.stdout.strip().splitlines()[-1])
+    assert queues["score_shard"] == "gpu"  # the mapped shards score on GPU workers
+    assert {q for t, q in queues.items() if t != "score_shard"} == {"default"}
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)

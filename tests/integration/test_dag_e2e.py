@@ -241,7 +241,7 @@ def test_failed_validation_leaves_scores_untouched(trained, scored):
         _, state, tasks = trained.dag_test("churn_scoring", day)
         assert state == "failed"
         assert tasks["validate_inputs"] == "failed"
-        assert tasks.get("score_customers") in ("upstream_failed", None)
+        assert tasks.get("publish_scores") in ("upstream_failed", None)
         with trained.warehouse() as wh:
             assert wh.scalar(wh.render("SELECT COUNT(*) FROM {churn_scores}")) == before
     finally:

@@ -111,8 +111,8 @@ def test_duplicate_customers_write_nothing(config, standins, monkeypatch):
     standins.install_standin(monkeypatch)
     real = pipelines.features.iter_scoring_features
 
-    def twice(wh, cfg, day, chunk_rows):  # a broken feature stream that repeats its first chunk
-        chunks = list(real(wh, cfg, day, chunk_rows))
+    def twice(wh, cfg, day, chunk_rows, id_range=None):  # a broken feature stream that repeats its first chunk
+        chunks = list(real(wh, cfg, day, chunk_rows, id_range))
         yield from [chunks[0], *chunks]
 
     monkeypatch.setattr(pipelines.features, "iter_scoring_features", twice)

@@ -1,0 +1,171 @@
+"""Sharded scoring: shards staged then published give the unsharded day exactly; a failed shard publishes nothing.
+
+Real features and warehouses (DuckDB and Postgres via ``tiny_config``); the model is the labelled stand-in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.config import Config
+from pipelines.features import build_features, numeric_feature_names
+from pipelines.scoring import score_customers
+from pipelines.scoring.shards import STAGING_TABLES, ShardError, plan_shards, publish_shards, score_shard
+from pipelines.warehouse import open_warehouse
+
+RUN = "manual__sharded"
+VOLATILE = ["scored_at", "run_id"]  # when and by which run; every other value must match
+
+
+@pytest.fixture(scope="module")
+def lgbm_predictor():
+    """A small real LightGBM bundle's predictor, so reasons are written (the formula stand-in has no attribution)."""
+    import lightgbm as lgb
+
+    from pipelines.models import BaselinePredictor, Calibrator
+
+    names = numeric_feature_names(Config())
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({f: rng.gamma(2.0, 2.0, 600) for f in names})
+    x["days_since_last_order"] = rng.exponential(30, 600)
+    y = (rng.random(600) < 1 / (1 + np.exp(-(-1.5 + 0.05 * (x["days_since_last_order"] - 30))))).astype(int)
+    params = {"objective": "binary", "num_leaves": 7, "verbose": -1, "seed": 0, "num_threads": 1}
+    booster = lgb.train(params, lgb.Dataset(x[names].to_numpy(), y), num_boost_round=15)
+    return BaselinePredictor(booster, names, Calibrator("identity"))
+
+
+@pytest.fixture
+def real_model(tiny_config, standins, monkeypatch, lgbm_predictor):
+    """The LightGBM predictor and a segment model for version 3: every output table gets rows."""
+    import pipelines.scoring.segments as scoring_segments
+    from pipelines.models.segments import fit_segments
+
+    with open_warehouse(tiny_config) as wh:
+        fit = build_features(wh, tiny_config, [standins.SCORE_DATE - dt.timedelta(days=60)], labels=False)
+    model = fit_segments(fit, lgbm_predictor.feature_names, n_segments=3, seed=0)
+    monkeypatch.setattr(scoring_segments, "segment_model_for", lambda config, version: model)
+    standins.install_standin(monkeypatch, lgbm_predictor)
+    return lgbm_predictor
+
+
+def _day(config, day) -> dict[str, pd.DataFrame]:
+    with open_warehouse(config) as wh:
+        out = {}
+        for name, order in (
+            ("churn_scores", "customer_id"),
+            ("churn_score_reasons", "customer_id, rank"),
+            ("customer_segments", "customer_id"),
+        ):
+            frame = wh.query_df(
+                wh.render(f"SELECT * FROM {{{name}}} WHERE score_date = :d ORDER BY {order}"), {"d": day}
+            )
+            out[name] = frame.drop(columns=[c for c in VOLATILE if c in frame.columns]).reset_index(drop=True)
+        return out
+
+
+def _staged_rows(config) -> int:
+    with open_warehouse(config) as wh:
+        return sum(wh.row_count(t.name) for t in STAGING_TABLES)
+
+
+def _sharded(config, standins, shards=3):
+    per = -(-_population(config, standins) // shards)
+    return config.with_overrides({"scoring": {"shard_customers": per, "chunk_rows": 29}})
+
+
+def _population(config, standins) -> int:
+    from pipelines.scoring import population_count
+
+    with open_warehouse(config) as wh:
+        return population_count(wh, config, standins.SCORE_DATE)
+
+
+def _assert_same_day(actual, expected):
+    for name in expected:
+        pd.testing.assert_frame_equal(actual[name], expected[name], check_dtype=False, obj=name)
+
+
+def test_plan_covers_the_population_in_disjoint_ranges(tiny_config, standins):
+    config = _sharded(tiny_config, standins, shards=3)
+    plan = plan_shards(config, standins.SCORE_DATE)
+    assert [s["shard"] for s in plan] == [0, 1, 2]
+    assert sum(s["customers"] for s in plan) == _population(config, standins)
+    assert all(a["id_hi"] < b["id_lo"] for a, b in zip(plan, plan[1:], strict=False))
+    # the default shard size puts the demo's population in one shard
+    assert len(plan_shards(tiny_config, standins.SCORE_DATE)) == 1
+
+
+def test_sharded_run_equals_unsharded_run(tiny_config, standins, real_model):
+    score_customers(tiny_config, standins.SCORE_DATE, "3", "manual__single")
+    expected = _day(tiny_config, standins.SCORE_DATE)
+    assert len(expected["churn_scores"]) > 50
+    assert len(expected["churn_score_reasons"]) > 0 and len(expected["customer_segments"]) > 0
+
+    config = _sharded(tiny_config, standins, shards=3)
+    plan = plan_shards(config, standins.SCORE_DATE)
+    for shard in plan:
+        result = score_shard(config, standins.SCORE_DATE, "3", RUN, shard)
+        assert result["rows"] == shard["customers"]
+    published = publish_shards(config, standins.SCORE_DATE, RUN, plan)
+
+    assert published["rows"] == len(expected["churn_scores"]) and published["shards"] == 3
+    _assert_same_day(_day(config, standins.SCORE_DATE), expected)
+    assert _staged_rows(config) == 0  # publish clears the run's staging
+
+
+def test_failed_shard_publishes_nothing_until_rerun(tiny_config, standins, monkeypatch, real_model):
+    score_customers(tiny_config, standins.SCORE_DATE, "3", "manual__old")
+    old = _day(tiny_config, standins.SCORE_DATE)
+
+    config = _sharded(tiny_config, standins, shards=2)
+    plan = plan_shards(config, standins.SCORE_DATE)
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[0])
+
+    calls = {"n": 0}
+    predict = real_model.predict_proba
+
+    def dies_midway(frame):
+        calls["n"] += 1
+        if calls["n"] == 2:  # after the first slice of the shard was scored
+            raise RuntimeError("worker lost")
+        return predict(frame)
+
+    monkeypatch.setattr(real_model, "predict_proba", dies_midway)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        score_shard(config.with_overrides({"scoring": {"chunk_rows": 5}}), standins.SCORE_DATE, "3", RUN, plan[1])
+    with pytest.raises(ShardError, match=r"shard\(s\) \[1\] of 2 did not finish"):
+        publish_shards(config, standins.SCORE_DATE, RUN, plan)
+    _assert_same_day(_day(config, standins.SCORE_DATE), old)  # the old day intact
+
+    monkeypatch.setattr(real_model, "predict_proba", predict)  # the retry: shard 1, then shard 0 again (own rows)
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[1])
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[0])
+    publish_shards(config, standins.SCORE_DATE, RUN, plan)
+    _assert_same_day(_day(config, standins.SCORE_DATE), old)  # same model, same data: the complete day again
+    with open_warehouse(config) as wh:
+        assert wh.row_count("churn_scores", "score_date = :d", {"d": standins.SCORE_DATE}) == sum(
+            s["customers"] for s in plan
+        )
+
+
+def test_publish_refuses_missing_or_unplanned_shards(tiny_config, standins, monkeypatch):
+    standins.install_standin(monkeypatch)
+    config = _sharded(tiny_config, standins, shards=2)
+    plan = plan_shards(config, standins.SCORE_DATE)
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[1])
+    with pytest.raises(ShardError, match=r"shard\(s\) \[0\] of 2 did not finish"):
+        publish_shards(config, standins.SCORE_DATE, RUN, plan)
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[0])
+    with pytest.raises(ShardError, match="not in the plan"):
+        publish_shards(config, standins.SCORE_DATE, RUN, plan[:1])  # shard 1 staged but not planned
+    wrong = [plan[0], dict(plan[1], customers=plan[1]["customers"] + 1)]
+    with pytest.raises(ShardError, match="shard 1 staged"):
+        publish_shards(config, standins.SCORE_DATE, RUN, wrong)
+    with pytest.raises(ShardError, match="no shard planned"):
+        publish_shards(config, standins.SCORE_DATE, RUN, [])
+    with open_warehouse(config) as wh:
+        assert wh.row_count("churn_scores", "score_date = :d", {"d": standins.SCORE_DATE}) == 0
