@@ -37,6 +37,14 @@ SCORING_CRON = os.environ.get("CHURN_SCORING_CRON", "0 4 * * *")
 TRAINING_CRON = os.environ.get("CHURN_TRAINING_CRON", "0 3 1 1,4,7,10 *")
 
 
+# Mapped score_shard tasks running at once in one churn_scoring run. DuckDB allows one writer per file, so shards
+# run one at a time unless CHURN_WAREHOUSE_URL points at PostgreSQL; CHURN_SCORING_SHARD_CONCURRENCY overrides
+# (0: no cap beyond Airflow's own; set it when the config file, not the environment, names a Postgres warehouse).
+_SHARDS_ENV = os.environ.get("CHURN_SCORING_SHARD_CONCURRENCY", "").strip()
+_POSTGRES = os.environ.get("CHURN_WAREHOUSE_URL", "").strip().startswith("postgres")
+SHARD_CONCURRENCY = (int(_SHARDS_ENV) or None) if _SHARDS_ENV else (None if _POSTGRES else 1)
+
+
 def gpu_task_kwargs() -> dict:
     """`queue=`/`pool=` overrides for the training task, only when configured."""
     kwargs: dict = {}

@@ -18,7 +18,8 @@ date rewrites the same partition with the same rows.
    query; the demo has one shard).
 4. `score_shard` (mapped over the plan with `.expand()`, one task per shard, on the GPU queue when
    `CHURN_GPU_QUEUE` is set): scores one range with that version into staging keyed by (run, shard);
-   a retry replaces only that shard's staging rows. Nothing is visible to readers yet.
+   a retry replaces only that shard's staging rows. Nothing is visible to readers yet. On DuckDB (one
+   writer per file) the shards run one at a time; `CHURN_SCORING_SHARD_CONCURRENCY` sets the cap.
 5. `publish_scores`: checks every planned shard finished with the planned row count, then atomically
    replaces the `score_date` partition of `churn_score_reasons`, `customer_segments` and `churn_scores`
    (view `churn_scores_latest` shows the newest partition); a missing or failed shard fails it and
@@ -33,7 +34,14 @@ from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 from assets import CHAMPION_MODEL, CHURN_SCORES, RAW_TABLES
-from churn_common import DEFAULT_ARGS, SCORING_CRON, START_DATE, gpu_task_kwargs, validate_run_date
+from churn_common import (
+    DEFAULT_ARGS,
+    SCORING_CRON,
+    SHARD_CONCURRENCY,
+    START_DATE,
+    gpu_task_kwargs,
+    validate_run_date,
+)
 
 
 @dag(
@@ -67,7 +75,7 @@ def churn_scoring():
 
         return plan(load_config(), score_date)
 
-    @task(**gpu_task_kwargs())
+    @task(max_active_tis_per_dagrun=SHARD_CONCURRENCY, **gpu_task_kwargs())
     def score_shard(score_date: str, champion: dict, shard: dict) -> dict:
         from pipelines.config import load_config
         from pipelines.scoring.shards import score_shard as score

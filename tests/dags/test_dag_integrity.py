@@ -142,6 +142,9 @@ def test_scoring_maps_shards_then_publishes_once(dagbag):
     assert "publish_scores" in shard.downstream_task_ids
     assert "publish_scores" in dag.get_task("plan_shards").downstream_task_ids
     assert "score_customers" not in dag.task_ids
+    from churn_common import SHARD_CONCURRENCY
+
+    assert shard.max_active_tis_per_dagrun == SHARD_CONCURRENCY  # 1 on DuckDB (one writer), no cap on Postgres
 
 
 def test_retention_runs_after_scores_and_measures_before_assigning(dagbag):
