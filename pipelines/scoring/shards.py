@@ -41,7 +41,7 @@ from pipelines.scoring.batch import (
     check_scoring_inputs,
 )
 from pipelines.scoring.reasons import ScoreDetails, append_columns, percentile_rank
-from pipelines.warehouse.base import quote_identifier
+from pipelines.warehouse.base import fault_point, quote_identifier
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -202,6 +202,7 @@ def _stage(
             arrow = arrow.append_column("stage_run", pa.array([run_id] * arrow.num_rows, pa.string()))
             arrow = arrow.append_column("shard", pa.array(np.full(arrow.num_rows, index, np.int32)))
             wh._load_arrow(staging.name, wh._to_arrow(staging, arrow))
+            fault_point("load")  # the crash tests kill a shard here: half its tables loaded, nothing committed
         manifest = {
             "stage_run": [run_id],
             "score_date": [score_date],

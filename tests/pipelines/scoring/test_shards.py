@@ -152,6 +152,28 @@ def test_failed_shard_publishes_nothing_until_rerun(tiny_config, standins, monke
         )
 
 
+def test_shard_killed_while_staging_stages_nothing(tiny_config, standins, monkeypatch):
+    """A fault after the first staging table was loaded rolls the whole shard back: publish sees it missing."""
+    import pipelines.warehouse.base as base
+
+    standins.install_standin(monkeypatch)
+    config = _sharded(tiny_config, standins, shards=2)
+    plan = plan_shards(config, standins.SCORE_DATE)
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[0])
+    staged = _staged_rows(config)
+
+    def crash(stage):
+        raise RuntimeError(f"killed at {stage}")
+
+    monkeypatch.setattr(base, "fault_hook", crash)
+    with pytest.raises(RuntimeError, match="killed at load"):
+        score_shard(config, standins.SCORE_DATE, "3", RUN, plan[1])
+    monkeypatch.setattr(base, "fault_hook", None)
+    assert _staged_rows(config) == staged  # shard 0 untouched, nothing of shard 1
+    with pytest.raises(ShardError, match=r"shard\(s\) \[1\] of 2 did not finish"):
+        publish_shards(config, standins.SCORE_DATE, RUN, plan)
+
+
 def test_publish_refuses_missing_or_unplanned_shards(tiny_config, standins, monkeypatch):
     standins.install_standin(monkeypatch)
     config = _sharded(tiny_config, standins, shards=2)
