@@ -94,22 +94,7 @@ dag_test() {  # dag_test DAG_ID DATE [CONF]: run the whole DAG in-process; fail 
 }
 
 generate_data() {
-  if "$BIN/churn" --help 2>/dev/null | grep -qE '^\s+generate\b'; then
-    "$BIN/churn" generate
-  else  # older CLI without the subcommand: call the library directly
-    "$BIN/python" - <<'PY'
-from pipelines.config import load_config
-from pipelines.data.generator import generate_sample_data
-from pipelines.warehouse import open_warehouse
-
-config = load_config()
-s = config.sample_data
-with open_warehouse(config) as wh:
-    counts = generate_sample_data(wh, customers=s.customers, seed=s.seed, start=s.start, end=s.end,
-                                  drift_after=s.drift_after)
-print("generated", counts)
-PY
-  fi
+  "$BIN/churn" generate
 }
 
 bold "churn platform demo: config $CHURN_CONFIG, training as of $AS_OF, scoring $SCORE_DATE"
