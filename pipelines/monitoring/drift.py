@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.monitoring.verdict import finite_or_none
+
 logger = logging.getLogger(__name__)
 
 PREDICTION_COLUMN = "prediction"
@@ -232,11 +234,11 @@ def summarize_snapshot(snapshot_dict: dict[str, Any], prediction_column: str = P
         value = metric.get("value")
         if kind == "ValueDrift":
             column = cfg.get("column")
-            score = _float(value)
+            score = finite_or_none(value)
             if column is None or score is None:
                 logger.warning("Evidently ValueDrift for %r has no usable value (%r); skipped", column, value)
                 continue
-            threshold = _float(cfg.get("threshold"))
+            threshold = finite_or_none(cfg.get("threshold"))
             method = cfg.get("method")
             status = statuses.get(metric.get("id", ""))
             drifted = status == "FAIL" if status in ("FAIL", "SUCCESS") else _crosses(score, threshold, method)
@@ -246,14 +248,14 @@ def summarize_snapshot(snapshot_dict: dict[str, Any], prediction_column: str = P
             else:
                 summary.features[column] = drift
         elif kind == "DriftedColumnsCount" and isinstance(value, dict):
-            summary.drifted_count = _float(value.get("count"))
-            summary.drift_share = _float(value.get("share"))
+            summary.drifted_count = finite_or_none(value.get("count"))
+            summary.drift_share = finite_or_none(value.get("share"))
         elif kind == "MissingValueCount" and cfg.get("column") and isinstance(value, dict):
-            share = _float(value.get("share"))
+            share = finite_or_none(value.get("share"))
             if share is not None:
                 summary.missing_share[cfg["column"]] = share
         elif kind == "RowCount":
-            summary.row_count = _float(value)
+            summary.row_count = finite_or_none(value)
     if summary.drift_share is None and summary.features:
         summary.drift_share = len(summary.drifted_features) / len(summary.features)
         summary.drifted_count = float(len(summary.drifted_features))
@@ -273,11 +275,3 @@ def _crosses(score: float, threshold: float | None, method: str | None) -> bool:
     if method and str(method).lower() in P_VALUE_METHODS:
         return score < threshold
     return score >= threshold
-
-
-def _float(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None

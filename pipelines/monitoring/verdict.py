@@ -244,13 +244,15 @@ class DriftVerdict:
         realized_n = rows.get(("realized_n", DATASET_LEVEL_FEATURE))
         note = str(share.get("note") or "")
         method = note.split(",", 1)[0].removeprefix("method ").strip() if note.startswith("method ") else ""
-        feature_threshold = _float(note.rsplit("per-feature threshold ", 1)[-1]) if "threshold " in note else None
+        feature_threshold = (
+            finite_or_none(note.rsplit("per-feature threshold ", 1)[-1]) if "threshold " in note else None
+        )
         features = tuple(
             FeatureDrift(
                 str(r["feature"]),
                 str(r.get("role") or MONITORED),
-                _float(r["value"]),
-                _float(r.get("threshold")),
+                finite_or_none(r["value"]),
+                finite_or_none(r.get("threshold")),
                 bool(r["drifted"]),
                 str(r.get("note") or ""),
             )
@@ -259,7 +261,7 @@ class DriftVerdict:
         )
         reasons = sorted(
             (
-                (int(_float(r["value"]) or 0), str(r.get("note") or ""))
+                (int(finite_or_none(r["value"]) or 0), str(r.get("note") or ""))
                 for (m, _), r in rows.items()
                 if m == "retrain_reason"
             ),
@@ -271,14 +273,14 @@ class DriftVerdict:
             reference=str(rows.get(("reference", DATASET_LEVEL_FEATURE), {}).get("note") or ""),
             method=method,
             features=features,
-            drift_share_threshold=_float(share.get("threshold")) or 0.0,
+            drift_share_threshold=finite_or_none(share.get("threshold")) or 0.0,
             feature_drift_threshold=feature_threshold if feature_threshold is not None else math.nan,
-            prediction_drift=_float(prediction["value"]) if prediction else None,
-            prediction_drift_threshold=(_float(prediction.get("threshold")) or 0.0) if prediction else 0.0,
-            min_pr_auc=(_float(realized.get("threshold")) or 0.0) if realized else 0.0,
-            realized_pr_auc=_float(realized["value"]) if realized else None,
+            prediction_drift=finite_or_none(prediction["value"]) if prediction else None,
+            prediction_drift_threshold=(finite_or_none(prediction.get("threshold")) or 0.0) if prediction else 0.0,
+            min_pr_auc=(finite_or_none(realized.get("threshold")) or 0.0) if realized else 0.0,
+            realized_pr_auc=finite_or_none(realized["value"]) if realized else None,
             realized_score_date=str(realized.get("note")) if realized and realized.get("note") else None,
-            realized_n=int(_float(realized_n["value"]) or 0) if realized_n else None,
+            realized_n=int(finite_or_none(realized_n["value"]) or 0) if realized_n else None,
             reasons=tuple(text for _, text in reasons),
         )
 
@@ -326,7 +328,7 @@ def make_verdict(
         prediction_drift=pred.value if pred else None,
         prediction_drift_threshold=mon.prediction_drift_threshold,
         min_pr_auc=mon.min_pr_auc,
-        realized_pr_auc=_float((realized or {}).get("pr_auc")),
+        realized_pr_auc=finite_or_none((realized or {}).get("pr_auc")),
         realized_score_date=str(realized["score_date"]) if realized and realized.get("score_date") else None,
         realized_n=int(realized["n"]) if realized and realized.get("n") is not None else None,
     )
@@ -409,7 +411,8 @@ def _row(metric, feature, value, threshold, drifted, role, note) -> dict[str, An
     }
 
 
-def _float(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """A finite float, or None for anything else (NaN, inf, text, None): what a drift value may be."""
     try:
         out = float(value)
     except (TypeError, ValueError):
