@@ -329,9 +329,10 @@ def reference_period(start: dt.date | str | None, end: dt.date | str | None) -> 
 def load_reference(config: Config, model_version: str) -> pd.DataFrame:
     """The reference sample logged with ``model_version``'s MLflow run (``reference/reference.parquet``)."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    from pipelines import tracking
+
+    client = tracking.client_for(config)
     name = config.registry.model_name
     try:
         run_id = client.get_model_version(name, str(model_version)).run_id
@@ -541,12 +542,10 @@ def save_report(snapshot: Any, path: Path, verdict: DriftVerdict) -> None:
 
 def log_monitoring_run(config: Config, result: dict[str, Any], report_path: Path) -> str | None:
     """An MLflow run in the registry experiment with the HTML report and the key numbers."""
-    from mlflow.tracking import MlflowClient
-
-    from pipelines.tracking import ensure_experiment
+    from pipelines.tracking import client_for, ensure_experiment
 
     try:
-        client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+        client = client_for(config)
         experiment_id = ensure_experiment(config, client)
         run = client.create_run(
             experiment_id,

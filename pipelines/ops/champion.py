@@ -46,9 +46,9 @@ def champion_card(config: Config) -> dict[str, Any]:
         }
     card: dict[str, Any] = {"available": True, "name": ref.name, "version": str(ref.version), "run_id": ref.run_id}
     try:
-        from mlflow.tracking import MlflowClient
+        from pipelines import tracking
 
-        client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+        client = tracking.client_for(config)
         tags = dict(client.get_model_version(ref.name, str(ref.version)).tags or {})
         card.update(
             kind=tags.get("candidate_kind"),
