@@ -38,13 +38,15 @@ from churn_common import DEFAULT_ARGS, START_DATE, run_as_of
 def churn_retention():
     @task
     def resolve_action_date() -> str:
+        from pipelines.retention.decisions import action_date_to_assign
+
         context = get_current_context()
-        conf = dict(getattr(context.get("dag_run"), "conf", None) or {})
-        extra: dict = {}
-        for events in (context.get("triggering_asset_events") or {}).values():
-            for event in events:
-                extra = dict(getattr(event, "extra", None) or {}) or extra  # the latest event wins
-        return str(conf.get("action_date") or extra.get("score_date") or run_as_of(context))[:10]
+        events = [
+            getattr(e, "extra", None)
+            for events in (context.get("triggering_asset_events") or {}).values()
+            for e in events
+        ]
+        return action_date_to_assign(getattr(context.get("dag_run"), "conf", None), events, run_as_of(context))
 
     @task
     def measure_outcomes(action_date: str) -> dict:

@@ -7,7 +7,7 @@ layer, so the DAGs and the library agree on one shape.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 _SKIP = object()
@@ -45,3 +45,11 @@ def small_dict(values: Mapping[str, Any] | None, limit: int = 40, max_items: int
         if kept is not _SKIP:
             out[str(key)] = kept
     return out
+
+
+def latest_event_extra(extras: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The ``extra`` of the latest triggering asset event that has one (events arrive oldest first)."""
+    latest: dict[str, Any] = {}
+    for extra in extras:
+        latest = dict(extra or {}) or latest
+    return latest

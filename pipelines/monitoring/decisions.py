@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipelines.dates import as_date
+from pipelines.xcom import latest_event_extra
 
 
 class NoScoringRunError(LookupError):
@@ -28,9 +29,7 @@ def scoring_run_to_monitor(
     from pipelines.monitoring.monitor import reference_period
 
     conf = dict(conf or {})
-    extra: dict[str, Any] = {}
-    for event_extra in asset_event_extras:
-        extra = dict(event_extra or {}) or extra  # the latest event wins
+    extra = latest_event_extra(asset_event_extras)
     score_date = as_date(conf.get("score_date") or extra.get("score_date") or run_as_of).isoformat()
     version = conf.get("model_version") or extra.get("model_version") or scored_version(score_date)
     if not version:
