@@ -334,6 +334,13 @@ class ScoringConfig(_Section):
         description="Customers per shard of the churn_scoring DAG (one mapped score_shard task each, in "
         "parallel on Airflow workers, then one atomic publish); the demo population fits in one shard.",
     )
+    staging_retention_days: float = Field(
+        3.0,
+        gt=0,
+        description="Shard staging rows of a run that never published (a failed or abandoned run) are deleted "
+        "by the next publish once its last shard finished this many days ago (sooner when a later run published "
+        "the same day); `churn sweep-staging` does the same by hand.",
+    )
     risk_tiers: dict[str, float] = Field(
         {"low": 0.0, "medium": 0.3, "high": 0.6},
         description="Tier name -> lower probability bound; a customer gets the highest tier whose bound it reaches.",

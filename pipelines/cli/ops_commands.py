@@ -1,4 +1,5 @@
-"""Operations subcommands: ``churn score`` (batch scoring) and ``churn monitor`` (drift + backtest)."""
+"""Operations subcommands: ``churn score`` (batch scoring), ``churn sweep-staging`` (a failed sharded run's
+staging rows) and ``churn monitor`` (drift + backtest)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model-version", help="registered version to use (default: the current @champion, resolved once)")
     p.add_argument("--run-id", help="recorded in churn_scores.run_id (default: cli__<UTC timestamp>)")
     p.set_defaults(handler=score)
+
+    p = subparsers.add_parser(
+        "sweep-staging",
+        help="delete the shard staging rows of scoring runs that never published (failed or abandoned)",
+        description="Delete the churn_scores/reasons/segments staging rows and churn_score_shards entries of "
+        "every (run, score_date) whose last shard finished more than --older-than-days ago (default "
+        "scoring.staging_retention_days), or of the run named by --run. Published days are never touched.",
+    )
+    p.add_argument("--older-than-days", type=_days, help="age of the run's last finished shard (default: config)")
+    p.add_argument(
+        "--run", dest="stage_run", help="sweep this run's staging whatever its age (a failed Airflow run id)"
+    )
+    p.set_defaults(handler=sweep_staging)
 
     p = subparsers.add_parser(
         "monitor",
@@ -61,6 +75,29 @@ def score(config: Config, args: argparse.Namespace) -> int:
     run_id = args.run_id or f"cli__{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
     result = score_customers(config, args.date, version, run_id)
     emit(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days >= 0, e.g. 3 or 0.5")
+    return value
+
+
+def sweep_staging(config: Config, args: argparse.Namespace) -> int:
+    from pipelines.scoring.shards import OUTPUTS, STAGING_TABLES
+    from pipelines.scoring.shards import sweep_staging as sweep
+    from pipelines.warehouse import open_warehouse
+
+    days = config.scoring.staging_retention_days if args.older_than_days is None else args.older_than_days
+    with open_warehouse(config) as wh:
+        wh.init_schema((*OUTPUTS, *STAGING_TABLES))
+        swept = sweep(wh, None if args.stage_run else dt.timedelta(days=days), run_id=args.stage_run)
+    emit(json.dumps({"swept": swept}, indent=2, default=str))
     return 0
 
 

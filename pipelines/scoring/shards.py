@@ -16,6 +16,11 @@ Celery or Kubernetes workers, the GPU queue included, score shards in parallel):
   population, so a shard's rows equal the unsharded run's; the one population-wide column,
   ``percentile_rank``, is recomputed over the whole day at publish.
 
+- **No staging left behind.** A run that never publishes (a shard failed for good, the run was
+  abandoned) keeps its staging rows until :func:`sweep_staging` drops them: every publish sweeps the
+  runs superseded on its day and any run whose last shard finished ``scoring.staging_retention_days``
+  ago; ``churn sweep-staging`` does it by hand.
+
 DuckDB allows one writer per file, so its shards run one after another; Postgres runs them in parallel.
 """
 
@@ -231,7 +236,7 @@ def publish_shards(
         raise ShardError(
             f"churn_scores: no shard planned for score_date {score_date} (the population is empty); nothing was published"
         )
-    started = time.perf_counter()
+    started, published_at = time.perf_counter(), dt.datetime.now(dt.UTC)
     planned = {int(s["shard"]): int(s["customers"]) for s in plan}
     with open_warehouse(config, config.scoring.duckdb_memory_limit) as wh:
         wh.init_schema((*OUTPUTS, *STAGING_TABLES))
@@ -271,7 +276,12 @@ def publish_shards(
         with wh.transaction():
             for staging in STAGING_TABLES:
                 wh.execute(f"DELETE FROM {wh.qualified(staging.name)} WHERE stage_run = :run AND score_date = :d", key)
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        swept = sweep_staging(
+            wh,
+            dt.timedelta(days=config.scoring.staging_retention_days),
+            published=(score_date, run_id, published_at),
+        )
     logger.info("published %d shard(s), %s rows for %s in %.1f s", len(planned), written, score_date, seconds)
     return {
         "score_date": score_date.isoformat(),
@@ -280,7 +290,61 @@ def publish_shards(
         "reasons": written[CHURN_SCORE_REASONS.name],
         "segments": written.get(CUSTOMER_SEGMENTS.name),
         "publish_seconds": round(seconds, 3),
+        "swept_runs": len(swept),
     }
+
+
+def sweep_staging(
+    wh: Warehouse,
+    older_than: dt.timedelta | None,
+    *,
+    run_id: str | None = None,
+    published: tuple[dt.date, str, dt.datetime] | None = None,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Delete the staging rows of runs that never published; returns one ``{stage_run, score_date, rows}`` each.
+
+    A (run, score_date) is swept when its last shard finished more than ``older_than`` ago (a failed or
+    abandoned run: the shards of a live run finish within hours), when it is ``run_id`` (an operator
+    naming a failed run), or, with ``published=(day, run, at)``, when another run published that day at
+    ``at`` after this run's last shard finished (its rows can no longer be the day's). A run swept while it
+    still meant to publish only fails its publish ("did not finish"), never publishes a partial day.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    rules, params = [], {}
+    if older_than is not None:
+        rules.append("MAX(finished_at) < :cutoff")
+        params["cutoff"] = now - older_than
+    if run_id is not None:
+        rules.append("stage_run = :run")
+        params["run"] = run_id
+    if published is not None:
+        rules.append("(score_date = :day AND stage_run <> :publisher AND MAX(finished_at) < :published_at)")
+        params.update(day=published[0], publisher=published[1], published_at=published[2])
+    if not rules:
+        raise ValueError("sweep_staging needs older_than, run_id or published")
+    manifest = wh.qualified(SHARD_MANIFEST.name)
+    stale = wh.query_arrow(
+        f"SELECT stage_run, score_date, SUM(staged_rows) AS rows FROM {manifest} "
+        f"GROUP BY stage_run, score_date HAVING {' OR '.join(rules)} ORDER BY score_date, stage_run",
+        params,
+    ).to_pylist()
+    if not stale:
+        return []
+    with wh.transaction():
+        for group in stale:
+            key = {"run": group["stage_run"], "d": group["score_date"]}
+            for staging in STAGING_TABLES:
+                wh.execute(f"DELETE FROM {wh.qualified(staging.name)} WHERE stage_run = :run AND score_date = :d", key)
+    for group in stale:
+        group["rows"] = int(group["rows"] or 0)
+        logger.info(
+            "swept the staging of run %s, score_date %s (%d staged scores)",
+            group["stage_run"],
+            group["score_date"],
+            group["rows"],
+        )
+    return stale
 
 
 def _check_complete(planned: dict[int, int], done: dict[int, int], score_date: dt.date, run_id: str) -> None:

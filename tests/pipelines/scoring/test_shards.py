@@ -191,3 +191,69 @@ def test_publish_refuses_missing_or_unplanned_shards(tiny_config, standins, monk
         publish_shards(config, standins.SCORE_DATE, RUN, [])
     with open_warehouse(config) as wh:
         assert wh.row_count("churn_scores", "score_date = :d", {"d": standins.SCORE_DATE}) == 0
+
+
+def _staged_runs(config) -> set[tuple[str, dt.date]]:
+    with open_warehouse(config) as wh:
+        rows = wh.query_arrow(
+            f"SELECT DISTINCT stage_run, score_date FROM {wh.qualified('churn_score_shards')}"
+        ).to_pylist()
+        staged = {
+            (r["stage_run"], r["score_date"])
+            for r in wh.query_arrow(
+                f"SELECT DISTINCT stage_run, score_date FROM {wh.qualified('churn_scores_staging')}"
+            ).to_pylist()
+        }
+    assert {(r["stage_run"], r["score_date"]) for r in rows} == staged  # manifest and rows go together
+    return staged
+
+
+def test_publish_sweeps_a_failed_runs_staging_of_that_day_and_old_staging(tiny_config, standins, monkeypatch):
+    """A failed run's staging goes when a later run publishes its day, or once older than the retention."""
+    from pipelines.scoring.shards import sweep_staging
+
+    standins.install_standin(monkeypatch)
+    config = _sharded(tiny_config, standins, shards=2)
+    day, other_day = standins.SCORE_DATE, standins.SCORE_DATE - dt.timedelta(days=7)
+    plan, other_plan = plan_shards(config, day), plan_shards(config, other_day)
+    score_shard(config, day, "3", "failed__run", plan[0])  # its shard 1 never finished: never published
+    score_shard(config, other_day, "3", "failed__other_day", other_plan[0])
+
+    for shard in plan:
+        score_shard(config, day, "3", RUN, shard)
+    published = publish_shards(config, day, RUN, plan)
+    assert published["swept_runs"] == 1
+    assert _staged_runs(config) == {("failed__other_day", other_day)}  # another day, fresh: kept
+
+    with open_warehouse(config) as wh:
+        now = dt.datetime.now(dt.UTC)
+        assert sweep_staging(wh, dt.timedelta(days=3), now=now) == []
+        swept = sweep_staging(wh, dt.timedelta(days=3), now=now + dt.timedelta(days=3, minutes=1))
+    assert [(s["stage_run"], s["score_date"], s["rows"]) for s in swept] == [
+        ("failed__other_day", other_day, other_plan[0]["customers"])
+    ]
+    assert _staged_rows(config) == 0
+    with open_warehouse(config) as wh:  # the published day is not staging: untouched
+        assert wh.row_count("churn_scores", "score_date = :d", {"d": day}) == published["rows"]
+
+
+def test_sweep_staging_command_removes_a_named_run_only(tiny_config, standins, monkeypatch, tmp_path):
+    import yaml
+
+    from pipelines.cli import main as cli
+
+    standins.install_standin(monkeypatch)
+    config = _sharded(tiny_config, standins, shards=2)
+    plan = plan_shards(config, standins.SCORE_DATE)
+    score_shard(config, standins.SCORE_DATE, "3", "failed__run", plan[0])
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[1])
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"warehouse": config.warehouse.model_dump(mode="json")}))
+
+    assert cli.main(["--config", str(path), "sweep-staging"]) == 0  # both fresh: nothing
+    assert len(_staged_runs(config)) == 2
+    assert cli.main(["--config", str(path), "sweep-staging", "--run", "failed__run"]) == 0
+    assert _staged_runs(config) == {(RUN, standins.SCORE_DATE)}
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["--config", str(path), "sweep-staging", "--older-than-days", "-1"])
+    assert refused.value.code == 2
