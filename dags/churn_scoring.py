@@ -20,10 +20,10 @@ date rewrites the same partition with the same rows.
    `CHURN_GPU_QUEUE` is set): scores one range with that version into staging keyed by (run, shard);
    a retry replaces only that shard's staging rows. Nothing is visible to readers yet. On DuckDB (one
    writer per file) the shards run one at a time; `CHURN_SCORING_SHARD_CONCURRENCY` sets the cap.
-5. `publish_scores`: checks every planned shard finished with the planned row count, then atomically
-   replaces the `score_date` partition of `churn_score_reasons`, `customer_segments` and `churn_scores`
-   (view `churn_scores_latest` shows the newest partition); a missing or failed shard fails it and
-   leaves the old day. Emits the `churn_scores` asset with `score_date` and `model_version`, which
+5. `publish_scores`: checks every planned shard finished with the planned row count, then replaces the
+   `score_date` partition of `churn_scores`, `churn_score_reasons` and `customer_segments` in one atomic
+   step (view `churn_scores_latest` shows the newest partition); a missing or failed shard, or a failed
+   write of any of the three, fails it and leaves the old day in all three. Emits the `churn_scores` asset with `score_date` and `model_version`, which
    starts `churn_monitoring`.
 
 **Writes:** `churn_scores`, `churn_score_reasons`, `customer_segments` (one partition per score_date),

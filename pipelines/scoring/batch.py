@@ -10,8 +10,9 @@ Why this shape:
 - **Validate, then write atomically.** Probabilities must be finite and in [0, 1], every customer
   appears exactly once and the population is not empty; otherwise :class:`ScoringError` names
   ``churn_scores.<column>`` and nothing is written. The write is
-  ``Warehouse.replace_partition(churn_scores, score_date)``: a rerun or backfill replaces the day,
-  a failure leaves the previous rows.
+  ``Warehouse.replace_partitions`` of ``churn_scores``, ``churn_score_reasons`` and ``customer_segments``
+  for ``score_date`` in one step: a rerun or backfill replaces the day, a failure writing any of the
+  three leaves all three as they were.
 
 Monitoring does not need a side file from this job: :func:`pipelines.monitoring.monitor_scores`
 recomputes the current features for the score date in SQL (any worker can run it, any time later)
@@ -137,9 +138,10 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
         tiers = assign_risk_tiers(probs, config.scoring.risk_tiers)
         table = build_scores_table(ids, probs, tiers, score_date, model_name, model_version, run_id)
         table = append_columns(table, details.score_columns(wh, ids, probs, tiers))
-        # reasons and segments first, scores last: each day replaced atomically; a failure in between leaves the old scores
-        details.write_side_tables(wh)
-        written = wh.replace_partition(CHURN_SCORES, table, "score_date", score_date)
+        # scores, reasons and segments of the day in one atomic replace: never new scores beside old reasons
+        written = wh.replace_partitions([(CHURN_SCORES, table), *details.side_tables()], "score_date", score_date)[
+            CHURN_SCORES.name
+        ]
 
     seconds = time.perf_counter() - started
     names, counts = np.unique(tiers, return_counts=True)

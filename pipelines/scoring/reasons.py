@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, ID_COLUMN, TEXT_COLUMN
+from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, ID_COLUMN, TEXT_COLUMN, Table
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -383,13 +383,14 @@ class ScoreDetails:
         )
         return cls(config, predictor, score_date, segments=assigner)
 
-    def write_side_tables(self, wh: Warehouse) -> None:
-        """Replace the day's churn_score_reasons and customer_segments (each atomically), before the scores."""
+    def side_tables(self) -> list[tuple[Table, pa.Table]]:
+        """The day's churn_score_reasons and customer_segments rows, for the scores' one atomic replace."""
         from pipelines.contract import CUSTOMER_SEGMENTS
 
-        wh.replace_partition(CHURN_SCORE_REASONS, self.reasons_table(), "score_date", self.score_date)
+        tables = [(CHURN_SCORE_REASONS, self.reasons_table())]
         if self.segments is not None:
-            wh.replace_partition(CUSTOMER_SEGMENTS, self.segments.table(self.score_date), "score_date", self.score_date)
+            tables.append((CUSTOMER_SEGMENTS, self.segments.table(self.score_date)))
+        return tables
 
     def _tier_mask(self, tiers: np.ndarray, wanted: list[str] | None) -> np.ndarray:
         if wanted is None:

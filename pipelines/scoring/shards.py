@@ -9,9 +9,10 @@ Celery or Kubernetes workers, the GPU queue included, score shards in parallel):
   count), all in one transaction. A retried shard deletes and rewrites only its own rows; a shard that
   dies mid-way leaves nothing (its transaction never started or was rolled back).
 - **One publish.** :func:`publish_shards` checks that every planned shard finished with the planned
-  number of customers, then replaces each output table's ``score_date`` partition from staging with
-  ``Warehouse.replace_partition`` (reasons and segments first, scores last, as the single-task path
-  does). Before that check passes nothing is published, so readers keep the old day.
+  number of customers, then replaces the three output tables' ``score_date`` partitions from staging
+  in one step (``Warehouse.replace_partitions``, as the single-task path does): readers see the old
+  day or the new one in all three, never new scores beside old reasons. Before that check passes
+  nothing is published.
 - **Same rows as one task.** Features are per customer and the BG/NBD fit always sees the whole
   population, so a shard's rows equal the unsharded run's; the one population-wide column,
   ``percentile_rank``, is recomputed over the whole day at publish.
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-OUTPUTS = (CHURN_SCORE_REASONS, CUSTOMER_SEGMENTS, CHURN_SCORES)  # publish order: scores last
+OUTPUTS = (CHURN_SCORES, CHURN_SCORE_REASONS, CUSTOMER_SEGMENTS)  # published together, in one step
 STAGE_COLUMNS = (Column("stage_run", "text", description="Run that staged the row"), Column("shard", "integer"))
 
 
@@ -267,12 +268,13 @@ def publish_shards(
             scores.column(ID_COLUMN).to_numpy(), scores.column("churn_probability").to_numpy(), score_date, 0
         )
         scores = _with_day_percentiles(scores)
-        written = {}
-        for table in OUTPUTS:
-            data = scores if table is CHURN_SCORES else staged[table.name]
-            if table is CUSTOMER_SEGMENTS and data.num_rows == 0:
-                continue  # the model version has no segment model: the single-task path writes none either
-            written[table.name] = wh.replace_partition(table, data, "score_date", score_date)
+        parts = [
+            (table, scores if table is CHURN_SCORES else staged[table.name])
+            for table in OUTPUTS
+            # the model version has no segment model: the single-task path writes none either
+            if not (table is CUSTOMER_SEGMENTS and staged[table.name].num_rows == 0)
+        ]
+        written = wh.replace_partitions(parts, "score_date", score_date)  # the three tables' day in one step
         with wh.transaction():
             for staging in STAGING_TABLES:
                 wh.execute(f"DELETE FROM {wh.qualified(staging.name)} WHERE stage_run = :run AND score_date = :d", key)

@@ -224,15 +224,47 @@ class Warehouse(abc.ABC):
         table = _table(table)
         table.column(column)  # raises if the column is not in the contract
         arrow = self._to_arrow(table, data)
-        if arrow.num_rows:
-            values = arrow.column(column).unique().to_pylist()
-            if values != [value] and [_partition_day(v) for v in values] != [_partition_day(value)]:
-                raise WarehouseError(
-                    f"replace_partition({table.name}.{column}={value!r}): data holds other {column} values {values[:5]}"
-                )
+        _check_partition_values(table, arrow, column, value)
         how = self._replace_rows(table, arrow, column, value)
         logger.info("replaced %s partition %s=%s with %d rows (%s)", table.name, column, value, arrow.num_rows, how)
         return arrow.num_rows
+
+    def replace_partitions(
+        self, parts: Sequence[tuple[Table | str, pa.Table | pd.DataFrame]], column: str, value: Any
+    ) -> dict[str, int]:
+        """Replace the ``column = value`` partition of several tables as one atomic step; rows written per table.
+
+        Why: one scoring run writes ``churn_scores``, ``churn_score_reasons`` and ``customer_segments``
+        for a day; a reader (or a failure) must never see the new scores beside the old reasons. Readers
+        see every table's old day or every table's new day, and a failure writing any of them leaves all
+        of them as they were. Each table is checked as :meth:`replace_partition` checks it.
+        """
+        prepared = []
+        for table, data in parts:
+            table = _table(table)
+            table.column(column)
+            arrow = self._to_arrow(table, data)
+            _check_partition_values(table, arrow, column, value)
+            prepared.append((table, arrow))
+        if len({t.name for t, _ in prepared}) != len(prepared):
+            raise WarehouseError(f"replace_partitions({column}={value!r}): a table is named twice")
+        how = self._replace_many(prepared, column, value)
+        written = {t.name: a.num_rows for t, a in prepared}
+        logger.info("replaced partition %s=%s of %s in one step (%s)", column, value, written, how)
+        return written
+
+    def _replace_many(self, parts: list[tuple[Table, pa.Table]], column: str, value: Any) -> str:
+        """Delete + insert of every table in one transaction (the portable multi-table replace)."""
+        with self.transaction():
+            for table, arrow in parts:
+                self.execute(
+                    f"DELETE FROM {self.qualified(table.name)} WHERE {quote_identifier(column)} = :value",
+                    {"value": value},
+                )
+                fault_point("load")
+                self._load_arrow(table.name, arrow)
+            fault_point("swap")
+        return "delete + insert, one transaction"
 
     def _replace_rows(self, table: Table, arrow: pa.Table, column: str, value: Any) -> str:
         """Delete + insert in one transaction (the portable partition replace); returns how, for the log."""
@@ -344,6 +376,16 @@ def _table(table: Table | str) -> Table:
     from pipelines.contract import get_table
 
     return table if isinstance(table, Table) else get_table(table)
+
+
+def _check_partition_values(table: Table, arrow: pa.Table, column: str, value: Any) -> None:
+    """Refuse rows of another partition: a replace of ``column = value`` writes only that value."""
+    if arrow.num_rows:
+        values = arrow.column(column).unique().to_pylist()
+        if values != [value] and [_partition_day(v) for v in values] != [_partition_day(value)]:
+            raise WarehouseError(
+                f"replace_partition({table.name}.{column}={value!r}): data holds other {column} values {values[:5]}"
+            )
 
 
 def _partition_day(value: Any) -> Any:

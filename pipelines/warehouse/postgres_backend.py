@@ -7,6 +7,7 @@ are one protocol; each step's safety depends on the others.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -57,6 +58,21 @@ def _psycopg():
     except ImportError as exc:  # pragma: no cover - psycopg is a dependency
         raise WarehouseError("the postgres backend needs psycopg 3 (pip install 'psycopg[binary]')") from exc
     return psycopg
+
+
+_CHECK = quote_identifier("staged_day")  # the staging table's CHECK (day = D): ATTACH then skips its scan
+
+
+@dataclasses.dataclass(frozen=True)
+class _Staged:
+    """One day of one table on its way in: the staging table, its final partition name and its indexes."""
+
+    table: Table
+    day: dt.date
+    part: str
+    stage: str
+    writer: dict
+    indexes: tuple[tuple[str, str, str], ...]
 
 
 class PostgresWarehouse(Warehouse):
@@ -219,7 +235,87 @@ class PostgresWarehouse(Warehouse):
         return self._swap_partition(table, arrow, day)
 
     def _swap_partition(self, table: Table, arrow: pa.Table, day: dt.date) -> str:
-        parent = self.qualified(table.name)
+        staged = self._plan_staging(table, day, _run_id(arrow))
+        lock = _day_lock(self.schema, table.name, day)
+        self.execute("SELECT pg_advisory_lock(hashtextextended(:key, 0))", lock)
+        try:
+            started = time.perf_counter()
+            self.sweep_orphans(table, held_day=day)  # left by killed runs: this day's at once, others' once stale
+            loaded, indexed = self._load_staged(staged, arrow)
+            with self.transaction():
+                self._attach_staged(staged)
+            swapped = time.perf_counter()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.execute(f"DROP TABLE IF EXISTS {self.qualified(staged.stage)}")
+            raise
+        finally:
+            with contextlib.suppress(Exception):  # a lost connection has released it already
+                self.execute("SELECT pg_advisory_unlock(hashtextextended(:key, 0))", lock)
+        return (
+            f"partition swap: load {loaded - started:.2f} s, index {indexed - loaded:.2f} s, "
+            f"swap {swapped - indexed:.3f} s"
+        )
+
+    def _replace_many(self, parts: list[tuple[Table, pa.Table]], column: str, value: Any) -> str:
+        """Several tables' day in one swap transaction: each native table is staged and indexed first, then one
+        transaction detaches the old partitions and attaches the new ones (and deletes + inserts the others).
+
+        The writers' day locks are taken in table-name order (no two writers can deadlock); a failure before
+        the swap commits drops every staging table and leaves every old day. Inside a caller's transaction it
+        falls back to delete + insert in that transaction, as :meth:`_replace_rows` does.
+        """
+        native = [(t, a) for t, a in parts if t.native_partitions and column == t.partition_column]
+        if not native or self.conn.info.transaction_status != _psycopg().pq.TransactionStatus.IDLE:
+            with self.transaction():
+                for table, arrow in parts:
+                    self._replace_rows(table, arrow, column, value)
+            return "delete + insert, one transaction"
+        day = as_date(value)
+        if not isinstance(day, dt.date):
+            raise WarehouseError(f"replace_partitions({column}={value!r}): not a date")
+        for table, _ in native:
+            kind = self._relkind(table.name)
+            if kind != "p":
+                raise SchemaMismatchError(
+                    f"{self.qualified(table.name)} is {'missing' if kind is None else 'not partitioned by ' + column}: "
+                    "the contract declares one partition per day; run `churn init-warehouse` (on an empty schema, "
+                    "or with --reset)"
+                )
+        others = [(t, a) for t, a in parts if not (t.native_partitions and column == t.partition_column)]
+        native.sort(key=lambda item: item[0].name)
+        locks = [_day_lock(self.schema, table.name, day) for table, _ in native]
+        staged: list[_Staged] = []
+        held = []
+        try:
+            for lock in locks:
+                self.execute("SELECT pg_advisory_lock(hashtextextended(:key, 0))", lock)
+                held.append(lock)
+            started = time.perf_counter()
+            for table, arrow in native:
+                self.sweep_orphans(table, held_day=day)
+                staged.append(self._plan_staging(table, day, _run_id(arrow)))
+                self._load_staged(staged[-1], arrow)
+            loaded = time.perf_counter()
+            with self.transaction():
+                for table, arrow in others:
+                    super()._replace_rows(table, arrow, column, day)
+                for plan in staged:
+                    self._attach_staged(plan)
+            swapped = time.perf_counter()
+        except BaseException:
+            for plan in staged:
+                with contextlib.suppress(Exception):
+                    self.execute(f"DROP TABLE IF EXISTS {self.qualified(plan.stage)}")
+            raise
+        finally:
+            for lock in reversed(held):
+                with contextlib.suppress(Exception):
+                    self.execute("SELECT pg_advisory_unlock(hashtextextended(:key, 0))", lock)
+        return f"{len(staged)} partition swaps in one transaction: load + index {loaded - started:.2f} s, swap {swapped - loaded:.3f} s"
+
+    def _plan_staging(self, table: Table, day: dt.date, run_id: str | None) -> _Staged:
+        """Names and DDL of the standalone table a new day is loaded into (nothing created yet)."""
         created, token = int(time.time()), uuid.uuid4().hex[:6]
         part, stage = partition_name(table.name, day), staging_name(table.name, day, created, token)
         writer = {
@@ -229,9 +325,8 @@ class PostgresWarehouse(Warehouse):
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "token": token,
-            "run_id": _run_id(arrow),
+            "run_id": run_id,
         }
-        bound = _date_literal(day)
         # Every index the parent has, built on the staging table (ATTACH adopts matching indexes instead of
         # building its own under the swap's lock): (name while staged, name once attached, DDL).
         staged_key, key = _derived_name(stage, "_pkey"), ", ".join(quote_identifier(c) for c in table.primary_key)
@@ -253,49 +348,41 @@ class PostgresWarehouse(Warehouse):
                     f"{self.qualified(stage)} ({', '.join(quote_identifier(c) for c in cols)})",
                 )
             )
-        check = quote_identifier("staged_day")
-        lock = _day_lock(self.schema, table.name, day)
-        self.execute("SELECT pg_advisory_lock(hashtextextended(:key, 0))", lock)
-        try:
-            started = time.perf_counter()
-            self.sweep_orphans(table, held_day=day)  # left by killed runs: this day's at once, others' once stale
-            with self.transaction():  # created and filled in one transaction: COPY FREEZE, no WAL for hint bits later
-                self.execute(
-                    f"CREATE TABLE {self.qualified(stage)} (LIKE {parent} INCLUDING ALL EXCLUDING INDEXES, "
-                    f"CONSTRAINT {check} CHECK ({quote_identifier(table.partition_column)} = {bound}))"
-                )
-                # COMMENT takes no bound parameters: the JSON is quoted as a SQL literal
-                comment = json.dumps(writer, sort_keys=True).replace("'", "''")
-                self.execute(f"COMMENT ON TABLE {self.qualified(stage)} IS '{comment}'")
-                self._load_arrow(stage, arrow, freeze=True)
-            loaded = time.perf_counter()
-            for _, _, ddl in indexes:  # one bulk build (sort) each, after the load
-                self.execute(ddl)
-                fault_point("key_build")
-            indexed = time.perf_counter()
-            with self.transaction():
-                for old in self._partitions_for(table, day):
-                    self.execute(f"ALTER TABLE {parent} DETACH PARTITION {self.qualified(old)}")
-                    self.execute(f"DROP TABLE {self.qualified(old)}")
-                self.execute(f"ALTER TABLE {self.qualified(stage)} RENAME TO {quote_identifier(part)}")
-                for staged, final, _ in indexes:
-                    self.execute(f"ALTER INDEX {self.qualified(staged)} RENAME TO {quote_identifier(final)}")
-                fault_point("swap")  # the old day is detached and dropped, the new one not attached yet
-                self.execute(f"ALTER TABLE {parent} ATTACH PARTITION {self.qualified(part)} FOR VALUES IN ({bound})")
-                self.execute(f"ALTER TABLE {self.qualified(part)} DROP CONSTRAINT {check}")  # implied from now on
-                self.execute(f"COMMENT ON TABLE {self.qualified(part)} IS NULL")  # no longer a staging table
-            swapped = time.perf_counter()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.execute(f"DROP TABLE IF EXISTS {self.qualified(stage)}")
-            raise
-        finally:
-            with contextlib.suppress(Exception):  # a lost connection has released it already
-                self.execute("SELECT pg_advisory_unlock(hashtextextended(:key, 0))", lock)
-        return (
-            f"partition swap: load {loaded - started:.2f} s, index {indexed - loaded:.2f} s, "
-            f"swap {swapped - indexed:.3f} s"
-        )
+        return _Staged(table, day, part, stage, writer, tuple(indexes))
+
+    def _load_staged(self, staged: _Staged, arrow: pa.Table) -> tuple[float, float]:
+        """Create the staging table, COPY the rows in, then build its indexes; returns (loaded, indexed) times."""
+        parent = self.qualified(staged.table.name)
+        bound = _date_literal(staged.day)
+        with self.transaction():  # created and filled in one transaction: COPY FREEZE, no WAL for hint bits later
+            self.execute(
+                f"CREATE TABLE {self.qualified(staged.stage)} (LIKE {parent} INCLUDING ALL EXCLUDING INDEXES, "
+                f"CONSTRAINT {_CHECK} CHECK ({quote_identifier(staged.table.partition_column)} = {bound}))"
+            )
+            # COMMENT takes no bound parameters: the JSON is quoted as a SQL literal
+            comment = json.dumps(staged.writer, sort_keys=True).replace("'", "''")
+            self.execute(f"COMMENT ON TABLE {self.qualified(staged.stage)} IS '{comment}'")
+            self._load_arrow(staged.stage, arrow, freeze=True)
+        loaded = time.perf_counter()
+        for _, _, ddl in staged.indexes:  # one bulk build (sort) each, after the load
+            self.execute(ddl)
+            fault_point("key_build")
+        return loaded, time.perf_counter()
+
+    def _attach_staged(self, staged: _Staged) -> None:
+        """Inside the caller's transaction: drop the day's old partition, attach the staged one in its place."""
+        parent, part = self.qualified(staged.table.name), staged.part
+        for old in self._partitions_for(staged.table, staged.day):
+            self.execute(f"ALTER TABLE {parent} DETACH PARTITION {self.qualified(old)}")
+            self.execute(f"DROP TABLE {self.qualified(old)}")
+        self.execute(f"ALTER TABLE {self.qualified(staged.stage)} RENAME TO {quote_identifier(part)}")
+        for name, final, _ in staged.indexes:
+            self.execute(f"ALTER INDEX {self.qualified(name)} RENAME TO {quote_identifier(final)}")
+        fault_point("swap")  # the old day is detached and dropped, the new one not attached yet
+        bound = _date_literal(staged.day)
+        self.execute(f"ALTER TABLE {parent} ATTACH PARTITION {self.qualified(part)} FOR VALUES IN ({bound})")
+        self.execute(f"ALTER TABLE {self.qualified(part)} DROP CONSTRAINT {_CHECK}")  # implied from now on
+        self.execute(f"COMMENT ON TABLE {self.qualified(part)} IS NULL")  # no longer a staging table
 
     def sweep_orphans(self, table: Table | str, held_day: dt.date | None = None) -> list[str]:
         """Drop the staging tables of ``table`` that killed writers left behind; returns the names dropped.

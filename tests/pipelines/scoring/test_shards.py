@@ -257,3 +257,64 @@ def test_sweep_staging_command_removes_a_named_run_only(tiny_config, standins, m
     with pytest.raises(SystemExit) as refused:
         cli.main(["--config", str(path), "sweep-staging", "--older-than-days", "-1"])
     assert refused.value.code == 2
+
+
+@pytest.mark.parametrize("failing", ["churn_score_reasons", "customer_segments"])
+@pytest.mark.parametrize("path", ["single", "sharded"])
+def test_a_failure_writing_reasons_or_segments_leaves_the_days_scores_unchanged(
+    tiny_config, standins, monkeypatch, real_model, failing, path
+):
+    """Scores, reasons and segments of a day are one atomic replace: the scores are loaded first, so a
+    failure loading a later table must roll them back too (nothing partial, on DuckDB and Postgres)."""
+    from pipelines.warehouse import duckdb_backend, postgres_backend
+
+    score_customers(tiny_config, standins.SCORE_DATE, "3", "manual__old")
+    old = _day(tiny_config, standins.SCORE_DATE)
+    assert all(len(frame) for frame in old.values())
+
+    def fails_on(original):
+        def load(self, table, data, *args, **kwargs):
+            if table.startswith(failing) and not table.endswith("_staging"):  # the day's write, not shard staging
+                raise RuntimeError(f"lost the connection while writing {table}")
+            return original(self, table, data, *args, **kwargs)
+
+        return load
+
+    def new_day():
+        if path == "single":
+            score_customers(tiny_config, standins.SCORE_DATE, "3", "manual__new")
+        else:
+            config = _sharded(tiny_config, standins, shards=2)
+            plan = plan_shards(config, standins.SCORE_DATE)
+            for shard in plan:
+                score_shard(config, standins.SCORE_DATE, "3", RUN, shard)
+            publish_shards(config, standins.SCORE_DATE, RUN, plan)
+
+    predict = real_model.predict_proba  # the new run's scores differ, so other customers get reasons
+    monkeypatch.setattr(real_model, "predict_proba", lambda frame: 1.0 - np.asarray(predict(frame)))
+    originals = {}
+    for cls in (duckdb_backend.DuckDBWarehouse, postgres_backend.PostgresWarehouse):
+        originals[cls] = cls._load_arrow
+        monkeypatch.setattr(cls, "_load_arrow", fails_on(cls._load_arrow))
+    with pytest.raises(RuntimeError, match=f"while writing {failing}"):
+        new_day()
+    _assert_same_day(_day(tiny_config, standins.SCORE_DATE), old)
+    with open_warehouse(tiny_config) as wh:
+        runs = wh.query_df(
+            wh.render("SELECT DISTINCT run_id FROM {churn_scores} WHERE score_date = :d"), {"d": standins.SCORE_DATE}
+        )
+        assert runs["run_id"].tolist() == ["manual__old"]
+        if wh.dialect == "postgresql":  # every staging table of the failed swap was dropped
+            left = wh.scalar(
+                "SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = :s AND strpos(c.relname, '__load') > 0",
+                {"s": wh.schema},
+            )
+            assert left == 0
+
+    for cls, load in originals.items():  # the same run without the fault: a day that differs from the old one
+        monkeypatch.setattr(cls, "_load_arrow", load)
+    new_day()
+    new = _day(tiny_config, standins.SCORE_DATE)
+    assert not new["churn_scores"].equals(old["churn_scores"])
+    assert not new["churn_score_reasons"].equals(old["churn_score_reasons"])
