@@ -2,11 +2,12 @@
 # System packages the project needs beyond Python (called by `make venv`; idempotent).
 #   chromium  the headless browser the ops-page test drives (Playwright with executable_path; Playwright's
 #             own browser download needs the internet, the Debian package does not)
+#   openjdk-17-jre-headless  the Java runtime pyspark starts (Spark 4 needs Java 17 or 21; Debian 12 ships 17)
 # Installs only what is missing, with apt-get, and only as root; otherwise it says what to install and goes on
 # (the tests that need a package skip with the same hint).
 set -euo pipefail
 
-PACKAGES=(chromium)
+PACKAGES=(chromium openjdk-17-jre-headless)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

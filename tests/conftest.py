@@ -134,3 +134,28 @@ def tiny_encoder_dir(tmp_path_factory, packaged_encoder_path) -> str:
     BertModel(cfg).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return str(out)
+
+
+# One local SparkSession serves every Spark test of the run (pipelines.warehouse.spark_backend keeps one per process);
+# these settings are the first connection's: 2 cores, 2 shuffle partitions, and a JVM that compiles with C1 only
+# (starts in half the time; these tests run small queries).
+SPARK_TEST_OPTIONS = (
+    "master=local%5B2%5D&spark.sql.shuffle.partitions=2&spark.driver.extraJavaOptions=-XX%3ATieredStopAtLevel%3D1"
+)
+
+
+@pytest.fixture(scope="session")
+def spark_url():
+    """``spark_url(folder)``: the Spark warehouse URL of a folder (skips without Java or pyspark)."""
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        if os.environ.get("CI"):
+            pytest.fail("java is missing (scripts/install_system_deps.sh installs openjdk-17-jre-headless)")
+        pytest.skip("java is missing: run scripts/install_system_deps.sh (openjdk-17-jre-headless)")
+
+    def make(folder: Path) -> str:
+        return f"spark+local:///{Path(folder).resolve()}?{SPARK_TEST_OPTIONS}"
+
+    return make

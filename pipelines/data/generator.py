@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from pipelines.contract import EVENT_TYPES, ORDER_STATUSES, PRODUCTS, RAW_TABLES, Table, get_table
 from pipelines.data import _text
-from pipelines.warehouse.base import Warehouse, quote_identifier
+from pipelines.warehouse.base import Warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -576,17 +576,15 @@ def _swap_in_staging(warehouse: Warehouse) -> None:
     """Replace every raw table by its staged copy in one short transaction (DDL only, no data copy)."""
     with warehouse.transaction():
         for table in RAW_TABLES:
-            warehouse.execute(f"DROP TABLE IF EXISTS {warehouse.qualified(table.name)}")
-            warehouse.execute(
-                f"ALTER TABLE {warehouse.qualified(_staging(table).name)} RENAME TO {quote_identifier(table.name)}"
-            )
+            warehouse.drop_table(table.name)
+            warehouse.rename_table(_staging(table).name, table.name)
     warehouse.init_schema(RAW_TABLES)  # indexes of the raw tables (Postgres)
 
 
 def _drop_staging(warehouse: Warehouse) -> None:
     with warehouse.transaction():
         for table in RAW_TABLES:
-            warehouse.execute(f"DROP TABLE IF EXISTS {warehouse.qualified(_staging(table).name)}")
+            warehouse.drop_table(_staging(table).name)
 
 
 def generate_sample_data(
@@ -624,7 +622,7 @@ def generate_sample_data(
     try:
         with warehouse.transaction():
             for table in RAW_TABLES:
-                warehouse.execute(warehouse.create_table_sql(_staging(table)))
+                warehouse.create_table(_staging(table))
             price_factor = DRIFT_PRICE_FACTOR if drift_after is not None else 1.0  # list price as of `end`
             counts["products"] = warehouse.bulk_load(_staging(PRODUCTS), _products_table(catalogue, price_factor))
         for chunk_index, first in enumerate(range(0, customers, chunk_customers)):

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipelines.config import Config
-from pipelines.features.sql_common import EPOCH, day_number
+from pipelines.features.sql_common import EPOCH, day_number, seconds_between
 from pipelines.features.text_view import text_ctes
 
 TREND_DAYS = 90  # trends compare ages 1..90 with 91..180
@@ -77,18 +77,18 @@ def feature_definitions(config: Config) -> list[Feature]:
     feats = [
         Feature(
             "days_since_last_order",
-            "CAST(EXTRACT(EPOCH FROM (p.cutoff_ts - p.last_completed_at)) / 86400.0 AS DOUBLE PRECISION)",
+            f"CAST({seconds_between('p.cutoff_ts', 'p.last_completed_at')} / 86400.0 AS DOUBLE PRECISION)",
             "days from the last completed order to the cutoff (fractional)",
         ),
         Feature(
             "days_since_last_event",
-            f"CAST(COALESCE(EXTRACT(EPOCH FROM (p.cutoff_ts - e.last_event_at)) / 86400.0, {span})"
+            f"CAST(COALESCE({seconds_between('p.cutoff_ts', 'e.last_event_at')} / 86400.0, {span})"
             " AS DOUBLE PRECISION)",
             f"days from the last site event to the cutoff; {span} (the history span) when none in it",
         ),
         Feature(
             "tenure_days",
-            "CAST(COALESCE(GREATEST(EXTRACT(EPOCH FROM (p.cutoff_ts - cu.signup_at)) / 86400.0, 0), 0)"
+            f"CAST(COALESCE(GREATEST({seconds_between('p.cutoff_ts', 'cu.signup_at')} / 86400.0, 0), 0)"
             " AS DOUBLE PRECISION)",
             "days since signup (0 when the customer row is missing)",
         ),
@@ -168,7 +168,7 @@ def feature_definitions(config: Config) -> list[Feature]:
         ),
         Feature(
             "overdue_ratio",
-            "CAST(COALESCE(EXTRACT(EPOCH FROM (p.cutoff_ts - p.last_completed_at)) / 86400.0 / NULLIF(g.median_gap, 0),"
+            f"CAST(COALESCE({seconds_between('p.cutoff_ts', 'p.last_completed_at')} / 86400.0 / NULLIF(g.median_gap, 0),"
             " -1) AS DOUBLE PRECISION)",
             "days since the last order / the customer's median gap (1 = on schedule); -1 with fewer than 2 purchase days",
         ),
@@ -436,7 +436,7 @@ def feature_sql(
   GROUP BY o.customer_id, c.cutoff_date
 )""")
 
-    tenure = "EXTRACT(EPOCH FROM (p.cutoff_ts - cu.signup_at)) / 86400.0"
+    tenure = f"{seconds_between('p.cutoff_ts', 'cu.signup_at')} / 86400.0"
     select = ["p.customer_id", "p.cutoff_date"]
     select += [f"{f.sql} AS {f.name}" for f in feature_definitions(config)]
     select += [

@@ -1,4 +1,9 @@
-"""SQL building blocks shared by the feature and text-view queries."""
+"""SQL building blocks shared by the feature and text-view queries.
+
+The time arithmetic is written here once, in the fixed shapes that ``pipelines.warehouse.spark_sql`` rewrites
+for Spark (``EXTRACT(EPOCH FROM column)`` and ``EXTRACT(EPOCH FROM (a - b))`` over plain column names);
+DuckDB and PostgreSQL run them as written.
+"""
 
 from __future__ import annotations
 
@@ -14,3 +19,8 @@ def day_number(column: str) -> str:
     times cheaper on DuckDB than ``CAST(ts AT TIME ZONE 'UTC' AS DATE)`` over tens of millions of rows.
     """
     return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column}) / 86400) AS INTEGER)"
+
+
+def seconds_between(later: str, earlier: str) -> str:
+    """SQL for the seconds from instant column ``earlier`` to ``later`` (fractional; NULL if either is NULL)."""
+    return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _PARAM_RE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-SUPPORTED_DIALECTS = ("duckdb", "postgresql")
+SUPPORTED_DIALECTS = ("duckdb", "postgresql", "spark")
 DEFAULT_STAGING_GRACE_SECONDS = 900.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10
 # Contract type -> the engine types (information_schema.columns.data_type, lower case, without "(p,s)") that
@@ -154,16 +154,7 @@ class Warehouse(abc.ABC):
         feature SQL. Extra columns are fine (queries name their columns). Raises :class:`SchemaMismatchError`
         naming every problem as ``table.column: what was found, what the contract expects``.
         """
-        names = [t.name for t in tables]
-        found: dict[str, dict[str, str]] = {}
-        rows = self.query_arrow(
-            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = :schema",
-            {"schema": self.schema},
-        ).to_pylist()
-        for row in rows:
-            if row["table_name"] in names:
-                kind = re.sub(r"\(.*\)", "", str(row["data_type"])).strip().lower()
-                found.setdefault(row["table_name"], {})[row["column_name"]] = kind
+        found = self._column_types(tables)
         problems = []
         for table in tables:
             columns = found.get(table.name)
@@ -187,6 +178,30 @@ class Warehouse(abc.ABC):
                 + "; ".join(problems)
                 + ". Restore the columns (or re-import the data); the contract is pipelines/contract.py"
             )
+
+    def _column_types(self, tables: Sequence[Table]) -> dict[str, dict[str, str]]:
+        """Table -> column -> engine type name (lower case, without ``(p,s)``) of the tables that exist."""
+        names = [t.name for t in tables]
+        found: dict[str, dict[str, str]] = {}
+        rows = self.query_arrow(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = :schema",
+            {"schema": self.schema},
+        ).to_pylist()
+        for row in rows:
+            if row["table_name"] in names:
+                kind = re.sub(r"\(.*\)", "", str(row["data_type"])).strip().lower()
+                found.setdefault(row["table_name"], {})[row["column_name"]] = kind
+        return found
+
+    # -- table DDL (the generator's staging swap; Spark does these on folders) --------------------
+    def create_table(self, table: Table) -> None:
+        self.execute(self.create_table_sql(table))
+
+    def drop_table(self, name: str) -> None:
+        self.execute(f"DROP TABLE IF EXISTS {self.qualified(name)}")
+
+    def rename_table(self, source: str, target: str) -> None:
+        self.execute(f"ALTER TABLE {self.qualified(source)} RENAME TO {quote_identifier(target)}")
 
     # -- derived operations ---------------------------------------------------------------------
     def query_df(self, sql: str, params: Params = None) -> pd.DataFrame:

@@ -28,7 +28,7 @@ def connect(
     staging_grace_seconds: float = DEFAULT_STAGING_GRACE_SECONDS,
     connect_timeout_seconds: int = DEFAULT_CONNECT_TIMEOUT_SECONDS,
 ) -> Warehouse:
-    """Open a warehouse from a SQLAlchemy-style URL (``duckdb:///file`` or ``postgresql://...``)."""
+    """Open a warehouse from a SQLAlchemy-style URL (``duckdb:///file``, ``postgresql://...``, ``spark+local:///dir``)."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -44,10 +44,29 @@ def connect(
         from pipelines.warehouse.postgres_backend import PostgresWarehouse
 
         return PostgresWarehouse(parsed, schema, read_chunk_rows, staging_grace_seconds, connect_timeout_seconds)
+    if backend == "spark":
+        return _spark(parsed, schema, read_chunk_rows)
     raise WarehouseError(
         f"warehouse dialect {backend!r} is not supported; use one of {SUPPORTED_DIALECTS} "
-        "(feature SQL is tested on both)"
+        "(feature SQL is tested on each)"
     )
+
+
+def _spark(parsed, schema: str | None, read_chunk_rows: int) -> Warehouse:
+    """``spark+local:///folder?master=...&spark.x=...``: Parquet tables under the folder (spark_backend)."""
+    if parsed.drivername != "spark+local" or parsed.host or not parsed.database:
+        raise WarehouseError(
+            "a Spark warehouse URL is spark+local:///FOLDER (tables under FOLDER, relative to the working "
+            "directory; spark+local:////abs/path for an absolute one), optionally ?master=spark://host:7077"
+        )
+    query = dict(parsed.query)
+    unknown = [key for key in query if key != "master" and not key.startswith("spark.")]
+    if unknown:
+        raise WarehouseError(f"warehouse URL: unknown Spark option(s) {unknown}: use master=... or spark.* settings")
+    from pipelines.warehouse.spark_backend import SparkWarehouse
+
+    master = str(query.pop("master", "local[*]"))
+    return SparkWarehouse(parsed.database, schema, read_chunk_rows, master, {k: str(v) for k, v in query.items()})
 
 
 def open_warehouse(config: Config, duckdb_memory_limit: str | None = None) -> Warehouse:
