@@ -13,7 +13,8 @@ reads them, there is no catalog service to run, and a Hive/Derby metastore adds 
 What is atomic (there are no multi-statement transactions): every file is written under a hidden name
 and renamed into place, so a reader sees a whole file or none. Loads append files. Tables with a
 ``partition_column`` keep one file per value, so :meth:`replace_partition` is one rename (the day is
-replaced whole, never mixed). :meth:`replace_table` and the generator's staging swap rename folders: a
+replaced whole, never mixed); several tables' days in one step (``replace_partitions``) are refused, as
+there is no transaction to make them change together. :meth:`replace_table` and the generator's staging swap rename folders: a
 reader in that instant may find the table empty. ``UPDATE``/``DELETE`` statements are not supported (Spark
 refuses them on Parquet); for those, use a Delta Lake table (README: the Databricks / EMR scoring job).
 """
@@ -278,6 +279,13 @@ class SparkWarehouse(Warehouse):
             target.unlink(missing_ok=True)
         fault_point("swap")
         return "one-file rename"
+
+    def _replace_many(self, parts: list[tuple[Table, pa.Table]], column: str, value: Any) -> str:
+        """Refused: one rename per file cannot make several tables' days change together."""
+        raise WarehouseError(
+            f"Spark: replacing {column}={value} of {', '.join(t.name for t, _ in parts)} as one atomic step needs "
+            "a table format with transactions (Delta Lake); score on Spark with the spark_udf job (README)"
+        )
 
     def replace_table(self, table: Table | str, data: Any) -> int:
         table = _table(table)
