@@ -119,6 +119,15 @@ class Env:
             ).fetchall()
         return dict(rows)
 
+    def mapped_tasks(self, dag_id: str, run_id: str, task_id: str) -> dict[int, str]:
+        """{map_index: state} of a mapped task's instances in one run."""
+        with sqlite3.connect(self.airflow_home / "airflow.db") as con:
+            rows = con.execute(
+                "SELECT map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ?",
+                (dag_id, run_id, task_id),
+            ).fetchall()
+        return dict(rows)
+
     def dag_runs(self, dag_id: str) -> list[tuple[str, str, str | None]]:
         with sqlite3.connect(self.airflow_home / "airflow.db") as con:
             return con.execute("SELECT run_id, state, conf FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
@@ -147,6 +156,7 @@ def _config(base: Path, encoder: str, warehouse_url: str) -> dict:
             "min_pr_auc": 0.05,
         },
         "validation": {"data_docs_dir": str(base / "data_docs")},
+        "scoring": {"shard_customers": 60},  # every churn_scoring run here scores in >= 2 mapped shards
     }
 
 
@@ -194,11 +204,21 @@ def _assert_chain_outputs(env: Env, day: str) -> None:
     assert set(scores["model_version"]) == {str(champion.version)}
 
 
+def _assert_sharded(env: Env, run_id: str) -> None:
+    """The run scored in >= 2 mapped score_shard tasks, all successful, and published them once."""
+    shards = env.mapped_tasks("churn_scoring", run_id, "score_shard")
+    assert len(shards) >= 2 and set(shards.values()) == {"success"}, shards
+    assert env.task_states("churn_scoring", run_id)["publish_scores"] == "success"
+    with env.warehouse() as wh:
+        assert wh.row_count("churn_scores_staging") == 0 and wh.row_count("churn_score_shards") == 0
+
+
 @pytest.fixture(scope="module")
 def scored(trained):
     """churn_scoring then churn_monitoring for SCORE_DATE on the no-drift warehouse; their task states."""
-    _, scoring_state, scoring_tasks = trained.dag_test("churn_scoring", SCORE_DATE)
+    run_id, scoring_state, scoring_tasks = trained.dag_test("churn_scoring", SCORE_DATE)
     assert scoring_state == "success", scoring_tasks
+    _assert_sharded(trained, run_id)
     first = _scores(trained, SCORE_DATE)
     _, monitoring_state, monitoring_tasks = trained.dag_test("churn_monitoring", SCORE_DATE)
     assert monitoring_state == "success", monitoring_tasks
@@ -275,7 +295,7 @@ def test_drift_triggers_retraining(trained, tmp_path):
 
 @pytest.mark.postgres
 def test_scoring_and_monitoring_on_postgres(trained, postgres_url, tmp_path):
-    """The scoring and monitoring DAGs on a throwaway Postgres schema, with the shared champion."""
+    """The scoring (>= 2 shards) and monitoring DAGs on a throwaway Postgres schema, with the shared champion."""
     from pipelines.warehouse import connect
 
     schema = f"churn_e2e_{uuid.uuid4().hex[:8]}"
@@ -287,8 +307,9 @@ def test_scoring_and_monitoring_on_postgres(trained, postgres_url, tmp_path):
     env.airflow_home = trained.airflow_home
     try:
         env.generate()
-        _, state, tasks = env.dag_test("churn_scoring", SCORE_DATE)
+        run_id, state, tasks = env.dag_test("churn_scoring", SCORE_DATE)
         assert state == "success", tasks
+        _assert_sharded(env, run_id)
         _, state, tasks = env.dag_test("churn_monitoring", SCORE_DATE)
         assert state == "success", tasks
         _assert_chain_outputs(env, SCORE_DATE)

@@ -318,3 +318,69 @@ def test_a_failure_writing_reasons_or_segments_leaves_the_days_scores_unchanged(
     new = _day(tiny_config, standins.SCORE_DATE)
     assert not new["churn_scores"].equals(old["churn_scores"])
     assert not new["churn_score_reasons"].equals(old["churn_score_reasons"])
+
+
+# A shard worker SIGKILLed half-way through staging (its scores and first staging table written, nothing committed):
+# the kill -9 / OOM-killer / lost-node case, where no handler of ours runs.
+KILLED_SHARD = """
+import json, os, signal, sys
+import numpy as np
+import pipelines.registry, pipelines.warehouse.base as base
+from pipelines.config import Config
+from pipelines.scoring.shards import score_shard
+
+class Formula:  # the tests' stand-in model (see standins.StandInPredictor), not the production model
+    kind, feature_names = "baseline", ["days_since_last_order", "orders_90d"]
+    def predict_proba(self, frame):
+        x = frame[self.feature_names].astype("float64").fillna(0.0).to_numpy()
+        return 1.0 / (1.0 + np.exp(-(-1.5 + 0.012 * x[:, 0] - 0.25 * x[:, 1])))
+
+def hook(stage):
+    if stage == "load":  # the first staging table is loaded, the shard's transaction is open
+        os.kill(os.getpid(), signal.SIGKILL)
+
+config, day, run, shard = Config.model_validate_json(sys.argv[1]), sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+pipelines.registry.load_model_version = lambda config, version, **options: Formula()
+base.fault_hook = hook
+score_shard(config, day, "3", run, shard)
+print("not killed", flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_shard_worker_killed_mid_way_leaves_the_day_until_a_rerun_publishes_it(tiny_config, standins, monkeypatch):
+    """kill -9 of a shard worker mid-staging: publish refuses, the old day stays; the shard's rerun publishes it whole."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    standins.install_standin(monkeypatch)
+    score_customers(tiny_config, standins.SCORE_DATE, "3", "manual__old")
+    old = _day(tiny_config, standins.SCORE_DATE)
+    config = _sharded(tiny_config, standins, shards=2)
+    plan = plan_shards(config, standins.SCORE_DATE)
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[0])
+    staged = _staged_rows(config)
+
+    root = Path(__file__).resolve().parents[3]
+    args = [config.model_dump_json(), standins.SCORE_DATE.isoformat(), RUN, json.dumps(plan[1])]
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_SHARD, *args],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == -9, f"shard was not killed: rc {child.returncode}\n{child.stderr[-2000:]}"
+    assert _staged_rows(config) == staged  # shard 0's rows only: the killed shard's transaction never committed
+    with pytest.raises(ShardError, match=r"shard\(s\) \[1\] of 2 did not finish"):
+        publish_shards(config, standins.SCORE_DATE, RUN, plan)
+    _assert_same_day(_day(config, standins.SCORE_DATE), old)  # readers still see the old day, whole
+
+    score_shard(config, standins.SCORE_DATE, "3", RUN, plan[1])  # the retry (on Postgres it waits for the dead session)
+    published = publish_shards(config, standins.SCORE_DATE, RUN, plan)
+    assert published["rows"] == sum(s["customers"] for s in plan)
+    _assert_same_day(_day(config, standins.SCORE_DATE), old)  # same model, same data: the complete day
+    assert _staged_rows(config) == 0
