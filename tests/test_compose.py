@@ -69,10 +69,33 @@ def test_executor_broker_and_metadata(compose):
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false"
     # the warehouse is a separate database from the Airflow metadata
-    assert env["CHURN_WAREHOUSE_URL"].endswith("@postgres:5432/warehouse")
+    assert _default(env["CHURN_WAREHOUSE_URL"]).endswith("@postgres:5432/warehouse")
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert env["CHURN_CONFIG"].startswith("/opt/churn/configs/")
     assert (ROOT / "configs" / Path(env["CHURN_CONFIG"]).name).is_file()
+
+
+def _default(value: str) -> str:
+    """A value as compose interpolates it with no variable set: ``${VAR:-default}`` -> default (nested too)."""
+    while True:
+        new = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^${}]*)\}", r"\1", value)
+        if new == value:
+            return value
+        value = new
+
+
+def test_warehouse_url_can_switch_to_spark(compose, raw):
+    """Postgres by default; CHURN_WAREHOUSE_URL picks another warehouse, e.g. the documented Spark one (which parses)."""
+    env = compose["x-airflow-common"]["environment"]
+    assert env["CHURN_WAREHOUSE_URL"].startswith("${CHURN_WAREHOUSE_URL:-postgresql://")
+    documented = re.search(r"CHURN_WAREHOUSE_URL='(spark\+local:[^']+)'", raw).group(1)
+    from sqlalchemy.engine import make_url
+
+    url = make_url(documented)
+    assert url.drivername == "spark+local" and url.database.startswith("/opt/churn/data/")  # the shared volume
+    assert "churn-data:/opt/churn/data" in compose["x-airflow-common"]["volumes"]
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert "openjdk-17-jre-headless" in dockerfile  # pyspark needs Java 17 or 21
 
 
 def test_commands(services):
@@ -180,6 +203,7 @@ def test_dollar_signs_meant_for_the_shell_are_escaped(raw):
         "CHURN_GPU_QUEUE",
         "CHURN_GPU_POOL",
         "CHURN_SCORING_CRON",
+        "CHURN_WAREHOUSE_URL",
         "_AIRFLOW_WWW_USER_USERNAME",
         "_AIRFLOW_WWW_USER_PASSWORD",
         "CHURN_AIRFLOW_IMAGE",

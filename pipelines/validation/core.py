@@ -86,7 +86,45 @@ def _connection(config: Config) -> tuple[str, str, str]:
     if backend in ("postgresql", "postgres"):
         gx_url = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
         return gx_url, config.warehouse_schema or "public", "postgresql"
-    raise ValidationSetupError(f"cannot validate warehouse dialect {backend!r}; use duckdb or postgresql")
+    if backend == "spark":
+        return _spark_as_duckdb(config, url)
+    raise ValidationSetupError(f"cannot validate warehouse dialect {backend!r}; use duckdb, postgresql or spark")
+
+
+def _spark_as_duckdb(config: Config, url) -> tuple[str, str, str]:
+    """A Spark warehouse's raw tables as views over their Parquet files in a scratch DuckDB file.
+
+    Why DuckDB: GX reaches tables through SQLAlchemy, which Spark has no dialect for; DuckDB reads the very
+    files Spark reads (same columns, same types: a renamed or retyped column shows as it is in the files), so
+    the suites check the data the feature SQL will see. An empty table (no file yet) is its contract DDL.
+    """
+    import tempfile
+
+    import duckdb
+
+    from pipelines.contract import SQL_TYPES
+    from pipelines.validation.duckdb_dialect import DRIVER, register
+
+    root = Path(url.database) / (config.warehouse_schema or "main")
+    scratch = Path(tempfile.mkdtemp(prefix="churn-gx-spark-")) / "views.duckdb"
+    con = duckdb.connect(str(scratch))
+    try:
+        for table in RAW_TABLES:
+            folder = root / table.name
+            if not folder.is_dir():
+                continue  # reported as a missing table by the run
+            name = f'"{table.name}"'
+            if any(p.suffix == ".parquet" and not p.name.startswith((".", "_")) for p in folder.iterdir()):
+                files = str(folder / "*.parquet").replace("'", "''")
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{files}', union_by_name = true)")
+            else:
+                columns = ", ".join(f'"{c.name}" {SQL_TYPES[c.type]}' for c in table.columns)
+                con.execute(f"CREATE TABLE {name} ({columns})")
+    finally:
+        con.close()
+    register()
+    logger.info("validating the Spark warehouse's Parquet files under %s through DuckDB views (%s)", root, scratch)
+    return f"duckdb+{DRIVER}:///{scratch}", "main", "duckdb"
 
 
 @contextlib.contextmanager

@@ -78,13 +78,8 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     with a warning (the settings of a running JVM cannot change).
     """
     global _session_key
-    # local mode: few shuffle partitions (the default 200 are for clusters), and the Python workers (spark_udf)
-    # run this interpreter, not whatever `python3` is first on PATH
-    local = (
-        {"spark.sql.shuffle.partitions": str(2 * (os.cpu_count() or 1)), "spark.pyspark.python": sys.executable}
-        if master.startswith("local")
-        else {}
-    )
+    # local mode: few shuffle partitions (the default 200 are for clusters)
+    local = {"spark.sql.shuffle.partitions": str(2 * (os.cpu_count() or 1))} if master.startswith("local") else {}
     settings = {**BASE_CONF, **local, **(conf or {})}
     key = (master, tuple(sorted(settings.items())))
     with _session_lock:
@@ -98,6 +93,8 @@ def spark_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
                 logger.warning("a SparkSession is already running; reusing it (its settings stay as they are)")
             return active
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no warning about the host's loopback name
+        if master.startswith("local"):  # Python workers (spark_udf) run this interpreter, not `python3` on PATH
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder.master(master).appName("churn-platform")
         for name, value in settings.items():
             builder = builder.config(name, value)

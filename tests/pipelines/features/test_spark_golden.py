@@ -82,11 +82,35 @@ def test_training_features_and_text_views_identical_on_duckdb_postgres_and_spark
 
 
 def test_scoring_stream_identical_on_spark(engines):
-    """The scoring path's slices (customer-id ranges as bound parameters) and the BG/NBD population fit."""
-    config = Config().with_overrides({"scoring": {"customers_per_feature_query": 60}})  # several slices
+    """The scoring path: a customer-id range as bound parameters, the population ids and the BG/NBD summary query."""
+    config = Config().with_overrides({"scoring": {"customers_per_feature_query": 10_000}})  # one id-range slice
 
     def stream(engine):
         with connect(*engines[engine]) as wh:
             return pd.concat(list(iter_scoring_features(wh, config, SCORE_DATE, chunk_rows=50)), ignore_index=True)
 
     _assert_same(stream("duckdb"), stream("spark"), config, "scoring features, spark vs duckdb")
+
+
+def test_great_expectations_validates_the_spark_parquet_files(engines, tmp_path):
+    """GX checks the Spark warehouse's files (through DuckDB views over them): passes, then names a bad value."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.validation import ValidationFailed, validate_warehouse
+
+    url, _ = engines["spark"]
+    config = Config().with_overrides(
+        {"warehouse": {"url": url}, "validation": {"data_docs_dir": str(tmp_path / "docs")}}
+    )
+    assert validate_warehouse(config, END).success
+    with connect(url) as wh:  # one more file in orders: a negative amount
+        good = pq.read_table(next(iter(sorted(wh.folder("orders").glob("part-*.parquet")))))
+        bad = good.slice(0, 1).set_column(good.schema.get_field_index("total_amount"), "total_amount", pa.array([-5.0]))
+        bad = bad.set_column(bad.schema.get_field_index("order_id"), "order_id", pa.array([10**12]))
+        pq.write_table(bad, wh.folder("orders") / "part-zz-bad.parquet")
+    try:
+        with pytest.raises(ValidationFailed, match=r"orders\.total_amount: expect_column_values_to_be_between.*-5"):
+            validate_warehouse(config, END)
+    finally:
+        (wh.folder("orders") / "part-zz-bad.parquet").unlink()
