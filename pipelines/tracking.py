@@ -171,8 +171,87 @@ def setup_tracking(config: Config):
     with store_lock(config, "create"):
         client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
         client.search_registered_models(max_results=1)  # the registry store too: same database, same migrations
+        relocate_artifact_uris(config)
     _ready_stores.add(uri)
     return client
+
+
+# Columns of MLflow's SQL schema (3.x) that hold artifact URIs copied from the experiment's artifact root.
+ARTIFACT_URI_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "source"),
+    ("model_versions", "storage_location"),
+)
+
+
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the project root when it lies inside it (what a run tag stores, so a moved
+    checkout still finds its files: read it back with ``config.resolve_path``), else absolute."""
+    absolute = Path(path).resolve()
+    try:
+        return absolute.relative_to(PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        return str(absolute)
+
+
+def relocate_artifact_uris(config: Config, root: Path = PROJECT_ROOT) -> int:
+    """Point a moved or copied checkout's SQLite store at its own artifacts; returns the rows rewritten.
+
+    Why: MLflow stores artifact locations absolute (``create_experiment`` resolves a relative one against
+    the working directory, and every run, logged model and model version copies it), so a checkout moved
+    to another folder would look for its artifacts in the old one, and a copy would silently read and
+    write the original's. Only for the layout where both move together: a SQLite store inside the project
+    and a relative ``registry.artifact_location``. An experiment whose location is
+    ``file://<elsewhere>/<artifact_location>`` then has that prefix replaced, in every column above, by
+    this checkout's ``file://<root>/<artifact_location>`` (one transaction, under the store's creation
+    lock). Other stores (a server, an absolute or remote artifact root) are left alone. ``root``: the
+    checkout (tests move a temporary one).
+    """
+    import sqlite3
+
+    db = sqlite_path(config.tracking_uri)
+    raw = str(config.registry.artifact_location)
+    if db is None or not db.exists() or "://" in raw or Path(raw).is_absolute():
+        return 0
+    try:
+        db.resolve().relative_to(root.resolve())
+    except ValueError:
+        return 0  # the store is not part of this checkout
+    here = Path(os.path.normpath(root.resolve() / raw)).as_uri()
+    suffix = "/" + Path(raw).as_posix().strip("/")
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "experiments" not in tables:
+            return 0
+        old_roots = {
+            loc
+            for (loc,) in conn.execute("SELECT artifact_location FROM experiments")
+            if loc and loc.startswith("file://") and loc.rstrip("/").endswith(suffix) and loc.rstrip("/") != here
+        }
+        changed = 0
+        with conn:  # one transaction
+            for old in sorted(old_roots):
+                old = old.rstrip("/")
+                for table, column in ARTIFACT_URI_COLUMNS:
+                    if table not in tables:
+                        continue
+                    cursor = conn.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                        f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                        (here, len(old) + 1, old, len(old) + 1, old + "/"),
+                    )
+                    changed += cursor.rowcount
+    if changed:
+        logger.warning(
+            "MLflow store %s was moved: %d artifact URI(s) now point at %s (were under %s)",
+            db,
+            changed,
+            here,
+            ", ".join(sorted(old_roots)),
+        )
+    return changed
 
 
 def client_for(config: Config):

@@ -81,7 +81,7 @@ def evaluate_run(config: Config, run_id: str) -> dict:
     manifest_path = run.data.tags.get(t.TAG_MANIFEST)
     if not manifest_path:
         raise EvaluationError(f"run {run_id} has no {t.TAG_MANIFEST!r} tag")
-    sets = load_training_sets(manifest_path)
+    sets = load_training_sets(str(config.resolve_path(manifest_path, t.TAG_MANIFEST)))
     chosen = run.data.tags[t.TAG_KIND]
     y_val = sets.validation[LABEL_COLUMN].to_numpy()
     y_test = sets.test[LABEL_COLUMN].to_numpy()

@@ -48,7 +48,7 @@ def paired_evaluation(config: Config, mlflow_client, new_version: str, old_versi
     manifest_path = run.data.tags.get(t.TAG_MANIFEST)
     if not manifest_path:
         raise RegistryError(f"{name} version {new_version}: run {new_mv.run_id} has no {t.TAG_MANIFEST!r} tag")
-    sets = load_training_sets(manifest_path)
+    sets = load_training_sets(str(config.resolve_path(manifest_path, t.TAG_MANIFEST)))
     y_test = sets.test[LABEL_COLUMN].to_numpy()
     y_val = sets.validation[LABEL_COLUMN].to_numpy()
     scores: dict[str, np.ndarray] = {}

@@ -80,8 +80,8 @@ def train_and_log(config: Config, manifest_path: str) -> str:
     """Fit every candidate on the manifest's training sets and log everything to one MLflow run; return its id."""
     import mlflow
 
-    manifest_path = str(Path(manifest_path).resolve())
-    sets = load_training_sets(manifest_path)
+    sets = load_training_sets(str(Path(manifest_path).resolve()))
+    manifest_path = t.portable_path(manifest_path)  # the run's tag: relative inside the checkout
     as_of = str(sets.manifest.get("as_of", ""))
     client = t.setup_tracking(config)
     experiment_id = t.ensure_experiment(config, client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -133,6 +134,52 @@ def test_two_configs_in_one_process_each_reach_their_own_store(config, fresh_bud
     assert [e.name for e in other.search_experiments()] == ["Default"]
     runs = tracking.client_for(first).search_runs([experiment])
     assert [r.info.run_name for r in runs] == ["only-in-first"]
+
+
+def test_a_moved_checkout_reads_its_own_artifacts_not_the_old_folder(config, fresh_budget, tmp_path, migrated_store):
+    """MLflow stores artifact URIs absolute; after a move the store is pointed at the checkout's own folder."""
+    import mlflow
+
+    old, new = tmp_path / "old-checkout", tmp_path / "new-checkout"
+    (old / "mlflow").mkdir(parents=True)
+    before = config.with_overrides(
+        {
+            "registry": {
+                "tracking_uri": _store(migrated_store, old / "mlflow" / "mlflow.db"),
+                "artifact_location": str(old / "mlflow" / "artifacts"),  # what resolve_path gives in that checkout
+            }
+        }
+    )
+    with tracking.use_tracking(before) as client:
+        experiment = tracking.ensure_experiment(before, client)
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_text("from the old checkout", "note.txt")
+        client.create_registered_model("moved")
+        version = client.create_model_version(
+            "moved", source=f"{run.info.artifact_uri}/note.txt", run_id=run.info.run_id
+        )
+    assert run.info.artifact_uri.startswith((old / "mlflow" / "artifacts").as_uri())  # MLflow: absolute
+
+    shutil.move(old, new)
+    (old / "mlflow" / "artifacts").mkdir(parents=True)  # a stale folder at the old place must not be read
+    after = config.with_overrides(
+        {"registry": {"tracking_uri": f"sqlite:///{new}/mlflow/mlflow.db", "artifact_location": "mlflow/artifacts"}}
+    )
+    assert tracking.relocate_artifact_uris(after, root=tmp_path / "elsewhere") == 0  # store not in that checkout
+    assert tracking.relocate_artifact_uris(after, root=new) == 4  # experiment, run, version source + storage
+    assert tracking.relocate_artifact_uris(after, root=new) == 0  # idempotent
+    client = mlflow.MlflowClient(tracking_uri=after.tracking_uri, registry_uri=after.tracking_uri)
+    moved = client.get_run(run.info.run_id).info.artifact_uri
+    assert moved == f"{(new / 'mlflow' / 'artifacts').as_uri()}/{run.info.run_id}/artifacts"
+    path = client.download_artifacts(run.info.run_id, "note.txt", str(tmp_path))
+    assert Path(path).read_text() == "from the old checkout"
+    assert client.get_model_version(version.name, version.version).source.startswith(new.as_uri())
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(new / "mlflow" / "mlflow.db")) as conn:
+        for table, column in tracking.ARTIFACT_URI_COLUMNS:
+            values = [v for (v,) in conn.execute(f"SELECT {column} FROM {table}") if v]
+            assert not [v for v in values if str(old) in v], (table, column)
 
 
 def test_use_tracking_restores_an_exported_tracking_uri(config, fresh_budget, monkeypatch, tmp_path, migrated_store):
