@@ -10,6 +10,9 @@ model version, ``prediction`` = the model's calibrated probability) with the cur
 - ``ValueDrift("prediction", method="wasserstein_guarded")``: prediction (score) drift;
 - ``DataSummaryPreset``: row/column counts, missing values, min/max/mean/quantiles (data quality).
 
+Ratio features (``monitoring.ratio_features``) are not Evidently columns: :func:`rate_change` compares
+their population rates and the monitor adds the result to the summary (method ``rate_change``).
+
 Numbers are read from ``snapshot.dict()``: ``{"metrics": [{"metric_name", "config": {"type":
 "evidently:metric_v2:ValueDrift", "column", "method", "threshold"}, "value"}, ...], "tests": [{"status",
 "metric_config": {"metric_id"}}, ...]}``. A feature's drifted flag is Evidently's own test verdict
@@ -101,6 +104,82 @@ def _register_guarded_wasserstein() -> None:
         ),
         impl,
     )
+
+
+RATE_METHOD = "rate_change"
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """A ratio feature compared as population rates: ``value`` = max(cur/ref, ref/cur) - 1, ``z`` = the
+    difference of the rates in standard errors; None where a side has no denominator (no activity)."""
+
+    numerator: str
+    denominator: str
+    reference_rate: float | None
+    current_rate: float | None
+    value: float | None
+    z: float | None
+
+    def drifted(self, threshold: float, min_z: float) -> bool:
+        return self.value is not None and self.value >= threshold and abs(self.z or 0.0) >= min_z
+
+    @property
+    def note(self) -> str:
+        """What the value rests on (the ``monitoring_drift`` row's note)."""
+
+        def fmt(x: float | None) -> str:
+            return "-" if x is None else f"{x:.4g}"
+
+        return (
+            f"{RATE_METHOD}: sum {self.numerator} / sum {self.denominator} "
+            f"{fmt(self.reference_rate)} -> {fmt(self.current_rate)}, z {fmt(self.z)}"
+        )
+
+
+def _rate(frame: pd.DataFrame, numerator: str, denominator: str) -> tuple[float, float, int] | None:
+    """(rate, its variance, customers) by the ratio estimator with customers as clusters."""
+    y = pd.to_numeric(frame[numerator], errors="coerce").to_numpy(dtype="float64")
+    x = pd.to_numeric(frame[denominator], errors="coerce").to_numpy(dtype="float64")
+    ok = np.isfinite(x) & np.isfinite(y)
+    y, x = y[ok], x[ok]
+    total = float(x.sum())
+    if len(x) < 2 or total <= 0:
+        return None
+    rate = float(y.sum()) / total
+    n = len(x)
+    variance = float(((y - rate * x) ** 2).sum()) / total**2 * n / (n - 1)
+    return rate, variance, n
+
+
+def rate_change(reference: pd.DataFrame, current: pd.DataFrame, numerator: str, denominator: str) -> RateChange:
+    """Compare sum(numerator) / sum(denominator) of two samples (the statistic for ``ratio_features``).
+
+    Why not a per-customer distribution: most customers have a handful of sessions in 30 days, so their own
+    ratio is mostly sampling noise whose shape moves with the season (normed distances of 0.05-0.12 without
+    drift) while a doubled support rate moves it by only ~0.2; the population rate carries the whole change
+    (+48-76% in the injected drift's first month, at most 26% without drift). ``z`` guards small samples.
+    """
+    ref, cur = _rate(reference, numerator, denominator), _rate(current, numerator, denominator)
+    if ref is None or cur is None:
+        return RateChange(numerator, denominator, ref and ref[0], cur and cur[0], None, None)
+    (r_ref, v_ref, _), (r_cur, v_cur, _) = ref, cur
+    low, high = sorted((r_ref, r_cur))
+    value = 0.0 if high == 0 else (high / low - 1.0 if low > 0 else math.inf)
+    se = math.sqrt(v_ref + v_cur)
+    z = (r_cur - r_ref) / se if se > 0 else (0.0 if r_cur == r_ref else math.copysign(math.inf, r_cur - r_ref))
+    return RateChange(
+        numerator,
+        denominator,
+        r_ref,
+        r_cur,
+        min(value, RATE_CHANGE_CAP),
+        max(-RATE_CHANGE_CAP, min(z, RATE_CHANGE_CAP)),
+    )
+
+
+# A rate from 0 to anything is "infinitely" more; stored as this (finite, so every table and chart can hold it).
+RATE_CHANGE_CAP = 1e6
 
 
 def add_tenure_rates(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:

@@ -6,7 +6,8 @@ Inputs, and why they are fetched this way:
   (feature rows of the latest fully observed cutoffs, i.e. the test split topped up from validation, +
   ``prediction``; see :func:`pipelines.datasets.drift_reference_sample`). Downloaded with the MLflow
   client; tests may pass it in. Features in ``monitoring.drift_exclude_features`` (calendar trend and
-  seasonality) are not compared.
+  seasonality) are reported but never count toward retraining; tenure rates are derived on both sides, and
+  the ratio features (``monitoring.ratio_features``) are compared as population rates.
 - **Current**: the score date's features are *recomputed* with
   :func:`pipelines.features.iter_scoring_features` (streamed, a random sample of at most
   ``monitoring.current_sample_rows`` customers kept, numeric columns only) and joined with the
@@ -31,7 +32,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +43,12 @@ from pipelines.contract import DATASET_LEVEL_FEATURE, MONITORING_DRIFT, PROBABIL
 from pipelines.dates import as_date
 from pipelines.monitoring.drift import (
     PREDICTION_COLUMN,
+    RATE_METHOD,
     TENURE_SUFFIX,
+    ColumnDrift,
     DriftSummary,
     add_tenure_rates,
+    rate_change,
     run_drift_report,
     summarize_snapshot,
 )
@@ -210,18 +214,34 @@ class DriftPlan:
 
     monitored: list[str]
     excluded: dict[str, str]  # name -> why
+    ratios: dict[str, list[str]] = field(default_factory=dict)  # ratio feature -> [numerator, denominator]
 
     @property
     def reported(self) -> list[str]:
         return [*self.monitored, *sorted(self.excluded)]
 
+    @property
+    def columns(self) -> list[str]:
+        """The reported features that are columns (what Evidently compares; ratios are compared as rates)."""
+        return [n for n in self.reported if n not in self.ratios]
+
 
 def drift_plan(names: list[str], config: Config, available: Sequence[str]) -> DriftPlan:
-    """The monitored features (``monitoring.drift_features``, else every numeric feature and tenure rate
-    not in ``drift_exclude_features``) and the excluded ones with their reason; only ``available`` ones."""
+    """The monitored features (``monitoring.drift_features``, else every numeric feature, tenure rate and
+    ratio feature not in ``drift_exclude_features``) and the excluded ones with their reason; only
+    ``available`` ones (a ratio feature: when both its inputs are)."""
     mon = config.monitoring
     rates = [f"{n}{TENURE_SUFFIX}" for n in mon.tenure_normalised_features if n in names and "tenure_days" in names]
-    candidates = [*names, *rates]
+    ratios: dict[str, list[str]] = {}
+    for ratio, inputs in mon.ratio_features.items():
+        if ratio in names:
+            raise MonitoringError(f"monitoring.ratio_features.{ratio}: the name is already a numeric feature")
+        lacking = [n for n in inputs if n not in names]
+        if lacking:  # like the tenure rates: a feature set without the inputs has no such ratio
+            logger.warning("monitoring.ratio_features.%s: %s are not numeric features; not monitored", ratio, lacking)
+        else:
+            ratios[ratio] = list(inputs)
+    candidates = [*names, *rates, *ratios]
     if mon.drift_features:
         unknown = [n for n in mon.drift_features if n not in candidates]
         if unknown:
@@ -235,7 +255,7 @@ def drift_plan(names: list[str], config: Config, available: Sequence[str]) -> Dr
         exclude = mon.drift_exclude_features
         monitored = [n for n in candidates if n not in exclude]
         excluded = {n: exclude[n] for n in candidates if n in exclude}
-    have = set(available)
+    have = set(available) | {r for r, inputs in ratios.items() if set(inputs) <= set(available)}
     missing = [n for n in monitored if n not in have]
     if missing:
         logger.warning(
@@ -244,7 +264,12 @@ def drift_plan(names: list[str], config: Config, available: Sequence[str]) -> Dr
     monitored = [n for n in monitored if n in have]
     if not monitored:
         raise MonitoringError("no monitored feature (numeric_feature_names(config)) is in the reference sample")
-    return DriftPlan(monitored, {n: why for n, why in excluded.items() if n in have})
+    reported = {*monitored, *(n for n in excluded if n in have)}
+    return DriftPlan(
+        monitored,
+        {n: why for n, why in excluded.items() if n in have},
+        {r: inputs for r, inputs in ratios.items() if r in reported},
+    )
 
 
 def drift_verdict(
@@ -261,7 +286,7 @@ def drift_verdict(
     """Evidently report over every reported feature + the one verdict (pure: no warehouse, no MLflow).
 
     ``reference`` and ``current`` hold the raw numeric features and ``prediction``; the tenure rates are
-    derived here, on both sides alike. The monitor, the benchmark and the measurement script all call this
+    derived here, on both sides alike, and the ratio features compared as rates (:func:`ratio_drift`). The monitor, the benchmark and the measurement script all call this
     (the last two with ``data_summary=False``: the decision does not use the data-quality part).
     """
     from pipelines.features import numeric_feature_names
@@ -273,22 +298,52 @@ def drift_verdict(
     snapshot = run_drift_report(
         reference,
         current,
-        plan.reported,
+        plan.columns,
         config,
         metadata={"score_date": score_date, "model_version": model_version, "reference": reference_label},
         data_summary=data_summary,
     )
+    summary = summarize_snapshot(snapshot.dict())
+    notes = ratio_drift(summary, reference, current, plan.ratios, config)
     verdict = make_verdict(
-        summarize_snapshot(snapshot.dict()),
+        summary,
         realized,
         config,
         monitored=plan.monitored,
         excluded=plan.excluded,
+        notes=notes,
         score_date=score_date,
         model_version=model_version,
         reference=reference_label,
     )
     return snapshot, verdict
+
+
+def ratio_drift(
+    summary: DriftSummary,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    ratios: dict[str, list[str]],
+    config: Config,
+) -> dict[str, str]:
+    """Add each ratio feature's :func:`~pipelines.monitoring.drift.rate_change` to ``summary.features``
+    (drifted: change >= ``ratio_drift_threshold`` and |z| >= ``ratio_min_z``); returns name -> note."""
+    mon = config.monitoring
+    notes = {}
+    for name, (numerator, denominator) in ratios.items():
+        change = rate_change(reference, current, numerator, denominator)
+        notes[name] = change.note
+        if change.value is None:
+            logger.warning("ratio feature %s has no value (%s): no %s on one side", name, change.note, denominator)
+            continue
+        summary.features[name] = ColumnDrift(
+            name,
+            change.value,
+            mon.ratio_drift_threshold,
+            RATE_METHOD,
+            change.drifted(mon.ratio_drift_threshold, mon.ratio_min_z),
+        )
+    return notes
 
 
 def decide(summary: DriftSummary, realized: dict[str, Any] | None, config: Config) -> tuple[bool, list[str]]:

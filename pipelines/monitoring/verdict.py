@@ -12,7 +12,7 @@ object: the log line and the report title are :attr:`DriftVerdict.headline`, the
 a period of scores), ``method``, ``retrain`` (bool), ``reasons`` (list of str, empty when no retrain),
 ``headline`` (one line), ``drift_share`` / ``drift_share_threshold`` (monitored features only),
 ``feature_drift_threshold``, ``monitored`` and ``excluded`` (lists of ``{name, value, threshold, drifted,
-reason}``, reason = why excluded), ``drifted_features`` (monitored ones that drifted),
+reason}``, reason = why excluded, or for a monitored ratio feature the two rates its value rests on), ``drifted_features`` (monitored ones that drifted),
 ``excluded_drifted`` (excluded ones that moved past the threshold: reported, never a retrain reason),
 ``prediction`` (``{value, threshold, drifted}``), ``realized`` (``{pr_auc, min_pr_auc, score_date, n}``
 or None).
@@ -48,7 +48,7 @@ class FeatureDrift:
     value: float | None
     threshold: float | None
     drifted: bool  # crossed its threshold (for an excluded feature: reported only)
-    reason: str = ""  # why excluded
+    reason: str = ""  # why excluded; for a monitored ratio feature, the rates its value rests on
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,10 +295,13 @@ def make_verdict(
     score_date: str,
     model_version: str,
     reference: str,
+    notes: Mapping[str, str] | None = None,
 ) -> DriftVerdict:
     """The decision: retrain when the monitored features' drifted share, the prediction drift or the
     realized PR-AUC cross their thresholds. Excluded features are listed with their reason and never
-    count, whatever their value."""
+    count, whatever their value. ``notes``: what a monitored feature's value rests on (a ratio
+    feature's two rates), kept as its ``reason``."""
+    notes = notes or {}
     mon = config.monitoring
     features: list[FeatureDrift] = []
     for name in sorted(monitored):  # sorted, like every reading of the table
@@ -310,6 +313,7 @@ def make_verdict(
                 d.value if d else None,
                 d.threshold if d else mon.feature_drift_threshold,
                 bool(d and d.drifted),
+                notes.get(name, ""),
             )
         )
     for name in sorted(excluded):
@@ -341,10 +345,14 @@ def _with_reasons(v: DriftVerdict) -> DriftVerdict:
     reasons: list[str] = []
     share = v.drift_share
     if share is not None and share >= v.drift_share_threshold:
-        names = v.drifted_features
+        moved = [
+            f"{f.name} {f.value:.3f}" + (f" (threshold {f.threshold:g})" if f.threshold is not None else "")
+            for f in v.monitored
+            if f.drifted and f.value is not None
+        ]
         reasons.append(
-            f"feature drift: {len(names)} of {len(v.monitored)} monitored features drifted "
-            f"(share {share:.2f} >= drift_share_threshold {v.drift_share_threshold:.2f}): {_names(names)}"
+            f"feature drift: {len(moved)} of {len(v.monitored)} monitored features drifted "
+            f"(share {share:.2f} >= drift_share_threshold {v.drift_share_threshold:.2f}): {_names(moved)}"
         )
     if v.prediction_drifted:
         reasons.append(

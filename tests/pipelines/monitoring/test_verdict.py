@@ -4,6 +4,7 @@ stay bounded on a near-constant reference, the reference-period option."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from pipelines.monitoring.drift import (
     DriftSummary,
     add_tenure_rates,
     guarded_wasserstein,
+    rate_change,
     run_drift_report,
     summarize_snapshot,
 )
@@ -134,6 +136,85 @@ def test_tenure_rates_remove_the_growth_of_a_young_shop():
     assert plan.monitored == ["cancellation_rate_365d", "orders_365d_per_tenure_month"]
     assert "monitored as orders_365d_per_tenure_month" in plan.excluded["orders_365d"]
     assert set(plan.excluded) == {"tenure_days", "orders_365d"}
+
+
+def _month(rng, n: int, volume: float, support_rate: float) -> pd.DataFrame:
+    sessions = rng.poisson(2 * volume, n)
+    return pd.DataFrame(
+        {
+            "sessions_30d": sessions,
+            "support_contacts_30d": rng.binomial(sessions, support_rate),
+            "cancellation_rate_365d": rng.beta(1, 20, n),
+            "prediction": rng.beta(2, 5, n),
+        }
+    )
+
+
+def test_a_rate_ignores_volume_and_sees_a_support_incident_that_per_customer_distributions_blur():
+    rng = np.random.default_rng(5)
+    n = 3000
+    october, december, incident = (_month(rng, n, *a) for a in ((1, 0.06), (1.3, 0.06), (1, 0.1)))
+    threshold, min_z = Config().monitoring.ratio_drift_threshold, Config().monitoring.ratio_min_z
+
+    def change(current):
+        return rate_change(october, current, "support_contacts_30d", "sessions_30d")
+
+    busy, worse = change(december), change(incident)
+    assert worse.reference_rate == pytest.approx(october["support_contacts_30d"].sum() / october["sessions_30d"].sum())
+    assert worse.value == pytest.approx(
+        max(worse.current_rate / worse.reference_rate, worse.reference_rate / worse.current_rate) - 1
+    )
+    assert not busy.drifted(threshold, min_z) and busy.value < threshold / 2  # 30% more sessions, same support rate
+    assert worse.drifted(threshold, min_z) and worse.z > min_z  # support rate 0.06 -> 0.10
+    # the per-customer distribution of the same ratio moves far less (what the monitor compared before)
+    per_customer = guarded_wasserstein(
+        october["support_contacts_30d"] / october["sessions_30d"].where(october["sessions_30d"] > 0),
+        incident["support_contacts_30d"] / incident["sessions_30d"].where(incident["sessions_30d"] > 0),
+    )
+    assert per_customer < worse.value / 2
+    # a small shop: the same +67% is not significant, so not drift; nothing to compare is no value
+    small = rate_change(october.head(40), incident.head(40), "support_contacts_30d", "sessions_30d")
+    assert abs(small.z) < min_z and not small.drifted(threshold, min_z)
+    none = rate_change(october, october.assign(sessions_30d=0), "support_contacts_30d", "sessions_30d")
+    assert none.value is None and not none.drifted(threshold, min_z) and none.current_rate is None
+
+
+def test_ratio_features_decide_as_rates_and_are_written_with_their_rates():
+    rng = np.random.default_rng(9)
+    reference, current = _month(rng, 3000, 1, 0.06), _month(rng, 3000, 1, 0.1)
+    names = ["sessions_30d", "support_contacts_30d", "cancellation_rate_365d"]
+    ratio = "support_contacts_per_session_30d"
+    config = Config().with_overrides({"monitoring": {"drift_features": ["cancellation_rate_365d", ratio]}})
+    plan = drift_plan(names, config, [*names, "prediction"])
+    assert plan.monitored == ["cancellation_rate_365d", ratio] and plan.ratios == {
+        ratio: ["support_contacts_30d", "sessions_30d"]
+    }
+    assert ratio not in plan.columns  # not an Evidently column
+    assert (
+        ratio
+        not in drift_plan(
+            ["cancellation_rate_365d"], config.with_overrides({"monitoring": {"drift_features": None}}), names
+        ).reported
+    )
+
+    from pipelines.monitoring.monitor import drift_verdict
+
+    # the frames hold three of the numeric features: the others are not available, so not reported
+    _, v = drift_verdict(reference, current, config, score_date="2025-03-01", model_version="1", reference_label="r")
+    feature = {f.name: f for f in v.monitored}[ratio]
+    assert feature.drifted and feature.threshold == 0.35 and feature.value > 0.35
+    assert re.fullmatch(
+        r"rate_change: sum support_contacts_30d / sum sessions_30d 0\.0\d+ -> 0\.\d+, z \d+\.\d+", feature.reason
+    )
+    assert v.retrain and v.drifted_features == [ratio]
+    assert f"{ratio} {feature.value:.3f} (threshold 0.35)" in v.reasons[0]
+    rows = pd.DataFrame(v.table_rows()).assign(score_date="2025-03-01", model_version="1")
+    assert DriftVerdict.from_rows(rows).to_dict() == v.to_dict()
+    clash = config.with_overrides({"monitoring": {"ratio_features": {"sessions_30d": ["a", "b"]}}})
+    with pytest.raises(MonitoringError, match="already a numeric feature"):
+        drift_plan(names, clash, names)
+    with pytest.raises(ValueError, match=r"must be \[numerator, denominator\]"):
+        Config().with_overrides({"monitoring": {"ratio_features": {"x": ["a"]}}})
 
 
 def test_reference_period_is_both_or_neither():
