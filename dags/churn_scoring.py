@@ -14,13 +14,16 @@ date rewrites the same partition with the same rows.
    that version even if the alias moves mid-run. Fails when the registry is unreachable or no champion exists.
 2. `validate_inputs`: Great Expectations checks of the raw tables as of the score date; a failure
    stops the run (no retry) and leaves `churn_scores` untouched.
-3. `plan_shards`: customer-id ranges of `scoring.shard_customers` population customers each (one count
+3. `score_review_sentiment`: gives every review before the score date a `review_sentiment` row from the
+   champion's sentiment head (rows it computed before are reused: only new reviews are encoded); the
+   shards' `sentiment_*` features read it (`pipelines.scoring.sentiment`).
+4. `plan_shards`: customer-id ranges of `scoring.shard_customers` population customers each (one count
    query; the demo has one shard).
-4. `score_shard` (mapped over the plan with `.expand()`, one task per shard, on the GPU queue when
+5. `score_shard` (mapped over the plan with `.expand()`, one task per shard, on the GPU queue when
    `CHURN_GPU_QUEUE` is set): scores one range with that version into staging keyed by (run, shard);
    a retry replaces only that shard's staging rows. Nothing is visible to readers yet. On DuckDB (one
    writer per file) the shards run one at a time; `CHURN_SCORING_SHARD_CONCURRENCY` sets the cap.
-5. `publish_scores`: checks every planned shard finished with the planned row count, then replaces the
+6. `publish_scores`: checks every planned shard finished with the planned row count, then replaces the
    `score_date` partition of `churn_scores`, `churn_score_reasons` and `customer_segments` in one atomic
    step (view `churn_scores_latest` shows the newest partition); a missing or failed shard, or a failed
    write of any of the three, fails it and leaves the old day in all three. Emits the `churn_scores` asset with `score_date` and `model_version`, which
@@ -69,6 +72,13 @@ def churn_scoring():
         return validate_run_date(get_current_context(), "scoring inputs")
 
     @task
+    def score_review_sentiment(score_date: str, champion: dict) -> dict:
+        from pipelines.config import load_config
+        from pipelines.scoring.sentiment import refresh_review_sentiment
+
+        return refresh_review_sentiment(load_config(), score_date, champion["version"])
+
+    @task
     def plan_shards(score_date: str) -> list[dict]:
         from pipelines.config import load_config
         from pipelines.scoring.shards import plan_shards as plan
@@ -101,6 +111,7 @@ def churn_scoring():
     score_date = validate_inputs()
     champion >> score_date  # resolve the champion first: fail fast when the registry is down
     plan = plan_shards(score_date)
+    score_review_sentiment(score_date, champion) >> plan  # the shards' sentiment_* features read it
     shards = score_shard.partial(score_date=score_date, champion=champion).expand(shard=plan)
     publish_scores(score_date, champion, plan, shards)
 

@@ -14,10 +14,11 @@ backfilling a date reproduces it; never "latest".
 1. `validate_raw_data`: Great Expectations checks of the raw tables as of the date
    (`pipelines.validation.validate_warehouse`). A failure stops the run and is **not retried**;
    Data Docs under `reports/data_docs/` say what failed.
-2. `build_training_sets`: point-in-time train/validation/test sets ->
+2. `score_review_sentiment`: trains the review-sentiment head (stars as weak labels) on the reviews
+   before the training window's last train cutoff and rewrites `review_sentiment` for every review before
+   the date (`pipelines.training.sentiment`); the `sentiment_*` features read it.
+   Then `build_training_sets`: point-in-time train/validation/test sets ->
    `data/datasets/<as_of>/*.parquet` + `manifest.json`.
-   In parallel, `score_review_sentiment`: trains the review-sentiment head on the reviews before the date
-   (stars as weak labels) and rewrites `review_sentiment` (`pipelines.training.sentiment`).
 3. `train_model`: fine-tunes the transformer and the LightGBM baseline, logs both to MLflow
    (runs on the `gpu` Celery queue when `CHURN_GPU_QUEUE` is set) -> MLflow run id.
 4. `evaluate_model`: test-set metrics, per-segment metrics and plots logged to the MLflow run.
@@ -135,7 +136,7 @@ def churn_training():
 
     as_of = validate_raw_data()
     manifest = build_training_sets(as_of)
-    score_review_sentiment(as_of)  # a side branch: nothing downstream reads it yet
+    score_review_sentiment(as_of) >> manifest  # the training sets' sentiment_* features read its table
     mlflow_run_id = train_model(manifest)
     metrics = evaluate_model(mlflow_run_id)
     version = register_challenger(mlflow_run_id)

@@ -357,6 +357,12 @@ REVIEW_SENTIMENT = Table(
             description="Text and stars disagree (positive text with 1-2 stars or negative text with 4-5); null for 3 stars.",
         ),
         Column("computed_at", "timestamptz", description="When the sentiment was computed (UTC)."),
+        Column(
+            "head_id",
+            "text",
+            nullable=True,
+            description="Which sentiment head computed it (sha256 prefix of its weights; the champion's at scoring).",
+        ),
     ),
     primary_key=("review_id",),
     raw=False,

@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_training_sets_command(config: Config, args: argparse.Namespace) -> int:
     from pipelines.datasets import build_training_sets
+    from pipelines.training.sentiment import score_review_sentiment
 
+    score_review_sentiment(config, args.as_of)  # the sentiment_* features read its head's values
     path = build_training_sets(config, args.as_of)
     emit(path)
     return 0

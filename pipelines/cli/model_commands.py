@@ -64,7 +64,9 @@ def train(config: Config, args: argparse.Namespace) -> int:
     manifest = args.manifest
     if not manifest:
         from pipelines.datasets import build_training_sets
+        from pipelines.training.sentiment import score_review_sentiment
 
+        score_review_sentiment(config, args.as_of)  # the sentiment_* features read its head's values
         manifest = build_training_sets(config, args.as_of)
     run_id = training.train_and_log(config, str(manifest))
     test_metrics = evaluation.evaluate_run(config, run_id)

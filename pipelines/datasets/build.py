@@ -192,6 +192,7 @@ def build_training_sets(config: Config, as_of: dt.date) -> str:
         _check_history(wh, config, all_cutoffs[0], as_of)
         frame = build_features(wh, config, all_cutoffs)
         dialect = wh.dialect
+        sentiment = _sentiment_lineage(wh)
     frames = {name: frame[frame[CUTOFF_COLUMN].isin(splits[name])].reset_index(drop=True) for name in SPLITS}
     frames["train"] = cap_train_rows(frames["train"], config.training.max_train_examples, config.training.seed)
     for name in SPLITS:
@@ -234,6 +235,7 @@ def build_training_sets(config: Config, as_of: dt.date) -> str:
                 "features": "only rows with time < cutoff_date 00:00 UTC",
                 "history_span_days": span_days(config),
             },
+            "review_sentiment": sentiment,
             "dataset_config": config.dataset.model_dump(mode="json"),
             "max_train_examples": config.training.max_train_examples,
             "seed": config.training.seed,
@@ -246,6 +248,25 @@ def build_training_sets(config: Config, as_of: dt.date) -> str:
         raise
     _log_summary(manifest)
     return str(final / MANIFEST_NAME)
+
+
+def _sentiment_lineage(wh) -> dict:
+    """Which sentiment head's values the ``sentiment_*`` features read (``review_sentiment.head_id``).
+
+    The training job logs that head with the model, so scoring computes new reviews' sentiment with the
+    head the model was trained on. None when the table holds no head's values (neutral features).
+    """
+    if not wh.table_exists("review_sentiment"):
+        return {"head_id": None, "rows": 0}
+    rows = wh.query_arrow(
+        wh.render("SELECT head_id, COUNT(*) AS n FROM {review_sentiment} GROUP BY head_id ORDER BY n DESC")
+    ).to_pylist()
+    heads = {r["head_id"]: int(r["n"]) for r in rows if r["head_id"] is not None}
+    if len(heads) > 1:
+        logger.warning(
+            "review_sentiment holds values of %d sentiment heads %s: the features mix them", len(heads), heads
+        )
+    return {"head_id": next(iter(heads), None), "rows": sum(int(r["n"]) for r in rows), "heads": heads}
 
 
 def _swap_into_place(tmp: Path, final: Path) -> None:

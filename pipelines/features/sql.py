@@ -44,6 +44,7 @@ TREND_DAYS = 90  # trends compare ages 1..90 with 91..180
 LONG_DAYS = 365  # category diversity, cancellation/return rates, reviews, average order value
 EVENT_WINDOWS = (30, 90)  # sessions and support contacts
 BEHAVIOUR_DAYS = 90  # searches, add-to-cart, cart abandonment
+NEUTRAL_SENTIMENT = 0.5  # a customer without a scored review text: neither tone
 
 
 def span_days(config: Config) -> int:
@@ -180,6 +181,22 @@ def feature_definitions(config: Config) -> list[Feature]:
             "low_rating_share_365d",
             _ratio("r.low_ratings_365d", "r.reviews_365d"),
             "share of reviews rated <= 2 in 365 days (0 without reviews)",
+        ),
+        # review sentiment (table review_sentiment: P(the text is positive) from the model's sentiment head)
+        Feature(
+            "sentiment_mean_365d",
+            f"CAST(COALESCE(r.sentiment_mean_365d, {NEUTRAL_SENTIMENT}) AS DOUBLE PRECISION)",
+            f"mean text sentiment (0 negative .. 1 positive) of the reviews in 365 days ({NEUTRAL_SENTIMENT} without one)",
+        ),
+        Feature(
+            "sentiment_last",
+            f"CAST(COALESCE(rl.sentiment, {NEUTRAL_SENTIMENT}) AS DOUBLE PRECISION)",
+            f"text sentiment of the most recent review in the history span ({NEUTRAL_SENTIMENT} without one)",
+        ),
+        Feature(
+            "sentiment_disagree_share_365d",
+            _ratio("r.disagreeing_365d", "r.judged_365d"),
+            "share of the 1-2 and 4-5 star reviews in 365 days whose text says the opposite of the stars (0 without)",
         ),
     ]
     return feats
@@ -404,20 +421,27 @@ def feature_sql(
   FROM ({_cross_cutoffs("ev_notable", "n", "n.customer_id, n.seq", span)}) x
   GROUP BY customer_id, cutoff_date
 )""",
+        # reviews with their text sentiment: the review's own timestamp decides which cutoffs see it
         f"""rev AS (
-  SELECT customer_id, review_id, rating, review_text, reviewed_at, {day_number("reviewed_at")} AS dn,
-         ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY reviewed_at, review_id) AS seq
-  FROM {{reviews}}
-  WHERE reviewed_at >= CAST(:scan_start AS TIMESTAMPTZ) AND reviewed_at < CAST(:scan_end AS TIMESTAMPTZ) {only()}
+  SELECT v.customer_id, v.review_id, v.rating, v.review_text, v.reviewed_at, {day_number("v.reviewed_at")} AS dn,
+         s.sentiment, s.disagrees,
+         ROW_NUMBER() OVER (PARTITION BY v.customer_id ORDER BY v.reviewed_at, v.review_id) AS seq
+  FROM {{reviews}} v LEFT JOIN {{review_sentiment}} s ON s.review_id = v.review_id
+  WHERE v.reviewed_at >= CAST(:scan_start AS TIMESTAMPTZ) AND v.reviewed_at < CAST(:scan_end AS TIMESTAMPTZ)
+    {only("v.")}
 )""",
         f"""rev_agg AS (
   SELECT customer_id, cutoff_date, MIN(cutoff_dn) AS cutoff_dn,
     COUNT(*) FILTER (WHERE age <= {LONG_DAYS}) AS reviews_365d,
     AVG(rating) FILTER (WHERE age <= {LONG_DAYS}) AS mean_rating_365d,
     COUNT(*) FILTER (WHERE age <= {LONG_DAYS} AND rating <= 2) AS low_ratings_365d,
+    AVG(sentiment) FILTER (WHERE age <= {LONG_DAYS}) AS sentiment_mean_365d,
+    COUNT(*) FILTER (WHERE age <= {LONG_DAYS} AND disagrees) AS disagreeing_365d,
+    COUNT(*) FILTER (WHERE age <= {LONG_DAYS} AND disagrees IS NOT NULL) AS judged_365d,
+    MAX(seq) FILTER (WHERE sentiment IS NOT NULL) AS last_sentiment_seq,
     MAX(seq) AS max_seq,
     COUNT(*) AS n_span
-  FROM ({_cross_cutoffs("rev", "r", "r.customer_id, r.rating, r.seq", span)}) x
+  FROM ({_cross_cutoffs("rev", "r", "r.customer_id, r.rating, r.seq, r.sentiment, r.disagrees", span)}) x
   GROUP BY customer_id, cutoff_date
 )""",
         text_ctes(
@@ -452,6 +476,7 @@ def feature_sql(
         "LEFT JOIN {customers} cu ON cu.customer_id = p.customer_id",
         "LEFT JOIN ev_agg e ON e.customer_id = p.customer_id AND e.cutoff_date = p.cutoff_date",
         "LEFT JOIN rev_agg r ON r.customer_id = p.customer_id AND r.cutoff_date = p.cutoff_date",
+        "LEFT JOIN rev rl ON rl.customer_id = r.customer_id AND rl.seq = r.last_sentiment_seq",
         "LEFT JOIN cat_agg k ON k.customer_id = p.customer_id AND k.cutoff_date = p.cutoff_date",
         "LEFT JOIN buy_agg g ON g.customer_id = p.customer_id AND g.cutoff_date = p.cutoff_date",
         "LEFT JOIN text_agg x ON x.customer_id = p.customer_id AND x.cutoff_date = p.cutoff_date",

@@ -10,6 +10,7 @@ regression on mean-pooled, L2-normalised MiniLM vectors, stored as ``sentiment.s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,13 @@ class SentimentHead:
     encoder: str
     report: dict = field(default_factory=dict)
 
+    @property
+    def head_id(self) -> str:
+        """sha256 prefix of the weights: which head computed a ``review_sentiment`` row (rows are reused by it)."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.coef, np.float64).tobytes())
+        digest.update(np.float64(self.intercept).tobytes())
+        return digest.hexdigest()[:16]
+
     def predict(self, embeddings: np.ndarray) -> np.ndarray:
         """P(positive) per row."""
         return 1.0 / (1.0 + np.exp(-(np.asarray(embeddings, dtype=np.float64) @ self.coef + self.intercept)))
@@ -88,8 +96,6 @@ def train_sentiment(
     embeddings: np.ndarray, ratings, *, encoder: str, seed: int = 0, test_share: float = 0.2
 ) -> SentimentHead:
     """Fit on the 1-2 / 4-5 star reviews; report accuracy on a held-out share and where text and stars disagree."""
-    from sklearn.linear_model import LogisticRegression
-
     y = weak_labels(ratings)
     rows = np.flatnonzero(y >= 0)
     if len(rows) < 20 or len(np.unique(y[rows])) < 2:
@@ -98,7 +104,7 @@ def train_sentiment(
     rng.shuffle(rows)
     n_test = max(int(len(rows) * test_share), 1)
     test, train = rows[:n_test], rows[n_test:]
-    model = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced").fit(embeddings[train], y[train])
+    model = _logistic().fit(embeddings[train], y[train])
     head = SentimentHead(model.coef_[0].astype(np.float64), float(model.intercept_[0]), encoder)
     p_test = head.predict(embeddings[test])
     accuracy = float(((p_test >= 0.5).astype(int) == y[test]).mean())
@@ -112,3 +118,28 @@ def train_sentiment(
         "positive_share": round(float(y[rows].mean()), 4),
     }
     return head
+
+
+def _logistic():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced")
+
+
+def out_of_fold(embeddings: np.ndarray, ratings, *, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """P(positive) of each 1-2 / 4-5 star review from a head fitted on the other folds (NaN for 3 stars).
+
+    Why: the head has seen its own training reviews; their in-sample sentiment agrees with the stars more
+    often than it would for a new review, so features built from it would look cleaner in training than
+    at scoring. Out-of-fold values are what a head that never saw the review says.
+    """
+    y = weak_labels(ratings)
+    rows = np.flatnonzero(y >= 0)
+    out = np.full(len(y), np.nan)
+    order = np.random.default_rng(seed).permutation(rows)
+    for part in np.array_split(order, max(2, min(folds, len(rows)))):
+        rest = np.setdiff1d(rows, part)
+        if len(part) == 0 or len(np.unique(y[rest])) < 2:
+            continue
+        out[part] = _logistic().fit(embeddings[rest], y[rest]).predict_proba(embeddings[part])[:, 1]
+    return out

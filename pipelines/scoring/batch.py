@@ -32,6 +32,7 @@ import numpy as np
 from pipelines.contract import CHURN_SCORE_REASONS, CHURN_SCORES, CUSTOMER_SEGMENTS, ID_COLUMN, RAW_TABLES, ExitCode
 from pipelines.dates import as_date, utc_midnight
 from pipelines.scoring.reasons import ScoreDetails, append_columns
+from pipelines.scoring.sentiment import refresh_in
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,6 +122,7 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
         if wh.table_exists(CHURN_SCORES.name):  # a warehouse of an older version gains the new columns and tables
             wh.init_schema((CHURN_SCORES, CHURN_SCORE_REASONS, CUSTOMER_SEGMENTS))
         wh.check_contract([*RAW_TABLES, CHURN_SCORES])
+        sentiment = refresh_in(wh, config, score_date, model_version)  # the sentiment_* features read it
         # precision (bf16 on AMX CPUs and GPUs by default) is checked against fp32 on the first customers.
         predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
         logger.info(
@@ -162,6 +164,7 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
         "precision": getattr(predictor, "precision", None),
         "precision_check": getattr(predictor, "precision_check", None),
         **details.summary(),
+        "review_sentiment": sentiment,
     }
     logger.info("wrote %d scores for %s (tiers %s) in %.1f s", written, score_date, tier_counts, seconds)
     return result

@@ -27,6 +27,7 @@ from pipelines.features.privacy import pseudonym_key, pseudonymise_frame
 from pipelines.models import ChurnPredictor
 from pipelines.training.fit import CandidateResult, fit_candidates, lost_to_baseline_note
 from pipelines.training.segments import log_segments
+from pipelines.training.sentiment import log_sentiment_head
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def train_and_log(config: Config, manifest_path: str) -> str:
                 mlflow.log_artifacts(str(fit.candidates[kind].bundle_dir), artifact_path=f"{t.CANDIDATES_DIR}/{kind}")
             _log_reference(config, sets, list(predictor.feature_names), predictor)
             log_segments(config, sets, predictor)  # customer segments, stored with the run (segments/)
+            log_sentiment_head(config, sets)  # the head behind the sentiment_* features, for scoring (sentiment/)
             mlflow.set_tags({t.TAG_KIND: fit.chosen, t.TAG_OTHER_KIND: ",".join(others), t.TAG_MODEL_ID: model_id})
         logger.info("run %s: logged %s candidate (model %s)", run_id, fit.chosen, model_id)
     return run_id

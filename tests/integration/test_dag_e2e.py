@@ -339,3 +339,69 @@ def test_retention_runs_on_the_scores_with_a_holdout(trained, scored):
     assert ((actions["propensity"] > 0) & (actions["propensity"] <= 1)).all()
     recs = actions.loc[actions["action"] == "recommendation", "recommended_products"]
     assert recs.notna().all() and (recs.str.len() > 0).all()
+
+
+def test_analyst_tables_are_complete_and_nothing_logged_shows_a_planted_identifier(trained, scored):
+    """Issue 13's "done when" on the real DAGs' outputs: every high-tier customer has 3 reasons, every scored
+    customer a segment, every review before the date a sentiment row (text ones a value), and no text view or
+    MLflow artifact shows an e-mail address or phone number the generator planted in review texts."""
+    from pipelines.features import TEXT_COLUMN, build_features
+    from pipelines.features.privacy import EMAIL_RE, PHONE_RE, find_identifiers
+
+    config = trained.load_config()
+    day = dt.date.fromisoformat(SCORE_DATE)
+    with trained.warehouse() as wh:
+        high = wh.query_df(
+            wh.render(
+                "SELECT s.customer_id, COUNT(r.customer_id) AS reasons FROM {churn_scores} s "
+                "LEFT JOIN {churn_score_reasons} r ON r.score_date = s.score_date AND r.customer_id = s.customer_id "
+                "WHERE s.score_date = :d AND s.risk_tier = 'high' GROUP BY s.customer_id"
+            ),
+            {"d": day},
+        )
+        unsegmented = wh.scalar(
+            wh.render(
+                "SELECT COUNT(*) FROM {churn_scores} s LEFT JOIN {customer_segments} g "
+                "ON g.score_date = s.score_date AND g.customer_id = s.customer_id "
+                "WHERE s.score_date = :d AND g.customer_id IS NULL"
+            ),
+            {"d": day},
+        )
+        reviews = wh.query_df(
+            wh.render(
+                "SELECT v.review_id, v.review_text, s.review_id AS scored_id, s.sentiment, s.head_id FROM {reviews} v "
+                "LEFT JOIN {review_sentiment} s ON s.review_id = v.review_id WHERE v.reviewed_at < :t"
+            ),
+            {"t": dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)},
+        )
+        raw = reviews["review_text"].dropna()
+        views = build_features(wh, config, [day], labels=False)[TEXT_COLUMN]
+    assert len(high) > 0 and (high["reasons"] == 3).all(), high[high["reasons"] != 3].head()
+    assert unsegmented == 0
+    assert reviews["scored_id"].notna().all()  # every review has its row
+    with_text = reviews["review_text"].fillna("").str.strip().ne("")
+    assert reviews.loc[with_text, "sentiment"].notna().all() and reviews["head_id"].nunique() == 1
+    planted = [t for t in raw if EMAIL_RE.search(t) or PHONE_RE.search(t)]
+    assert planted, "the generator plants contact details in some reviews"
+    assert [v for v in views if find_identifiers(v)] == []
+    artifacts = Path(config.registry.artifact_location)
+    leaks = []
+    for path in artifacts.rglob("*"):
+        if not path.is_file() or path.stat().st_size > 50_000_000:
+            continue
+        if path.suffix == ".parquet":
+            import pandas as pd
+
+            frame = pd.read_parquet(path)
+            text = "\n".join(frame[c].astype(str).str.cat(sep="\n") for c in frame.columns if frame[c].dtype == object)
+        elif (
+            path.suffix in (".json", ".txt", ".csv", ".yaml", ".md", ".html", ".MLmodel", "") or path.name == "MLmodel"
+        ):
+            text = path.read_text(errors="ignore")
+        else:
+            continue  # weights and tokenizer files hold no sample text
+        leaks += [f"{path.relative_to(artifacts)}: {hit}" for hit in EMAIL_RE.findall(text)]
+        leaks += [
+            f"{path.relative_to(artifacts)}: {hit}" for t in planted for hit in PHONE_RE.findall(t) if hit in text
+        ]
+    assert leaks == []

@@ -85,8 +85,11 @@ REVIEWS = [
     (3, 3, 12, 4, None, "2025-02-05 10:00"),
 ]
 
+# (review_id, sentiment, disagrees): review 2 (2 stars) reads positive to the head, review 3 has no text
+SENTIMENT = [(1, 0.8, False), (2, 0.6, True), (3, None, None)]
 
-def frames(orders=ORDERS, events=EVENTS, reviews=REVIEWS) -> dict[str, pd.DataFrame]:
+
+def frames(orders=ORDERS, events=EVENTS, reviews=REVIEWS, sentiment=SENTIMENT) -> dict[str, pd.DataFrame]:
     items = [
         {
             "order_id": oid,
@@ -128,18 +131,37 @@ def frames(orders=ORDERS, events=EVENTS, reviews=REVIEWS) -> dict[str, pd.DataFr
                 for r, c, p, g, x, at in reviews
             ]
         ),
+        "review_sentiment": pd.DataFrame(
+            [
+                {
+                    "review_id": r,
+                    "customer_id": c,
+                    "reviewed_at": ts(at),
+                    "rating": g,
+                    "sentiment": scored[r][0],
+                    "disagrees": scored[r][1],
+                    "computed_at": ts("2025-06-01 00:00"),
+                    "head_id": "test",
+                }
+                for scored in [{r: (v, d) for r, v, d in sentiment}]
+                for r, c, _p, g, _x, at in reviews
+                if r in scored
+            ]
+        ),
     }
 
 
 def load(warehouse, data: dict[str, pd.DataFrame]) -> None:
-    for table in ("customers", "products", "orders", "order_items", "events", "reviews"):
+    for table in ("customers", "products", "orders", "order_items", "events", "reviews", "review_sentiment"):
         warehouse.bulk_load(table, data[table])
 
 
 @pytest.fixture
 def rows() -> SimpleNamespace:
     """The hand-made rows and helpers (test modules are not importable under --import-mode=importlib)."""
-    return SimpleNamespace(CUTOFF=CUTOFF, ORDERS=ORDERS, EVENTS=EVENTS, REVIEWS=REVIEWS, frames=frames, load=load)
+    return SimpleNamespace(
+        CUTOFF=CUTOFF, ORDERS=ORDERS, EVENTS=EVENTS, REVIEWS=REVIEWS, SENTIMENT=SENTIMENT, frames=frames, load=load
+    )
 
 
 @pytest.fixture

@@ -54,6 +54,9 @@ CUSTOMER_1 = {
     "reviews_365d": 2.0,
     "mean_rating_365d": 3.5,
     "low_rating_share_365d": 0.5,
+    "sentiment_mean_365d": (0.8 + 0.6) / 2,  # review_sentiment rows of reviews 1 and 2 (conftest.SENTIMENT)
+    "sentiment_last": 0.6,  # review 2, four days before the cutoff
+    "sentiment_disagree_share_365d": 0.5,  # review 2's text disagrees with its 2 stars
     # five population customers are too few for a BG/NBD fit: the documented fallback (prior at x = 0)
     "bgnbd_expected_purchases": 0.0,
     "bgnbd_p_alive": 1.0,
@@ -140,12 +143,15 @@ def test_no_leakage_from_rows_on_or_after_the_cutoff(warehouse, config, rows):
     reviews = rows.REVIEWS + [
         (900, 1, 11, 1, "terrible, never again", "2025-03-01 00:00"),
         (901, 6, 10, 1, "bad", "2025-03-05 10:00"),
+        (902, 4, 10, 5, "love it", "2025-03-01 00:00"),  # customer 4 has no review before the cutoff
     ]
+    # their sentiment rows too: a review on or after the cutoff must not move any sentiment feature
+    sentiment = rows.SENTIMENT + [(900, 0.0, False), (901, 0.05, False), (902, 0.02, True)]
     warehouse.execute(warehouse.render("DELETE FROM {order_items}"))
-    for table in ("orders", "events", "reviews"):
+    for table in ("orders", "events", "reviews", "review_sentiment"):
         warehouse.execute(warehouse.render(f"DELETE FROM {{{table}}}"))
-    data = rows.frames(orders, events, reviews)
-    for table in ("orders", "order_items", "events", "reviews"):
+    data = rows.frames(orders, events, reviews, sentiment)
+    for table in ("orders", "order_items", "events", "reviews", "review_sentiment"):
         warehouse.bulk_load(table, data[table])
 
     after = build_features(warehouse, config, [CUTOFF])
@@ -155,6 +161,12 @@ def test_no_leakage_from_rows_on_or_after_the_cutoff(warehouse, config, rows):
     # sanity: the new rows are visible to a later cutoff, so the comparison above is not vacuous
     later = build_features(warehouse, config, [dt.date(2025, 3, 2)])
     assert "garden" in _row(later, 1)[TEXT_COLUMN] and "never again" in _row(later, 1)[TEXT_COLUMN]
+    assert _row(later, 1)["sentiment_last"] == 0.0 and _row(later, 4)["sentiment_disagree_share_365d"] == 1.0
+    assert _row(after, 4)[["sentiment_mean_365d", "sentiment_last", "sentiment_disagree_share_365d"]].tolist() == [
+        0.5,
+        0.5,
+        0.0,
+    ]  # the documented fill values: no review before the cutoff
 
 
 def test_several_cutoffs_equal_single_cutoff_builds(loaded, config):

@@ -36,11 +36,13 @@ def lgbm_predictor():
     names = numeric_feature_names(Config())
     rng = np.random.default_rng(0)
     n = 2500
-    x = pd.DataFrame({f: rng.gamma(2.0, 2.0, n) for f in names})
+    x = pd.DataFrame({f: rng.gamma(2.0, 2.0, n) for f in names if not f.startswith("sentiment_")})
     x["days_since_last_order"] = rng.exponential(30, n)
     x["reviews_365d"] = rng.poisson(1.0, n).astype(float)
     x["low_rating_share_365d"] = np.where((x["reviews_365d"] > 0) & (rng.random(n) < 0.3), rng.random(n), 0.0)
     x["mean_rating_365d"] = np.where(x["reviews_365d"] > 0, 5 - 4 * x["low_rating_share_365d"], 0.0)
+    # no review_sentiment rows in these warehouses: the sentiment features hold their neutral fill values
+    x = x.assign(sentiment_mean_365d=0.5, sentiment_last=0.5, sentiment_disagree_share_365d=0.0)
     logit = -1.5 + 0.05 * (x["days_since_last_order"] - 30) + 3.0 * x["low_rating_share_365d"]
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     booster = lgb.train(
