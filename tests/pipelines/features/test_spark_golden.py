@@ -43,9 +43,21 @@ def engines(tmp_path_factory, spark_url, postgres_url):
         with connect(url, name) as wh:
             wh.init_schema()
             generate_sample_data(wh, customers=CUSTOMERS, seed=SEED, start=START, end=END)
+            _plant_sentiment(wh)
     yield urls
     with connect(postgres_url, schema) as wh:
         wh.drop_schema()
+
+
+def _plant_sentiment(wh) -> None:
+    """A review_sentiment row per review (a fixed function of its id; every 5th without a value), so the
+    sentiment features compare something: the same rows on every engine."""
+    from pipelines.training.sentiment import sentiment_frame
+
+    reviews = wh.query_df(wh.render("SELECT review_id, customer_id, reviewed_at, rating FROM {reviews}"))
+    ids = reviews["review_id"].to_numpy()
+    sentiment = np.where(ids % 5 == 0, np.nan, (ids * 7919 % 1000) / 1000.0)
+    wh.bulk_load("review_sentiment", sentiment_frame(reviews, sentiment, "golden"))
 
 
 def _features(engines, engine: str, config: Config) -> pd.DataFrame:
@@ -77,6 +89,7 @@ def test_training_features_and_text_views_identical_on_duckdb_postgres_and_spark
     text = " ".join(reference[TEXT_COLUMN])
     assert all(part in text for part in ("order ", "review ", "abandoned cart", "support contact"))
     assert set(reference[LABEL_COLUMN]) == {0, 1}
+    assert reference["sentiment_disagree_share_365d"].gt(0).any() and reference["sentiment_last"].ne(0.5).any()
     _assert_same(reference, frames["postgres"], config, "postgres vs duckdb")
     _assert_same(reference, frames["spark"], config, "spark vs duckdb")
 
