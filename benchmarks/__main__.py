@@ -77,13 +77,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quality-max-train",
         type=int,
         default=None,
-        help="quality stage: transformer train rows (default: all on GPU, 2000 on CPU)",
+        help="quality / finetune stages: transformer train rows (quality default: all on GPU, 2000 on CPU; "
+        "finetune: 400)",
     )
     p.add_argument(
         "--drift-seeds",
         default="42",
         help="drift stage: comma list of generator seeds, one pair of shops (with and without drift) each",
     )
+    p.add_argument("--finetune-epochs", type=int, default=2, help="finetune stage: epochs per model (default 2)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.shared["quality_candidates"] = tuple(c.strip() for c in args.quality_candidates.split(",") if c.strip())
     ctx.shared["quality_max_train"] = args.quality_max_train
     ctx.shared["drift_seeds"] = tuple(int(s) for s in args.drift_seeds.split(",") if s.strip())
+    ctx.shared["finetune_epochs"] = args.finetune_epochs
     machine = machine_info()
     started = dt.datetime.now(dt.UTC)
     run = {

@@ -18,7 +18,7 @@ logger = logging.getLogger("benchmarks")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STAGES = ("gen", "features", "train", "score", "writeback", "memory")
-ALL_STAGES = (*DEFAULT_STAGES, "retention", "demo", "drift", "explain", "quality")
+ALL_STAGES = (*DEFAULT_STAGES, "retention", "demo", "drift", "explain", "quality", "finetune")
 
 
 class StageSkipped(Exception):  # noqa: N818 - "skipped" reads better than "error" here

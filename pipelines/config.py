@@ -205,6 +205,12 @@ class DatasetConfig(_Section):
     text_recent_events: int = Field(
         6, ge=0, description="Most recent notable events (support, abandoned carts) in the text view."
     )
+    text_style: Literal["verbose", "compact"] = Field(
+        "verbose",
+        description="Text view wording: verbose '[12d ago] order 54.90 completed: books'; compact '12d order 55 "
+        "completed: books' (fewer tokens per item, so more history fits in model.max_length). A model scores "
+        "the style it was trained on (its bundle records it).",
+    )
     output_dir: str = Field("data/datasets", description="Where materialized training sets (Parquet) are written.")
 
     @model_validator(mode="after")
@@ -251,6 +257,11 @@ class TrainingConfig(_Section):
     seed: int = 13
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
     bf16_on_gpu: bool = True
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "fp32",
+        description="CPU training precision: bf16 autocast (weights and optimizer state stay fp32) or fp32; auto: "
+        "bf16 where the CPU computes bf16 natively (AMX / AVX512-BF16), else fp32. GPUs follow bf16_on_gpu.",
+    )
     num_threads: int | None = Field(None, gt=0, description="torch CPU threads; default: all cores.")
     calibration: Literal["centered_isotonic", "isotonic", "platt"] = Field(
         "centered_isotonic",

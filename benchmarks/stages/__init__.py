@@ -16,6 +16,7 @@ STAGE_MODULES = {
     "demo": "benchmarks.stages.demo",
     "drift": "benchmarks.stages.drift",
     "quality": "benchmarks.stages.quality",
+    "finetune": "benchmarks.stages.finetune",
 }
 
 

@@ -8,7 +8,10 @@ by the harness with the bundle's own model, scaler and calibrator);
 batch); (c) ``bucketed_bf16``: the same with the encoder in bf16 (only on CPUs with native bf16:
 AMX / AVX512-BF16); (d) ``bucketed_int8``: dynamic int8 encoder Linear layers; (e) ``bucketed_onnx``:
 the bundle's ONNX Runtime fp32 graph (fused attention / GELU / LayerNorm); (f) ``bucketed_onnx_int8``: its
-dynamic int8 graph (per-channel weights, FFN down-projections fp32). ``*_vs_fixed_fp32`` is each
+dynamic int8 graph (per-channel weights, FFN down-projections fp32); (g) ``bucketed_onnx_int8_static``
+and (h) ``bucketed_onnx_int8_block``: static QDQ int8 calibrated on the stage's other labelled customers'
+text views, and 8-bit MatMulNBits with per-block activation quantization (``benchmarks.onnx_quant``,
+measured only: not scoring options). ``*_vs_fixed_fp32`` is each
 variant's speed over (a) in the same run (absolute figures drift with the load of shared cores).
 ``length_*``: ROC-AUC / PR-AUC and speed of the exact ``onnx`` variant at 64 and 96 tokens, to pick
 the token budget by measurement.
@@ -137,6 +140,8 @@ def run(ctx: Context) -> StageResult:
                 variants[_variant(precision)] = (pred, None)
             else:
                 result.notes.append(f"{_variant(precision)} not measured: {pred.onnx_fallback}")
+        if "bucketed_onnx" in variants:
+            variants.update(_more_int8(result, load, path, full.iloc[:FIT_ROWS]))
     else:
         result.notes.append("bucketed_onnx* not measured: onnxruntime is not installed")
     # What `churn score` runs with the default config: scoring.precision (auto) and its fp32 check.
@@ -214,6 +219,42 @@ def run(ctx: Context) -> StageResult:
         _gpu(result, load_bundle, path, frame, seq)
     result.load_avg_1m.append(load1())
     return result
+
+
+def _more_int8(result: StageResult, load, path, calibration_frame) -> dict:
+    """Static and block-wise int8 graphs of the bundle's fp32 graph (benchmarks.onnx_quant), as predictors."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from benchmarks.onnx_quant import block_int8, calibration_feeds, static_int8
+    from pipelines.models.onnx_backend import OnnxSession
+
+    src = Path(path) / "onnx" / "model.onnx"
+    if not src.is_file():
+        result.notes.append("static / block int8 not measured: the bundle has no onnx/model.onnx")
+        return {}
+    out = {}
+    base = load(precision="onnx")[0]
+    feeds = calibration_feeds(base, calibration_frame, base.batch_size)
+    builders = {
+        "bucketed_onnx_int8_static": lambda dst: static_int8(src, dst, feeds),
+        "bucketed_onnx_int8_block": lambda dst: block_int8(src, dst),
+    }
+    with tempfile.TemporaryDirectory(prefix="churn-bench-int8-") as tmp:
+        for name, build in builders.items():
+            dst = Path(tmp) / f"{name}.onnx"
+            try:
+                build(dst)
+                pred = load(precision="onnx")[0]
+                pred._onnx = OnnxSession(dst, num_threads=torch.get_num_threads())
+            except Exception as exc:  # a quantizer that cannot handle this graph: say so, measure the rest
+                result.notes.append(f"{name} not measured: {type(exc).__name__}: {exc}"[:300])
+                continue
+            out[name] = (pred, None)
+    result.info["int8_calibration_rows"] = len(calibration_frame)
+    return out
 
 
 def _default_path(result: StageResult, config, guarded, frame) -> None:

@@ -449,6 +449,7 @@ def feature_sql(
             recent_reviews=ds.text_recent_reviews,
             recent_events=ds.text_recent_events,
             only_customer=only("e."),
+            style=ds.text_style,
         ),
     ]
     if labels:

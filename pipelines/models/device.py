@@ -58,14 +58,29 @@ def resolve_device(preference: str | torch.device = "auto", local_rank: int | No
     return torch.device(preference)
 
 
-def bf16_enabled(device: torch.device, requested: bool) -> bool:
-    return requested and device.type == "cuda" and torch.cuda.is_bf16_supported()
+TRAINING_PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def autocast_context(device: torch.device, bf16: bool = True):
-    """bf16 autocast on a CUDA device that supports it; a no-op elsewhere (CPU stays fp32)."""
-    if bf16_enabled(device, bf16):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+def bf16_enabled(device: torch.device, requested: bool, cpu_precision: str = "fp32") -> bool:
+    """Whether training / evaluation on ``device`` runs under bf16 autocast.
+
+    CUDA: ``requested`` (``training.bf16_on_gpu``) on cards that support bf16. CPU: ``cpu_precision``
+    (``training.precision``): ``bf16`` always, ``auto`` only where the CPU computes bf16 natively
+    (AMX / AVX512-BF16; emulated bf16 is slower than fp32), ``fp32`` never.
+    """
+    if device.type == "cuda":
+        return requested and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    if cpu_precision not in TRAINING_PRECISIONS:
+        raise ValueError(f"unknown training precision {cpu_precision!r}; expected one of {TRAINING_PRECISIONS}")
+    return cpu_precision == "bf16" or (cpu_precision == "auto" and cpu_has_native_bf16())
+
+
+def autocast_context(device: torch.device, bf16: bool = True, cpu_precision: str = "fp32"):
+    """bf16 autocast where :func:`bf16_enabled` says so (weights and optimizer state stay fp32); else a no-op."""
+    if bf16_enabled(device, bf16, cpu_precision):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -280,7 +280,8 @@ def train_transformer(
     ctx = dist_context_from_env()
     device = resolve_device(t.device, ctx.local_rank if ctx.enabled else None)
     ctx = init_distributed(device)
-    amp = lambda: autocast_context(device, t.bf16_on_gpu)  # noqa: E731
+    # bf16 autocast on GPUs (training.bf16_on_gpu) and, per training.precision, on CPUs with native bf16.
+    amp = lambda: autocast_context(device, t.bf16_on_gpu, t.precision)  # noqa: E731
     set_seed(t.seed)
 
     encoder_path = resolve_encoder_path(m.encoder)
@@ -326,7 +327,7 @@ def train_transformer(
             "training transformer on %s%s: %d train / %d validation rows, %d epochs x %d steps, "
             "batch %d x accum %d x world %d, pos_weight %.3f, fine_tune=%s",
             device,
-            " (bf16)" if bf16_enabled(device, t.bf16_on_gpu) else "",
+            " (bf16 autocast)" if bf16_enabled(device, t.bf16_on_gpu, t.precision) else "",
             len(train_split),
             len(val_split),
             t.epochs,

@@ -174,6 +174,9 @@ def test_tiny_score_stage_reports_every_variant_and_the_default_path(tmp_path):
     if info["onnxruntime"]:
         assert metrics["bucketed_onnx_max_abs_dp"]["value"] < 1e-4  # the ONNX graph is the same network
         assert metrics["bucketed_onnx_int8_vs_fixed_fp32"]["value"] > 0
+        for variant in ("bucketed_onnx_int8_static", "bucketed_onnx_int8_block"):  # measured, not offered
+            assert metrics[f"{variant}_customers_per_s"]["value"] > 0
+            assert 0 < metrics[f"{variant}_max_abs_dp"]["value"] < 0.5
     assert info["max_length"] == 32 and info["default_path"].startswith("bucketed_")
     chosen = info["default_path"].split()[0]
     assert metrics["default_customers_per_s"]["value"] == metrics[f"{chosen}_customers_per_s"]["value"]

@@ -190,6 +190,29 @@ def test_text_view_limits(loaded, config):
     )
 
 
+def test_compact_text_view_has_the_same_items_in_fewer_tokens(loaded, config, packaged_encoder_path):
+    compact = config.with_overrides({"dataset": {"text_style": "compact"}})
+    text = _row(build_features(loaded, compact, [CUTOFF]), 1)[TEXT_COLUMN]
+    assert text == (
+        '1d abandoned cart: shoes | 3d support contact | 4d review 2/5 "parcel arrived late and damaged" | '
+        "6d order 55 completed: books, electronics | 19d order 20 returned: shoes | 40d order 15 cancelled: toys | "
+        '58d order 36 completed: toys | 101d order 40 completed: books, toys | 212d review 5/5 "great read" | '
+        "259d order 100 completed: books"
+    )  # 35.50 rounds half away from zero on both engines
+    from pipelines.models.network import load_tokenizer
+
+    tokenizer = load_tokenizer(packaged_encoder_path)
+    n_compact, n_verbose = (len(tokenizer(t)["input_ids"]) for t in (text, TEXT_1))
+    assert n_compact <= n_verbose - 30  # 10 items: >= 3 tokens each
+
+
+def test_unknown_text_style_is_refused(config):
+    from pipelines.features.text_view import text_ctes
+
+    with pytest.raises(ValueError, match="text view style 'tiny'"):
+        text_ctes(recent_orders=1, recent_reviews=1, recent_events=1, style="tiny")
+
+
 def test_long_review_text_is_capped(warehouse, config, rows):
     reviews = rows.REVIEWS + [(9, 5, 10, 3, "x" * 500 + "\nsecond line", "2025-02-27 10:00")]
     rows.load(warehouse, rows.frames(reviews=reviews))
