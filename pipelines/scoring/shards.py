@@ -47,7 +47,7 @@ from pipelines.scoring.batch import (
     check_scoring_inputs,
 )
 from pipelines.scoring.reasons import ScoreDetails, append_columns, percentile_rank
-from pipelines.warehouse.base import fault_point, quote_identifier
+from pipelines.warehouse.base import WarehouseError, fault_point, quote_identifier
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -279,11 +279,17 @@ def publish_shards(
             for staging in STAGING_TABLES:
                 wh.execute(f"DELETE FROM {wh.qualified(staging.name)} WHERE stage_run = :run AND score_date = :d", key)
         seconds = time.perf_counter() - started
-        swept = sweep_staging(
-            wh,
-            dt.timedelta(days=config.scoring.staging_retention_days),
-            published=(score_date, run_id, published_at),
-        )
+        try:  # housekeeping: a failure here must not fail (and so retry into "did not finish") a published day
+            swept = sweep_staging(
+                wh,
+                dt.timedelta(days=config.scoring.staging_retention_days),
+                published=(score_date, run_id, published_at),
+            )
+        except WarehouseError as exc:
+            logger.warning(
+                "published %s, but sweeping old staging failed (the next publish retries): %s", score_date, exc
+            )
+            swept = []
     logger.info("published %d shard(s), %s rows for %s in %.1f s", len(planned), written, score_date, seconds)
     return {
         "score_date": score_date.isoformat(),

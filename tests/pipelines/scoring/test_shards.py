@@ -384,3 +384,24 @@ def test_shard_worker_killed_mid_way_leaves_the_day_until_a_rerun_publishes_it(t
     assert published["rows"] == sum(s["customers"] for s in plan)
     _assert_same_day(_day(config, standins.SCORE_DATE), old)  # same model, same data: the complete day
     assert _staged_rows(config) == 0
+
+
+def test_a_failed_sweep_after_publishing_keeps_the_published_day(tiny_config, standins, monkeypatch):
+    """The sweep is housekeeping: its failure is logged, the publish still succeeds (a retry would find no staging)."""
+    import pipelines.scoring.shards as shards
+    from pipelines.warehouse.base import WarehouseError
+
+    standins.install_standin(monkeypatch)
+    config = _sharded(tiny_config, standins, shards=2)
+    plan = plan_shards(config, standins.SCORE_DATE)
+    for shard in plan:
+        score_shard(config, standins.SCORE_DATE, "3", RUN, shard)
+
+    def broken(*args, **kwargs):
+        raise WarehouseError("Postgres: canceling statement due to lock timeout")
+
+    monkeypatch.setattr(shards, "sweep_staging", broken)
+    published = publish_shards(config, standins.SCORE_DATE, RUN, plan)
+    assert published["swept_runs"] == 0 and published["rows"] == sum(s["customers"] for s in plan)
+    with open_warehouse(config) as wh:
+        assert wh.row_count("churn_scores", "score_date = :d", {"d": standins.SCORE_DATE}) == published["rows"]
