@@ -490,10 +490,17 @@ def _query_error(exc: Exception, sql: str, where: str) -> WarehouseError:
 
 
 def _rows_to_arrow(names: list[str], rows: list[tuple]) -> pa.Table:
+    """Row tuples to Arrow; NUMERIC (Decimal) columns become float64.
+
+    A result column has one Postgres type, so its first non-null value says whether it is NUMERIC: only
+    those columns pay a per-value conversion (checking every value cost ~30% of reading 1M staged rows).
+    """
     columns = list(zip(*rows, strict=True)) if rows else [[] for _ in names]
     arrays = []
     for values in columns:
-        values = [float(v) if type(v).__name__ == "Decimal" else v for v in values]
+        first = next((v for v in values if v is not None), None)
+        if type(first).__name__ == "Decimal":
+            values = [None if v is None else float(v) for v in values]
         arrays.append(pa.array(values))
     return pa.Table.from_arrays(arrays, names=names)
 

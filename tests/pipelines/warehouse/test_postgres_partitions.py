@@ -246,3 +246,15 @@ def test_an_unpartitioned_scores_table_is_refused_naming_the_fix(legacy_pg, scor
     with pytest.raises(SchemaMismatchError, match=r"not partitioned by score_date.*churn init-warehouse"):
         legacy_pg.replace_partition(CHURN_SCORES, scores(D1, range(3)), "score_date", D1)
     assert legacy_pg.row_count("churn_scores") == 0
+
+
+def test_numeric_columns_read_as_float_even_when_they_start_with_nulls(pg):
+    """Only NUMERIC columns are converted (decided by their first non-null value); the others keep their type."""
+    table = pg.query_arrow(
+        "SELECT n, i, t FROM (VALUES (NULL::numeric, 1::bigint, 'a'), (1.25::numeric, NULL, NULL), "
+        "(NULL, 3, 'c')) v(n, i, t)"
+    )
+    assert table.schema.types == [pa.float64(), pa.int64(), pa.string()]
+    assert table.to_pydict() == {"n": [None, 1.25, None], "i": [1, None, 3], "t": ["a", None, "c"]}
+    empty = pg.query_arrow("SELECT 1.5::numeric AS n WHERE false")
+    assert empty.num_rows == 0 and empty.column_names == ["n"]
