@@ -501,8 +501,9 @@ class MonitoringConfig(_Section):
         "`python -m benchmarks --stages drift --scale 5k` (benchmarks/results/*-drift.json): on generated data "
         "without drift the largest move of a monitored feature is 0.377 against the training reference "
         "(support_contacts_90d in February; 0.37 gave 1 false retrain in 13) and 0.145 month over month, so 0.40 "
-        "gives 0 retrains in both; with drift_after it flags the training-reference comparison from the 3rd month "
-        "after the change (0.458), a month-over-month comparison never (largest move 0.164).",
+        "gives 0 retrains in both; with drift_after these per-customer distributions flag the training-reference "
+        "comparison from the 3rd month after the change (0.458), a month-over-month comparison never (largest move "
+        "0.164): the first month is caught by the ratio features (ratio_drift_threshold).",
     )
     drift_features: list[str] | None = Field(
         None,
