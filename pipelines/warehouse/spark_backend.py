@@ -154,7 +154,12 @@ class SparkWarehouse(Warehouse):
         self.path = Path(path)
         self.root = self.path / self.schema
         self.master = master
-        self.spark = spark_session(master, conf)
+        self.conf = dict(conf or {})
+
+    @property
+    def spark(self):
+        """The process's SparkSession, started at the first query (loads, DDL and contract checks need none)."""
+        return spark_session(self.master, self.conf)
 
     # -- naming: one temporary view per table, "<schema>__<table>" ---------------------------------
     def qualified(self, table: str) -> str:
