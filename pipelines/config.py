@@ -99,8 +99,8 @@ def check_memory_size(value: str | None) -> str | None:
 class WarehouseConfig(_Section):
     url: str = Field(
         "duckdb:///data/warehouse.duckdb",
-        description="SQLAlchemy URL of the warehouse (duckdb:///path or postgresql://...). "
-        "Overridden by CHURN_WAREHOUSE_URL. A relative DuckDB path is relative to the project root.",
+        description="SQLAlchemy-style URL of the warehouse (duckdb:///path, postgresql://... or spark+local:///folder). "
+        "Overridden by CHURN_WAREHOUSE_URL. A relative DuckDB or Spark path is relative to the project root.",
     )
     schema_name: str | None = Field(
         None,
@@ -846,10 +846,11 @@ class Config(_Section):
                 check_path(key, value)
         for key, value, prefix in (
             ("warehouse.url", self.warehouse.url, "duckdb:///"),
+            ("warehouse.url", self.warehouse.url, "spark+local:///"),
             ("registry.tracking_uri", self.registry.tracking_uri, "sqlite:///"),
         ):
             if value.startswith(prefix):
-                check_path(key, value[len(prefix) :])
+                check_path(key, value[len(prefix) :].partition("?")[0])  # the path, without ?options
         return self
 
     @model_validator(mode="after")
@@ -878,9 +879,11 @@ class Config(_Section):
     @property
     def warehouse_url(self) -> str:
         url = os.environ.get(WAREHOUSE_URL_ENV) or self.warehouse.url
-        prefix = "duckdb:///"
-        if url.startswith(prefix) and not url[len(prefix) :].startswith("/") and url[len(prefix) :] != ":memory:":
-            url = prefix + str(self.resolve_path(url[len(prefix) :], WAREHOUSE_URL_ENV))
+        for prefix in ("duckdb:///", "spark+local:///"):  # a relative file or folder: under the project root
+            if url.startswith(prefix):
+                path, sep, query = url[len(prefix) :].partition("?")
+                if path and not path.startswith("/") and path != ":memory:":
+                    url = prefix + str(self.resolve_path(path, WAREHOUSE_URL_ENV)) + sep + query
         return url
 
     @property

@@ -56,8 +56,8 @@ def _spark(parsed, schema: str | None, read_chunk_rows: int) -> Warehouse:
     """``spark+local:///folder?master=...&spark.x=...``: Parquet tables under the folder (spark_backend)."""
     if parsed.drivername != "spark+local" or parsed.host or not parsed.database:
         raise WarehouseError(
-            "a Spark warehouse URL is spark+local:///FOLDER (tables under FOLDER, relative to the working "
-            "directory; spark+local:////abs/path for an absolute one), optionally ?master=spark://host:7077"
+            "a Spark warehouse URL is spark+local:///FOLDER (tables under FOLDER, relative to the project "
+            "root; spark+local:////abs/path for an absolute one), optionally ?master=spark://host:7077"
         )
     query = dict(parsed.query)
     unknown = [key for key in query if key != "master" and not key.startswith("spark.")]

@@ -1,7 +1,7 @@
 """Spark backend: the feature and text-view SQL on Spark SQL, over contract tables stored as Parquet.
 
-URL ``spark+local:///data/spark-warehouse`` (a relative path, like DuckDB's; ``spark+local:////abs/path``
-for an absolute one). Query parameters: ``master`` (default ``local[*]``; ``spark://host:7077`` or
+URL ``spark+local:///data/spark-warehouse`` (a relative path is under the project root, like DuckDB's;
+``spark+local:////abs/path`` for an absolute one). Query parameters: ``master`` (default ``local[*]``; ``spark://host:7077`` or
 ``yarn`` for a cluster whose executors see the same folder) and any ``spark.*`` setting, e.g.
 ``?master=local[2]&spark.driver.memory=4g``.
 

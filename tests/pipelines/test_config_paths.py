@@ -59,3 +59,10 @@ def test_config_file_with_an_escape_fails_the_cli_before_anything_is_written(tmp
         assert main(["--config", str(path), "validate", "--as-of", "2025-12-31"]) == ExitCode.CONFIG
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("validation.data_docs_dir" in e and "outside the project root" in e for e in errors)
+
+
+def test_a_relative_spark_folder_is_under_the_project_root_and_keeps_its_options():
+    config = Config().with_overrides({"warehouse": {"url": "spark+local:///data/spark-warehouse?master=local%5B2%5D"}})
+    assert config.warehouse_url == f"spark+local:///{PROJECT_ROOT / 'data' / 'spark-warehouse'}?master=local%5B2%5D"
+    with pytest.raises(ConfigError, match=r"warehouse\.url: '\.\./x' resolves to"):
+        Config().with_overrides({"warehouse": {"url": "spark+local:///../x?master=local"}})
