@@ -54,8 +54,9 @@ def _register_lightgbm_champion(config, tmp_path) -> str:
     )
     example = model_input(train.head(3), features).reset_index(drop=True)
     name = config.registry.model_name
-    with tracking.use_tracking(config):
-        with mlflow.start_run():
+    with tracking.use_tracking(config) as client:
+        # the configured experiment, whose artifact root is under tmp_path (the default one writes ./mlruns)
+        with mlflow.start_run(experiment_id=tracking.ensure_experiment(config, client)):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(PYFUNC_MODEL_FILE),
