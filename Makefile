@@ -49,10 +49,8 @@ bench: venv ## benchmarks at SCALE (default 10k): make bench SCALE=100k
 
 # `airflow standalone` starts its components by running `airflow` from PATH: the venv's bin goes first.
 airflow-ui: venv ## start Airflow (api-server, scheduler, dag-processor, triggerer) with these DAGs on :8080
-	@bash scripts/airflow_home.sh --print-login
 	@echo "DAGs start paused: unpause one in the UI (toggle) or with: .venv/bin/airflow dags unpause churn_scoring"
-	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__HOST=$${AIRFLOW__API__HOST:-127.0.0.1} \
-	  AIRFLOW__CORE__PARALLELISM=$${AIRFLOW__CORE__PARALLELISM:-4} $(BIN)/airflow standalone
+	AIRFLOW__CORE__PARALLELISM=$${AIRFLOW__CORE__PARALLELISM:-4} bash scripts/airflow_ui.sh
 
 mlflow-ui: venv ## open the MLflow UI on :5000 over the local store
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --port 5000

@@ -45,5 +45,5 @@ fi
 
 if [ "${1:-}" = "--print-login" ]; then
   password="$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("admin", "?"))' "$PASSWORDS")"
-  echo "Airflow UI: http://localhost:8080  user: admin  password: $password  (stored in ${PASSWORDS#"$ROOT"/})"
+  echo "Airflow UI: http://localhost:${AIRFLOW__API__PORT:-8080}  user: admin  password: $password  (stored in ${PASSWORDS#"$ROOT"/})"
 fi
