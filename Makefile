@@ -53,6 +53,8 @@ airflow-ui: venv ## start Airflow (api-server, scheduler, dag-processor, trigger
 	AIRFLOW__CORE__PARALLELISM=$${AIRFLOW__CORE__PARALLELISM:-4} bash scripts/airflow_ui.sh
 
 mlflow-ui: venv ## open the MLflow UI on :5000 over the local store
+	@# a moved or copied checkout: point the store's absolute artifact URIs at this checkout first
+	@$(BIN)/python -c 'from pipelines.config import load_config; from pipelines.tracking import relocate_artifact_uris; relocate_artifact_uris(load_config())'
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow/mlflow.db --port 5000
 
 clean: ## remove local state (warehouse, MLflow store, reports, Airflow home); keeps .venv
