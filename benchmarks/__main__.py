@@ -71,7 +71,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--quality-candidates",
         default="lightgbm,transformer",
-        help="quality stage: lightgbm (always, with its no-BG/NBD ablation) and optionally transformer",
+        help="quality stage: lightgbm (always, with its no-BG/NBD ablation, and numeric_mlp) and optionally "
+        "transformer (with the hybrid stacked on it) and text_only (the encoder with no numeric features)",
+    )
+    p.add_argument(
+        "--quality-train-rows",
+        default="",
+        help="quality stage learning curve: comma-separated transformer train-row caps (e.g. 500,1000,2000); "
+        "each refits transformer + hybrid (expensive on CPU)",
     )
     p.add_argument(
         "--quality-max-train",
@@ -180,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.shared["quality_max_train"] = args.quality_max_train
     ctx.shared["drift_seeds"] = tuple(int(s) for s in args.drift_seeds.split(",") if s.strip())
     ctx.shared["finetune_epochs"] = args.finetune_epochs
+    ctx.shared["quality_train_rows"] = tuple(int(r) for r in args.quality_train_rows.split(",") if r.strip())
     machine = machine_info()
     started = dt.datetime.now(dt.UTC)
     run = {

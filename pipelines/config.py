@@ -253,7 +253,24 @@ class TrainingConfig(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)
     early_stopping_patience: int = Field(2, ge=1, description="Epochs without validation PR-AUC gain before stopping.")
-    max_train_examples: int | None = Field(None, gt=0, description="Cap (most recent first) to keep runs short.")
+    max_train_examples: int | None = Field(
+        None,
+        gt=0,
+        description="Cap on the transformer's fine-tuning rows (most recent first), the run's most expensive step; "
+        "LightGBM-based candidates use every training row.",
+    )
+    hybrid: bool = Field(
+        True,
+        description="Also fit the hybrid candidate: LightGBM over the features plus the fine-tuned transformer's "
+        "logit, stacked on customers the encoder never trained on (training.stacker_share of them).",
+    )
+    stacker_share: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Share of the training customers held out of the encoder's fine-tuning for the hybrid's stacker "
+        "(only when training.hybrid is on).",
+    )
     seed: int = 13
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
     bf16_on_gpu: bool = True
@@ -270,7 +287,7 @@ class TrainingConfig(_Section):
         "from bf16 or another machine move probabilities by tiny amounts); isotonic: the classic step fit (steep "
         "jumps between steps); platt: a sigmoid in logit space.",
     )
-    candidate: Literal["best", "transformer", "baseline"] = Field(
+    candidate: Literal["best", "transformer", "baseline", "hybrid"] = Field(
         "best", description="Which model to register: best on validation PR-AUC, or a fixed kind."
     )
     baseline_rounds: int = Field(300, gt=0, description="Boosting rounds of the LightGBM baseline (early stopped).")
@@ -278,6 +295,12 @@ class TrainingConfig(_Section):
     log_every_steps: int = Field(
         50, gt=0, description="Progress log every N optimizer steps (and at least every ~10 s)."
     )
+
+    @model_validator(mode="after")
+    def _hybrid_when_chosen(self) -> TrainingConfig:
+        if self.candidate == "hybrid" and not self.hybrid:
+            raise ValueError("training.candidate is 'hybrid' but training.hybrid is false: set training.hybrid: true")
+        return self
 
 
 class RegistryConfig(_Section):

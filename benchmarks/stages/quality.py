@@ -9,9 +9,15 @@ The same training sets (``build_training_sets`` at the day after the generated h
   shop has: no events, no reviews), with and without the purchase-only features;
 - ``bgnbd``: the classic buy-till-you-die reference: BG/NBD expected purchases in the horizon (fitted per
   cutoff on pre-cutoff orders), fewer expected purchases = higher churn risk, calibrated on validation;
-- ``transformer``: the fine-tuned encoder + numeric head (``fit_candidates``), unless left out with
-  ``--quality-candidates``; on CPU its train rows are capped by ``--quality-max-train`` (the run says so),
-  while both LightGBM rows use every train row (the honest bar).
+- ``numeric_mlp``: an MLP on the standardized numeric features (scikit-learn, early stopped): the fused
+  network without its text, to tell "the head learns numbers badly" from "the text adds nothing";
+- ``transformer``: the fine-tuned encoder + numeric head (``fit_candidates``), and ``hybrid``: LightGBM over the
+  numeric features plus that transformer's logit, stacked on customers held out of the fine-tuning; unless
+  left out with ``--quality-candidates``; on CPU the transformer's rows are capped by ``--quality-max-train`` (the
+  run says so), while the LightGBM rows use every train row (the honest bar);
+- ``text_only``: the same fine-tuning with no numeric features (``--quality-candidates ...,text_only``): what the
+  encoder reads from the text alone;
+- learning curve (``--quality-train-rows 500,1000,2000``): transformer and hybrid refitted at each row cap.
 
 The chosen candidate is the best on validation PR-AUC (as in training); the headline is the paired bootstrap
 95% CI of test PR-AUC (chosen - lightgbm) on the same resampled customers.
@@ -64,6 +70,73 @@ def _lightgbm(config, sets, names: list[str]):
     return predictor, time.perf_counter() - started
 
 
+def _numeric_mlp(config, sets, names: list[str]):
+    """An MLP on the standardized numeric features (missing values at the mean), early stopped on a 10% split."""
+    from sklearn.neural_network import MLPClassifier
+
+    from pipelines.models import fit_calibrator
+    from pipelines.models.network import NumericScaler
+
+    started = time.perf_counter()
+    scaler = NumericScaler.fit(sets.train, names)
+    mlp = MLPClassifier(
+        hidden_layer_sizes=tuple(config.model.head_hidden), early_stopping=True, max_iter=300, random_state=0
+    )
+    mlp.fit(scaler.transform(sets.train), sets.train["churned"].to_numpy())
+    calibrator = fit_calibrator(
+        sets.validation["churned"].to_numpy(),
+        mlp.predict_proba(scaler.transform(sets.validation))[:, 1],
+        config.training.calibration,
+    )
+    return _Scored(lambda frame: calibrator(mlp.predict_proba(scaler.transform(frame))[:, 1])), (
+        time.perf_counter() - started
+    )
+
+
+class _Scored:
+    """A predict_proba wrapper for the ablation's non-platform models."""
+
+    def __init__(self, predict):
+        self.predict_proba = predict
+
+
+def _text_only(config, sets):
+    """The encoder fine-tuned on the text view alone (no numeric features), on the transformer's row budget."""
+    from pipelines.datasets import cap_train_rows
+    from pipelines.models import fit_calibrator
+    from pipelines.models.bundle import TransformerPredictor
+    from pipelines.training.transformer import train_transformer
+
+    t = config.training
+    train = cap_train_rows(sets.train, t.max_train_examples, t.seed)
+    run = train_transformer(config, train, sets.validation, [])
+    calibrator = fit_calibrator(sets.validation["churned"].to_numpy(), run.val_raw, t.calibration)
+    return TransformerPredictor(
+        run.model, run.tokenizer, run.scaler, calibrator, max_length=config.model.max_length, device=run.device
+    )
+
+
+def _learning_curve(ctx, config, sets, caps, fit_candidates) -> list[dict]:
+    """Validation and test PR-AUC of the transformer and the hybrid at each transformer row cap."""
+    from pipelines.evaluation.metrics import pr_auc
+
+    rows = []
+    for cap in caps:
+        capped = ctx.config(training={"max_train_examples": int(cap)})
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir=ctx.work_dir) as out:
+            fit = fit_candidates(capped, sets, out)
+            row = {"max_train_examples": int(cap), "seconds": time.perf_counter() - started}
+            for kind, cand in fit.candidates.items():
+                row[f"{kind}_validation_pr_auc"] = cand.validation_metrics.get("pr_auc")
+                row[f"{kind}_test_pr_auc"] = pr_auc(
+                    sets.test["churned"].to_numpy(), np.asarray(cand.predictor.predict_proba(sets.test))
+                )
+        logger.info("learning curve at %d rows: %s", cap, {k: round(v, 4) for k, v in row.items()})
+        rows.append(row)
+    return rows
+
+
 def run(ctx: Context) -> StageResult:
     build_training_sets, load_training_sets = require("pipelines.datasets", "build_training_sets", "load_training_sets")
     from pipelines.evaluation.metrics import bootstrap_metric_difference, pr_auc, roc_auc
@@ -108,14 +181,25 @@ def run(ctx: Context) -> StageResult:
     predictors["orders_only"], seconds["orders_only"] = _lightgbm(config, sets, orders_only)
     orders_no_btyd = [n for n in orders_only if n not in PURCHASE_ONLY_FEATURES]
     predictors["orders_only_no_btyd"], seconds["orders_only_no_btyd"] = _lightgbm(config, sets, orders_no_btyd)
+    predictors["numeric_mlp"], seconds["numeric_mlp"] = _numeric_mlp(config, sets, names)
+    fit_candidates = require("pipelines.training.fit", "fit_candidates")
     if "transformer" in candidates:
         result.info.update({"transformer_max_train_examples": max_train, "epochs": capped.training.epochs})
-        fit_candidates = require("pipelines.training.fit", "fit_candidates")
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=ctx.work_dir) as out:
             fit = fit_candidates(capped, sets, out)
-            predictors["transformer"] = fit.transformer.predictor
-        seconds["transformer"] = time.perf_counter() - t0
+            for kind in ("transformer", "hybrid"):
+                if kind in fit.candidates:
+                    predictors[kind] = fit.candidates[kind].predictor
+                    seconds[kind] = fit.candidates[kind].seconds
+        seconds["transformer"] = time.perf_counter() - t0 - seconds.get("hybrid", 0.0)
+    if "text_only" in candidates:
+        t0 = time.perf_counter()
+        predictors["text_only"] = _text_only(capped, sets)
+        seconds["text_only"] = time.perf_counter() - t0
+    curve = ctx.shared.get("quality_train_rows") or ()
+    if curve:
+        result.info["learning_curve"] = _learning_curve(ctx, config, sets, curve, fit_candidates)
 
     val_p = {name: np.asarray(p.predict_proba(sets.validation)) for name, p in predictors.items()}
     test_p = {name: np.asarray(p.predict_proba(sets.test)) for name, p in predictors.items()}
@@ -137,7 +221,7 @@ def run(ctx: Context) -> StageResult:
         table[name] = row
         result.add(f"{name}_test_pr_auc", row["test_pr_auc"], "", f"test PR-AUC of {name}")
         result.add(f"{name}_test_roc_auc", row["test_roc_auc"], "", f"test ROC-AUC of {name}")
-    selectable = [n for n in predictors if n in ("lightgbm", "bgnbd", "transformer")]
+    selectable = [n for n in predictors if n in ("lightgbm", "bgnbd", "transformer", "hybrid")]
     best = max(selectable, key=lambda n: (table[n]["validation_pr_auc"], n == "lightgbm"))
     rounds = 1000
     diff = bootstrap_metric_difference(y_test, test_p[best], test_p["lightgbm"], "pr_auc", rounds=rounds, seed=0)

@@ -194,7 +194,6 @@ def build_training_sets(config: Config, as_of: dt.date) -> str:
         dialect = wh.dialect
         sentiment = _sentiment_lineage(wh)
     frames = {name: frame[frame[CUTOFF_COLUMN].isin(splits[name])].reset_index(drop=True) for name in SPLITS}
-    frames["train"] = cap_train_rows(frames["train"], config.training.max_train_examples, config.training.seed)
     for name in SPLITS:
         if frames[name].empty:
             raise InsufficientHistoryError(

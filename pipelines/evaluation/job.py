@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipelines import tracking as t
 from pipelines.config import Config
 from pipelines.contract import LABEL_COLUMN, SEGMENT_COLUMNS, ExitCode
@@ -73,7 +75,10 @@ def bgnbd_reference_metrics(sets, calibration: str) -> dict[str, dict[str, float
 
 
 def evaluate_run(config: Config, run_id: str) -> dict:
-    """Score both candidates of the run on its test split (threshold from validation); log and return metrics."""
+    """Score every candidate of the run on its test split (threshold from validation); log and return metrics.
+
+    Plots: the registered candidate's under ``plots/``, and every candidate's under ``plots/<kind>/``.
+    """
     import mlflow
 
     client = t.setup_tracking(config)
@@ -95,12 +100,14 @@ def evaluate_run(config: Config, run_id: str) -> dict:
         workdir = Path(tmp)
         bundles = run_bundles(client, run, workdir)
         chosen_scores = None
+        test_scores: dict[str, np.ndarray] = {}
         for kind, bundle in bundles.items():
             predictor = load_bundle(str(bundle))
             threshold = choose_threshold(y_val, predictor.predict_proba(sets.validation))
             p_test = predictor.predict_proba(sets.test)
             metrics = compute_metrics(y_test, p_test, threshold=threshold)
             results[kind] = metrics
+            test_scores[kind] = p_test
             mlflow.log_metrics({f"{kind}_test_{k}": v for k, v in finite_metrics(metrics).items()})
             if kind == chosen:
                 chosen_scores = p_test
@@ -128,8 +135,11 @@ def evaluate_run(config: Config, run_id: str) -> dict:
 
         plots_dir = workdir / "plots"
         plots_dir.mkdir()
-        for plot in save_plots(y_test, chosen_scores, plots_dir) or []:
+        for plot in save_plots(y_test, chosen_scores, plots_dir, label=chosen) or []:
             mlflow.log_artifact(str(plot), artifact_path="plots")
+        for kind, scores in test_scores.items():  # every candidate's plots, side by side in the run's artifacts
+            for plot in save_plots(y_test, scores, plots_dir / kind, label=kind) or []:
+                mlflow.log_artifact(str(plot), artifact_path=f"plots/{kind}")
         shutil.rmtree(plots_dir, ignore_errors=True)
     logger.info(
         "run %s: test %s", run_id, {k: round(v, 4) for k, v in finite_metrics(test_metrics).items() if k in KEY_METRICS}

@@ -11,6 +11,7 @@ from pipelines.models.bundle import (
     save_transformer_bundle,
 )
 from pipelines.models.calibration import Calibrator, fit_calibrator
+from pipelines.models.hybrid import HybridPredictor, save_hybrid_bundle
 from pipelines.models.network import (
     ChurnHead,
     ChurnModel,
@@ -27,6 +28,7 @@ __all__ = [
     "ChurnHead",
     "ChurnModel",
     "ChurnPredictor",
+    "HybridPredictor",
     "ModelSetupError",
     "NumericScaler",
     "TransformerPredictor",
@@ -36,5 +38,6 @@ __all__ = [
     "read_bundle_meta",
     "resolve_encoder_path",
     "save_baseline_bundle",
+    "save_hybrid_bundle",
     "save_transformer_bundle",
 ]

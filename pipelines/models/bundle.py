@@ -17,6 +17,8 @@ Layout (baseline)::
     bundle.json
     model.txt              LightGBM booster in its text format
 
+Layout (hybrid): see :mod:`pipelines.models.hybrid` (a transformer bundle inside, plus the stacker booster).
+
 Integrity: ``bundle.json`` lists every other file of the bundle (``files``: relative path -> sha256 and
 size), written last when the bundle is saved. Loading checks that list before any weight file is parsed:
 a file that is missing, truncated, bit-flipped or not listed at all (whatever its suffix) is one
@@ -62,6 +64,7 @@ ENCODER_DIR = "encoder"
 BASELINE_FILE = "model.txt"
 FORMAT_VERSION = 2  # 2: bundle.json lists every file with its sha256 and size
 MANIFEST_KEY = "files"
+BUNDLE_KINDS = ("transformer", "baseline", "hybrid")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 # Customers per forward pass when none is configured: small batches stay in a CPU core's cache, a GPU
 # needs large ones to be busy.
@@ -597,7 +600,7 @@ def read_bundle_meta(path) -> dict:
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{meta_path} is not valid JSON: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("kind") not in ("transformer", "baseline"):
+    if not isinstance(meta, dict) or meta.get("kind") not in BUNDLE_KINDS:
         raise BundleError(f"{meta_path}: unknown bundle kind {meta.get('kind') if isinstance(meta, dict) else meta!r}")
     verify_bundle(root, meta)
     return meta
@@ -634,6 +637,20 @@ def load_bundle(
             raise BundleError(f"{model_file}: LightGBM cannot read it: {exc}") from exc
         return BaselinePredictor(
             booster, feature_names, calibrator, threshold=meta["threshold"], metadata=meta, num_threads=num_threads
+        )
+    if meta["kind"] == "hybrid":
+        from pipelines.models.hybrid import load_hybrid
+
+        return load_hybrid(
+            root,
+            meta,
+            calibrator,
+            num_threads=num_threads,
+            device=device,
+            precision=precision,
+            batch_size=batch_size,
+            check_rows=check_rows,
+            tolerance=tolerance,
         )
     return _load_transformer(
         root,

@@ -3,7 +3,9 @@
 - **LightGBM**: the booster's own exact per-feature contributions (``pred_contrib``, TreeSHAP), in log-odds.
 - **Transformer**: gradient x input at the head, over the standardized numeric features (0 is the training
   mean, so a feature at its mean contributes nothing), with the text embedding held fixed; in log-odds.
-- **Text items** (transformer only): the text view is a list of items (an order, a review, an abandoned
+- **Hybrid**: the stacker's TreeSHAP contributions of the numeric features (the transformer-logit column is
+  left to the text items, which explain what the encoder read).
+- **Text items** (transformer and hybrid): the text view is a list of items (an order, a review, an abandoned
   cart); each of the newest ``max_items`` is dropped in turn and the customer rescored. The drop in
   calibrated probability is that item's effect; removal that *lowers* the risk marks an item that raises it.
 
@@ -37,6 +39,9 @@ def numeric_contributions(predictor, frame: pd.DataFrame, pooled: np.ndarray | N
     names = list(predictor.feature_names)
     if len(frame) == 0:
         return NumericAttribution(names, np.zeros((0, len(names))))
+    if callable(getattr(predictor, "contributions", None)):  # hybrid: TreeSHAP over [numeric, transformer logit]
+        # the logit's share is the encoder's view of the whole history; text-item occlusion explains it
+        return NumericAttribution(names, predictor.contributions(frame)[:, : len(names)])
     booster = getattr(predictor, "booster", None)
     if booster is not None:
         x = frame[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)

@@ -24,7 +24,7 @@ KEY_METRICS = (
     ("churn_rate", "churn rate"),
     ("n", "test customers"),
 )
-CANDIDATES = ("transformer", "baseline")
+CANDIDATES = ("hybrid", "transformer", "baseline")
 
 
 def mlflow_ui_url(config: Config) -> str:

@@ -11,6 +11,8 @@ import datetime as dt
 import html
 from typing import Any
 
+from pipelines.ops.champion import CANDIDATES
+
 COUNT_NAMES = {"n", "rows", "count", "customers", "current_rows", "reference_rows"}
 STATE_CLASS = {"success": "ok", "failed": "bad", "running": "warn", "queued": "warn", "up_for_retry": "warn"}
 
@@ -105,13 +107,11 @@ def champion_html(card: dict[str, Any]) -> str:
     body = _kv(rows)
     metrics = card.get("metrics") or []
     if metrics:
-        head = "<tr><th>test metric</th><th>champion</th><th>transformer</th><th>baseline</th></tr>"
+        kinds = ["champion", *(k for k in CANDIDATES if any(m.get(k) is not None for m in metrics))]
+        head = "<tr><th>test metric</th>" + "".join(f"<th>{esc(k)}</th>" for k in kinds) + "</tr>"
         cells = "".join(
             f"<tr><td>{esc(m['label'])}</td>"
-            + "".join(
-                f"<td class='num'>{esc(fmt_number(m.get(k), m['key']))}</td>"
-                for k in ("champion", "transformer", "baseline")
-            )
+            + "".join(f"<td class='num'>{esc(fmt_number(m.get(k), m['key']))}</td>" for k in kinds)
             + "</tr>"
             for m in metrics
         )

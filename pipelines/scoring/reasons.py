@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+TEXT_KINDS = ("transformer", "hybrid")  # models that read the text view: their reasons include text items
 _WINDOW_RE = re.compile(r"^(orders|revenue|sessions|support_contacts)_(\d+)d$")
 
 
@@ -256,7 +257,7 @@ def explain_rows(
 
     # candidates per row: (contribution, kind, payload); text items join for the masked rows
     text_by_row: dict[int, list[Any]] = {}
-    if with_text is not None and with_text.any() and getattr(predictor, "kind", None) == "transformer":
+    if with_text is not None and with_text.any() and getattr(predictor, "kind", None) in TEXT_KINDS:
         rows = np.flatnonzero(with_text)
         for effect in text_item_effects(predictor, frame.iloc[rows], probs[rows], max_text_items):
             if effect.effect > 0:
@@ -297,7 +298,7 @@ def explain_rows(
 
 
 def supports_attribution(predictor) -> bool:
-    """LightGBM bundles (a booster) and transformer bundles (an encoder + head) can be explained."""
+    """LightGBM and hybrid bundles (a booster) and transformer bundles (an encoder + head) can be explained."""
     return getattr(predictor, "booster", None) is not None or (
         getattr(predictor, "kind", None) == "transformer" and hasattr(predictor, "model")
     )

@@ -25,7 +25,7 @@ from pipelines.contract import CUTOFF_COLUMN, ID_COLUMN, LABEL_COLUMN, PROBABILI
 from pipelines.datasets import TrainingSets, drift_reference_sample, load_training_sets
 from pipelines.features.privacy import pseudonym_key, pseudonymise_frame
 from pipelines.models import ChurnPredictor
-from pipelines.training.fit import CandidateResult, fit_candidates, lost_to_baseline_note
+from pipelines.training.fit import ENCODER_KINDS, CandidateResult, fit_candidates, lost_to_baseline_note
 from pipelines.training.segments import log_segments
 from pipelines.training.sentiment import log_sentiment_head
 
@@ -242,11 +242,12 @@ def _log_candidates(candidates: dict[str, CandidateResult], chosen: str, notes: 
 
     pr_auc = {kind: c.validation_metrics.get("pr_auc", math.nan) for kind, c in candidates.items()}
     tags: dict[str, str] = {}
-    if "transformer" in pr_auc and "baseline" in pr_auc:
-        t_pr, b_pr = pr_auc["transformer"], pr_auc["baseline"]
-        beat = bool(t_pr > b_pr) if math.isfinite(t_pr) and math.isfinite(b_pr) else None
-        tags[t.TAG_BEAT_BASELINE] = "unknown" if beat is None else str(beat).lower()
-        lost = lost_to_baseline_note(t_pr, b_pr)
+    encoder_kinds = [kind for kind in ENCODER_KINDS if kind in pr_auc]
+    if encoder_kinds and "baseline" in pr_auc:
+        known = all(math.isfinite(pr_auc[kind]) for kind in (*encoder_kinds, "baseline"))
+        lost = lost_to_baseline_note(pr_auc)
+        # true when a candidate with the fine-tuned encoder (transformer or hybrid) beat the baseline
+        tags[t.TAG_BEAT_BASELINE] = str(lost is None).lower() if known else "unknown"
         if lost and lost not in notes:
             notes = [lost, *notes]
     description = [

@@ -1,7 +1,7 @@
 """Fit the customer segments with the chosen model and log them to its MLflow run (``segments/``).
 
 Why at training time: scoring only assigns (nearest centroid), so segments are stable from day to day and
-change only with a new model. The encoder embedding is the chosen transformer's own pooled vector (a
+change only with a new model. The encoder embedding is the chosen transformer's (or hybrid's) own pooled vector (a
 LightGBM model has no encoder: its segments use the behaviour features only). The profile table (size,
 churn rate, value per segment on the fit rows) is logged next to the arrays.
 """
@@ -38,7 +38,8 @@ def fit_for_predictor(config: Config, frame: pd.DataFrame, predictor) -> tuple[S
 
     seg = config.segments
     emb = None
-    if getattr(predictor, "kind", None) == "transformer" and seg.embedding_weight > 0 and hasattr(predictor, "model"):
+    reads_text = getattr(predictor, "kind", None) in ("transformer", "hybrid") and hasattr(predictor, "model")
+    if reads_text and seg.embedding_weight > 0:
         emb = embeddings(predictor, frame[TEXT_COLUMN].tolist())
     model = fit_segments(
         frame,

@@ -244,6 +244,7 @@ class TransformerRun:
     seconds: float = 0.0
     device: str = "cpu"
     dist: DistContext = field(default_factory=DistContext)
+    train_rows: int = 0
 
 
 def _format_eta(seconds: float) -> str:
@@ -448,4 +449,5 @@ def train_transformer(
         seconds=time.perf_counter() - started,
         device=str(device),
         dist=ctx,
+        train_rows=len(train),
     )
