@@ -14,6 +14,7 @@ from pipelines.datasets import (
     DatasetIntegrityError,
     InsufficientHistoryError,
     build_training_sets,
+    cap_train_rows,
     choose_cutoffs,
     load_training_sets,
 )
@@ -123,17 +124,18 @@ def test_build_splits_by_time_and_writes_manifest(loaded_config):
 
 
 def test_max_train_examples_keeps_recent_rows_deterministically(loaded_config):
+    """The stored train split keeps every row (LightGBM uses them all); the cap picks the transformer's rows."""
     uncapped = load_training_sets(build_training_sets(loaded_config, AS_OF))
     full = uncapped.train
     latest = full[full["cutoff_date"] == full["cutoff_date"].max()]
     cap = len(latest) + 3
     capped_config = loaded_config.with_overrides({"training": {"max_train_examples": cap}})
-    first = load_training_sets(build_training_sets(capped_config, AS_OF))
-    second = load_training_sets(build_training_sets(capped_config, AS_OF))
-    assert len(first.train) == cap and first.manifest["splits"]["train"]["rows"] == cap
-    assert (first.train["cutoff_date"] == latest["cutoff_date"].iloc[0]).sum() == len(latest)  # whole latest cutoff
-    pd.testing.assert_frame_equal(first.train, second.train)
-    pd.testing.assert_frame_equal(first.test, uncapped.test)  # only train is capped
+    stored = load_training_sets(build_training_sets(capped_config, AS_OF))
+    pd.testing.assert_frame_equal(stored.train, full)
+    first, second = (cap_train_rows(stored.train, cap, capped_config.training.seed) for _ in range(2))
+    assert len(first) == cap
+    assert (first["cutoff_date"] == latest["cutoff_date"].iloc[0]).sum() == len(latest)  # whole latest cutoff
+    pd.testing.assert_frame_equal(first, second)
 
 
 def test_too_little_history_fails_clearly(small_config, tmp_path):
