@@ -381,7 +381,7 @@ def test_analyst_tables_are_complete_and_nothing_logged_shows_a_planted_identifi
     assert reviews["scored_id"].notna().all()  # every review has its row
     with_text = reviews["review_text"].fillna("").str.strip().ne("")
     assert reviews.loc[with_text, "sentiment"].notna().all() and reviews["head_id"].nunique() == 1
-    planted = [t for t in raw if EMAIL_RE.search(t) or PHONE_RE.search(t)]
+    planted = sorted({hit for t in raw for hit in [*EMAIL_RE.findall(t), *PHONE_RE.findall(t)]})
     assert planted, "the generator plants contact details in some reviews"
     assert [v for v in views if find_identifiers(v)] == []
     artifacts = Path(config.registry.artifact_location)
@@ -400,8 +400,6 @@ def test_analyst_tables_are_complete_and_nothing_logged_shows_a_planted_identifi
             text = path.read_text(errors="ignore")
         else:
             continue  # weights and tokenizer files hold no sample text
-        leaks += [f"{path.relative_to(artifacts)}: {hit}" for hit in EMAIL_RE.findall(text)]
-        leaks += [
-            f"{path.relative_to(artifacts)}: {hit}" for t in planted for hit in PHONE_RE.findall(t) if hit in text
-        ]
+        # the planted ones: a report's bundled JavaScript carries its authors' addresses
+        leaks += [f"{path.relative_to(artifacts)}: {hit}" for hit in planted if hit in text]
     assert leaks == []
