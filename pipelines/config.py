@@ -275,9 +275,10 @@ class TrainingConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
     bf16_on_gpu: bool = True
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "fp32",
-        description="CPU training precision: bf16 autocast (weights and optimizer state stay fp32) or fp32; auto: "
-        "bf16 where the CPU computes bf16 natively (AMX / AVX512-BF16), else fp32. GPUs follow bf16_on_gpu.",
+        "auto",
+        description="CPU training precision: bf16 autocast (weights and optimizer state stay fp32; validation "
+        "scores stay fp32) or fp32; auto: bf16 where the CPU computes bf16 natively (AMX / AVX512-BF16), else "
+        "fp32. GPUs follow bf16_on_gpu.",
     )
     num_threads: int | None = Field(None, gt=0, description="torch CPU threads; default: all cores.")
     calibration: Literal["centered_isotonic", "isotonic", "platt"] = Field(

@@ -3,7 +3,9 @@
 A few optimizer steps of the platform's own pieces (``build_churn_model``, ``build_optimizer``,
 ``train_step``, bf16 autocast on GPU, grad clipping) on synthetic text views truncated to
 ``model.max_length`` tokens (so every row is ~max_length tokens), batch ``training.batch_size``.
-On a GPU also the achieved fraction of dense bf16 peak from FLOPs ~ 6 * params * tokens.
+On a GPU also the achieved fraction of dense bf16 peak from FLOPs ~ 6 * params * tokens. On a CPU with
+native bf16 (AMX / AVX512-BF16) each batch is stepped once in fp32 and once under bf16 autocast
+(``cpu_bf16_*``, ``training.precision: bf16``), interleaved so both see the same load.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def run(ctx: Context) -> StageResult:
         "pipelines.training.transformer", "build_optimizer", "train_step", "make_batch", "encode_split"
     )
     from benchmarks.synthetic import synthetic_frame
-    from pipelines.models.device import autocast_context
+    from pipelines.models.device import autocast_context, cpu_has_native_bf16
     from pipelines.models.network import load_tokenizer, resolve_encoder_path
 
     config = ctx.config()
@@ -71,27 +73,57 @@ def run(ctx: Context) -> StageResult:
     optimizer = build_optimizer(model, config)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     amp = lambda: autocast_context(device, config.training.bf16_on_gpu)  # noqa: E731
-    step_seconds, tokens = [], []
-    for step in range(warmup + steps):
-        idx = np.arange(step * batch, (step + 1) * batch)
-        b = make_batch(split, idx, tokenizer.pad_token_id, device)
+    # On a CPU with native bf16, every batch is also stepped under bf16 autocast (training.precision bf16),
+    # right after its fp32 step: the two see the same load, so their ratio holds on shared cores.
+    cpu_bf16 = not cuda and cpu_has_native_bf16()
+    bf16_amp = lambda: autocast_context(device, False, "bf16")  # noqa: E731
+    step_seconds, tokens, bf16_seconds = [], [], []
+
+    def one_step(b, amp_) -> float:
         if cuda:
             torch.cuda.synchronize()
         else:
             result.load_avg_1m.append(load1())
         start = time.perf_counter()
-        train_step(model, b, loss_fn, amp=amp)
+        train_step(model, b, loss_fn, amp=amp_)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.training.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if cuda:
             torch.cuda.synchronize()
-        seconds = time.perf_counter() - start
+        return time.perf_counter() - start
+
+    for step in range(warmup + steps):
+        idx = np.arange(step * batch, (step + 1) * batch)
+        b = make_batch(split, idx, tokenizer.pad_token_id, device)
+        seconds = one_step(b, amp)
+        bf16 = one_step(b, bf16_amp) if cpu_bf16 else None
         if step >= warmup:
             step_seconds.append(seconds)
             tokens.append(int(b["attention_mask"].sum()))
-            logger.info("  train step %d/%d: %.3f s", step - warmup + 1, steps, seconds)
+            logger.info(
+                "  train step %d/%d: %.3f s%s",
+                step - warmup + 1,
+                steps,
+                seconds,
+                f" (bf16 {bf16:.3f} s)" if bf16 else "",
+            )
+            if bf16 is not None:
+                bf16_seconds.append(bf16)
     result.load_avg_1m.append(load1())
+    if bf16_seconds:
+        result.add(
+            "cpu_bf16_samples_per_s",
+            [batch / s for s in bf16_seconds],
+            "samples/s",
+            "the same batches under bf16 autocast (training.precision bf16), each right after its fp32 step",
+        )
+        result.add(
+            "cpu_bf16_vs_fp32",
+            float(np.median([a / b for a, b in zip(step_seconds, bf16_seconds, strict=True)])),
+            "x",
+            "median per-batch speed-up of bf16 autocast over fp32",
+        )
 
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

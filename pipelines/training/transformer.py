@@ -283,6 +283,8 @@ def train_transformer(
     ctx = init_distributed(device)
     # bf16 autocast on GPUs (training.bf16_on_gpu) and, per training.precision, on CPUs with native bf16.
     amp = lambda: autocast_context(device, t.bf16_on_gpu, t.precision)  # noqa: E731
+    # CPU validation stays fp32: its scores fit the calibrator, and CPU scoring is checked against fp32.
+    eval_amp = amp if device.type == "cuda" else contextlib.nullcontext
     set_seed(t.seed)
 
     encoder_path = resolve_encoder_path(m.encoder)
@@ -299,7 +301,9 @@ def train_transformer(
     if m.fine_tune == "frozen":
         cache_started = time.perf_counter()
         for split in (train_split, val_split):
-            cache_frozen_embeddings(model, split, batch_size=t.eval_batch_size, pad_id=pad_id, device=device, amp=amp)
+            cache_frozen_embeddings(
+                model, split, batch_size=t.eval_batch_size, pad_id=pad_id, device=device, amp=eval_amp
+            )
         if ctx.is_main:
             logger.info(
                 "frozen encoder: cached text vectors of %d rows in %.1f s",
@@ -384,7 +388,7 @@ def train_transformer(
         samples_per_s = seen * ctx.world_size / max(train_seconds, 1e-9)
 
         val_loss, val_raw = evaluate(
-            model, val_split, loss_fn, batch_size=t.eval_batch_size, pad_id=pad_id, device=device, amp=amp
+            model, val_split, loss_fn, batch_size=t.eval_batch_size, pad_id=pad_id, device=device, amp=eval_amp
         )
         val_pr = pr_auc(val_split.labels.astype(np.int64), val_raw)
         row = {

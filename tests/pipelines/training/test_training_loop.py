@@ -68,7 +68,9 @@ def test_cpu_bf16_autocast_trains_with_fp32_weights(tiny_config, sets):
     """training.precision bf16 on CPU: the loss still falls, weights stay fp32, scores differ from fp32 only a little."""
     cfg = tiny_config.with_overrides({"training": {"precision": "bf16"}})
     run = train_transformer(cfg, sets.train, sets.validation, FEATURES)
-    fp32 = train_transformer(tiny_config, sets.train, sets.validation, FEATURES)
+    fp32 = train_transformer(
+        tiny_config.with_overrides({"training": {"precision": "fp32"}}), sets.train, sets.validation, FEATURES
+    )
     losses = [row["train_loss"] for row in run.history]
     assert losses[1] < losses[0]
     assert all(p.dtype == torch.float32 for p in run.model.parameters())
