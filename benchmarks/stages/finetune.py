@@ -134,8 +134,8 @@ def run(ctx: Context) -> StageResult:
         }
     )
     result.notes.append(
-        f"each model trained on {max_train} of {len(first.train)} train rows x {epochs} epochs on CPU: quality "
-        "differences of ~0.01-0.02 are within seed noise at this size"
+        f"each model trained on at most {max_train} train rows (training.max_train_examples) x {epochs} epochs on "
+        "CPU: quality differences of ~0.01-0.02 are within seed noise at this size"
     )
     result.load_avg_1m.append(load1())
     return result
