@@ -489,7 +489,7 @@ class MonitoringConfig(_Section):
         0.05,
         gt=0,
         le=1,
-        description="Retrain when this share of the monitored features drifts (0.05: any one of the default 12).",
+        description="Retrain when this share of the monitored features drifts (0.05: any one of the default monitored features).",
     )
     prediction_drift_threshold: float = Field(
         0.25,
