@@ -444,6 +444,20 @@ def verify_bundle(root: Path, meta: dict) -> None:
             raise BundleError(f"bundle {root}: {rel} is corrupted: its sha256 does not match bundle.json")
 
 
+def load_lightgbm_text(root: Path, meta: dict):
+    """The bundle's LightGBM booster (``model_file``), checked complete before LightGBM parses it."""
+    import lightgbm as lgb
+
+    model_file = root / meta.get("model_file", BASELINE_FILE)
+    if not model_file.is_file():
+        raise BundleError(f"{meta.get('kind')} bundle {root} has no LightGBM text model {model_file.name}")
+    _check_lightgbm_text(model_file)
+    try:
+        return lgb.Booster(model_file=str(model_file))
+    except lgb.basic.LightGBMError as exc:
+        raise BundleError(f"{model_file}: LightGBM cannot read it: {exc}") from exc
+
+
 def _check_lightgbm_text(path: Path) -> None:
     """A LightGBM text model must be complete before LightGBM parses it (its parser can crash on a cut file)."""
     data = path.read_bytes()
@@ -625,16 +639,7 @@ def load_bundle(
     calibrator = Calibrator.from_dict(meta["calibrator"])
     feature_names = list(meta["feature_names"])
     if meta["kind"] == "baseline":
-        import lightgbm as lgb
-
-        model_file = root / meta.get("model_file", BASELINE_FILE)
-        if not model_file.is_file():
-            raise BundleError(f"baseline bundle {root} has no LightGBM text model {model_file.name}")
-        _check_lightgbm_text(model_file)
-        try:
-            booster = lgb.Booster(model_file=str(model_file))
-        except lgb.basic.LightGBMError as exc:
-            raise BundleError(f"{model_file}: LightGBM cannot read it: {exc}") from exc
+        booster = load_lightgbm_text(root, meta)
         return BaselinePredictor(
             booster, feature_names, calibrator, threshold=meta["threshold"], metadata=meta, num_threads=num_threads
         )

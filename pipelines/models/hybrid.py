@@ -35,7 +35,6 @@ from pipelines.models.bundle import (
     FORMAT_VERSION,
     BundleError,
     TransformerPredictor,
-    _check_lightgbm_text,
     _write_atomically,
     _write_json,
     library_versions,
@@ -222,23 +221,15 @@ def save_hybrid_bundle(
 
 def load_hybrid(root: Path, meta: dict, calibrator: Calibrator, num_threads: int = 2, **transformer_options):
     """The hybrid predictor of a verified bundle directory (the inner transformer bundle is verified again)."""
-    import lightgbm as lgb
-
-    from pipelines.models.bundle import load_bundle
+    from pipelines.models.bundle import load_bundle, load_lightgbm_text
 
     feature_names = list(meta["feature_names"])
     weights = StackerWeights.from_dict(meta.get("stacker") or {})
-    model_file = root / meta.get("model_file", BASELINE_FILE)
-    if not model_file.is_file():
-        raise BundleError(f"hybrid bundle {root} has no LightGBM text model {model_file.name}")
-    _check_lightgbm_text(model_file)
-    try:
-        booster = lgb.Booster(model_file=str(model_file))
-    except lgb.basic.LightGBMError as exc:
-        raise BundleError(f"{model_file}: LightGBM cannot read it: {exc}") from exc
+    booster = load_lightgbm_text(root, meta)
     if booster.num_feature() != len(feature_names):
         raise BundleError(
-            f"{model_file}: the booster takes {booster.num_feature()} features, bundle.json lists {len(feature_names)}"
+            f"hybrid bundle {root}: the booster takes {booster.num_feature()} features, "
+            f"bundle.json lists {len(feature_names)}"
         )
     inner_dir = root / meta.get("transformer_dir", TRANSFORMER_DIR)
     inner = load_bundle(inner_dir, num_threads=num_threads, **transformer_options)
