@@ -13,6 +13,9 @@ Robustness rules (issue 16):
   MLflow's own HTTP retries get the same budget (``MLFLOW_HTTP_REQUEST_*``, unless the user exported them).
 - **One creator.** A fresh SQLite store is created (its schema migrated) under a file lock, so processes
   opening it at once do not race MLflow's migrations; ``store_lock`` serialises alias moves the same way.
+
+Why one file over 400 lines: every job reaches MLflow through these few functions, and the store rules above
+(one client per config, bounded retries, one creator, relocated artifact URIs) only hold if they live together.
 """
 
 from __future__ import annotations
@@ -383,6 +386,20 @@ def package_versions() -> dict[str, str]:
 def download_run_artifact(client, run_id: str, path: str, dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     return Path(client.download_artifacts(run_id, path, str(dst)))
+
+
+def load_version_artifact(config: Config, model_version: str, artifact: str, load, prefix: str = "churn-artifact-"):
+    """``load(local folder)`` of the ``artifact`` folder logged with a registered version's training run.
+
+    Downloaded into a temporary folder that is removed once ``load`` returns, so ``load`` must read everything it
+    needs (segment models, sentiment heads: small safetensors + JSON).
+    """
+    import tempfile
+
+    client = setup_tracking(config)
+    mv = client.get_model_version(config.registry.model_name, str(model_version))
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        return load(download_run_artifact(client, mv.run_id, artifact, Path(tmp)))
 
 
 def download_model_bundle(model_uri: str, dst: Path, tracking_uri: str | None = None) -> Path:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,11 +37,7 @@ def segment_model_for(config: Config, model_version: str) -> SegmentModel | None
     from pipelines.training.segments import SEGMENTS_ARTIFACT
 
     try:
-        client = t.setup_tracking(config)
-        mv = client.get_model_version(config.registry.model_name, str(model_version))
-        with tempfile.TemporaryDirectory(prefix="churn-segments-") as tmp:
-            local = t.download_run_artifact(client, mv.run_id, SEGMENTS_ARTIFACT, Path(tmp))
-            return SegmentModel.load(local)
+        return t.load_version_artifact(config, model_version, SEGMENTS_ARTIFACT, SegmentModel.load, "churn-segments-")
     except Exception as exc:  # no artifact (older version) or no registry entry (a stand-in model)
         logger.warning(
             "no segment model for %s v%s (%s): customer_segments not written",

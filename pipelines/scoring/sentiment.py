@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,10 +34,9 @@ def sentiment_head_for(config: Config, model_version: str) -> SentimentHead | No
     from pipelines import tracking as t
 
     try:
-        client = t.setup_tracking(config)
-        mv = client.get_model_version(config.registry.model_name, str(model_version))
-        with tempfile.TemporaryDirectory(prefix="churn-sentiment-") as tmp:
-            return SentimentHead.load(t.download_run_artifact(client, mv.run_id, SENTIMENT_ARTIFACT, Path(tmp)))
+        return t.load_version_artifact(
+            config, model_version, SENTIMENT_ARTIFACT, SentimentHead.load, "churn-sentiment-"
+        )
     except Exception as exc:  # no artifact (older version) or no registry entry (a stand-in model)
         logger.warning(
             "no sentiment head for %s v%s (%s): review_sentiment kept as it is",
