@@ -194,7 +194,14 @@ def test_tiny_quality_stage_reports_test_metrics_and_the_paired_ci(tmp_path):
     stage = run["stages"]["quality"]
     assert stage["status"] == "ok", stage.get("reason")
     info, metrics = stage["info"], stage["metrics"]
-    assert set(info["candidates"]) == {"lightgbm", "lightgbm_no_btyd", "orders_only", "orders_only_no_btyd", "bgnbd"}
+    assert set(info["candidates"]) == {
+        "lightgbm",
+        "lightgbm_no_btyd",
+        "orders_only",
+        "orders_only_no_btyd",
+        "numeric_mlp",  # the fused network's head without its text: the ablation's numeric-only arm
+        "bgnbd",
+    }
     for name in info["candidates"]:
         assert 0 < metrics[f"{name}_test_pr_auc"]["value"] <= 1 and 0 < metrics[f"{name}_test_roc_auc"]["value"] <= 1
     assert info["chosen_by_validation_pr_auc"] in ("lightgbm", "bgnbd")
