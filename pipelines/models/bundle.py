@@ -643,31 +643,14 @@ def load_bundle(
         return BaselinePredictor(
             booster, feature_names, calibrator, threshold=meta["threshold"], metadata=meta, num_threads=num_threads
         )
+    options = dict(
+        device=device, precision=precision, batch_size=batch_size, check_rows=check_rows, tolerance=tolerance
+    )
     if meta["kind"] == "hybrid":
         from pipelines.models.hybrid import load_hybrid
 
-        return load_hybrid(
-            root,
-            meta,
-            calibrator,
-            num_threads=num_threads,
-            device=device,
-            precision=precision,
-            batch_size=batch_size,
-            check_rows=check_rows,
-            tolerance=tolerance,
-        )
-    return _load_transformer(
-        root,
-        meta,
-        calibrator,
-        feature_names,
-        device=device,
-        precision=precision,
-        batch_size=batch_size,
-        check_rows=check_rows,
-        tolerance=tolerance,
-    )
+        return load_hybrid(root, meta, calibrator, num_threads=num_threads, **options)
+    return _load_transformer(root, meta, calibrator, feature_names, **options)
 
 
 def _load_transformer(

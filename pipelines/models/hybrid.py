@@ -40,6 +40,7 @@ from pipelines.models.bundle import (
     library_versions,
 )
 from pipelines.models.calibration import Calibrator
+from pipelines.models.network import numeric_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -143,17 +144,12 @@ class HybridPredictor:
     def precision_check(self):
         return getattr(self.transformer, "precision_check", None)
 
-    def _matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        missing = [c for c in self.feature_names if c not in frame.columns]
-        if missing:
-            raise KeyError(f"frame lacks numeric feature columns: {missing}")
-        return (
-            frame[self.feature_names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        )
-
     def baseline_log_odds(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(
-            self.booster.predict(self._matrix(frame), raw_score=True, num_threads=self.num_threads), dtype=np.float64
+            self.booster.predict(
+                numeric_matrix(frame, self.feature_names), raw_score=True, num_threads=self.num_threads
+            ),
+            dtype=np.float64,
         )
 
     def log_odds(self, frame: pd.DataFrame) -> np.ndarray:
@@ -175,7 +171,9 @@ class HybridPredictor:
         text-item occlusion (:func:`pipelines.models.explain.text_item_effects`).
         """
         contrib = np.asarray(
-            self.booster.predict(self._matrix(frame), pred_contrib=True, num_threads=self.num_threads),
+            self.booster.predict(
+                numeric_matrix(frame, self.feature_names), pred_contrib=True, num_threads=self.num_threads
+            ),
             dtype=np.float64,
         )
         return self.weights.baseline_weight * contrib[:, : len(self.feature_names)]

@@ -51,7 +51,7 @@ class NumericScaler:
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, feature_names: list[str]) -> NumericScaler:
-        x = _numeric_matrix(frame, feature_names)
+        x = numeric_matrix(frame, feature_names)
         with np.errstate(all="ignore"):
             mean = np.nanmean(x, axis=0) if len(x) else np.zeros(x.shape[1])
             std = np.nanstd(x, axis=0) if len(x) else np.ones(x.shape[1])
@@ -60,7 +60,7 @@ class NumericScaler:
         return cls(tuple(feature_names), mean.astype(np.float64), std.astype(np.float64))
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        x = _numeric_matrix(frame, list(self.feature_names))
+        x = numeric_matrix(frame, list(self.feature_names))
         z = (x - self.mean) / self.std
         z = np.where(np.isfinite(z), z, 0.0)
         return np.clip(z, -self.clip, self.clip).astype(np.float32)
@@ -76,7 +76,8 @@ class NumericScaler:
         return cls(tuple(feature_names), mean, std, float(data.get("clip", NUMERIC_CLIP)))
 
 
-def _numeric_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
+def numeric_matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
+    """The named columns as float64 (unparseable values and missing ones NaN); a missing column is a KeyError."""
     missing = [c for c in feature_names if c not in frame.columns]
     if missing:
         raise KeyError(f"frame lacks numeric feature columns: {missing}")

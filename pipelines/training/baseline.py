@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipelines.config import Config
 from pipelines.contract import LABEL_COLUMN
+from pipelines.models.network import numeric_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +31,6 @@ class BaselineRun:
     best_iteration: int = 0
     val_raw: np.ndarray | None = None
     seconds: float = 0.0
-
-
-def _matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
-    return frame[feature_names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def baseline_params(config: Config) -> dict:
@@ -65,8 +62,8 @@ def train_baseline(
     """Boost up to ``training.baseline_rounds`` rounds, early stopped on validation average precision."""
     started = time.perf_counter()
     params = baseline_params(config)
-    x_train, y_train = _matrix(train, feature_names), train[LABEL_COLUMN].to_numpy(dtype=np.int64)
-    x_val, y_val = _matrix(validation, feature_names), validation[LABEL_COLUMN].to_numpy(dtype=np.int64)
+    x_train, y_train = numeric_matrix(train, feature_names), train[LABEL_COLUMN].to_numpy(dtype=np.int64)
+    x_val, y_val = numeric_matrix(validation, feature_names), validation[LABEL_COLUMN].to_numpy(dtype=np.int64)
     dtrain = lgb.Dataset(x_train, y_train, feature_name=list(feature_names), free_raw_data=False)
     dval = lgb.Dataset(x_val, y_val, reference=dtrain, free_raw_data=False)
     evals: dict = {}

@@ -29,6 +29,7 @@ from pipelines.config import Config
 from pipelines.contract import ID_COLUMN, LABEL_COLUMN
 from pipelines.models.hybrid import StackerWeights
 from pipelines.models.metrics import pr_auc
+from pipelines.models.network import numeric_matrix
 from pipelines.training.baseline import baseline_params
 
 logger = logging.getLogger(__name__)
@@ -62,10 +63,6 @@ class HybridRun:
     stacker_rows: int = 0
 
 
-def _matrix(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
-    return frame[feature_names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-
-
 def cross_fitted_log_odds(
     config: Config, train: pd.DataFrame, stacker_rows: pd.DataFrame, feature_names: list[str], rounds: int
 ) -> np.ndarray:
@@ -84,9 +81,9 @@ def cross_fitted_log_odds(
         in_fold = folds == fold
         held = stacker_rows.loc[in_fold, ID_COLUMN].unique()
         fit_rows = train[~np.isin(train_customers, held)]
-        data = lgb.Dataset(_matrix(fit_rows, feature_names), fit_rows[LABEL_COLUMN].to_numpy(dtype=np.int64))
+        data = lgb.Dataset(numeric_matrix(fit_rows, feature_names), fit_rows[LABEL_COLUMN].to_numpy(dtype=np.int64))
         booster = lgb.train(params, data, num_boost_round=max(1, int(rounds)))
-        out[in_fold] = booster.predict(_matrix(stacker_rows[in_fold], feature_names), raw_score=True)
+        out[in_fold] = booster.predict(numeric_matrix(stacker_rows[in_fold], feature_names), raw_score=True)
     return out
 
 
@@ -125,7 +122,7 @@ def train_hybrid(
     weights = StackerWeights(float(fitted.intercept_[0]), float(fitted.coef_[0][0]), float(fitted.coef_[0][1]))
     if val_transformer_logit is None:
         val_transformer_logit = transformer.predict_logits(validation)
-    val_base = baseline_booster.predict(_matrix(validation, feature_names), raw_score=True, num_iteration=rounds)
+    val_base = baseline_booster.predict(numeric_matrix(validation, feature_names), raw_score=True, num_iteration=rounds)
     val_log_odds = weights(val_base, val_transformer_logit)
     y_val = validation[LABEL_COLUMN].to_numpy(dtype=np.int64)
     val_raw = 1.0 / (1.0 + np.exp(-val_log_odds))
