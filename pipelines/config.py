@@ -271,6 +271,12 @@ class TrainingConfig(_Section):
         description="Share of the training customers held out of the encoder's fine-tuning for the hybrid's stacker "
         "(only when training.hybrid is on).",
     )
+    max_stacker_rows: int | None = Field(
+        4000,
+        gt=0,
+        description="Cap on the held-out rows the hybrid's stacker is fitted on (most recent first): the encoder scores "
+        "each of them, and two blend weights need a few thousand rows, not every held-out row. null: all of them.",
+    )
     seed: int = 13
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available, else CPU.")
     bf16_on_gpu: bool = True

@@ -137,6 +137,22 @@ def _learning_curve(ctx, config, sets, caps, fit_candidates) -> list[dict]:
     return rows
 
 
+def sample_evaluation(sets, rows: int, seed: int):
+    """The training sets with validation and test cut to a seeded sample of ``rows`` customers each (all their rows)."""
+    import dataclasses
+
+    from pipelines.contract import ID_COLUMN
+
+    def sample(frame):
+        customers = np.sort(frame[ID_COLUMN].unique())
+        if len(customers) <= rows:
+            return frame
+        kept = np.random.default_rng(seed).choice(customers, size=rows, replace=False)
+        return frame[frame[ID_COLUMN].isin(kept)].reset_index(drop=True)
+
+    return dataclasses.replace(sets, validation=sample(sets.validation), test=sample(sets.test))
+
+
 def run(ctx: Context) -> StageResult:
     build_training_sets, load_training_sets = require("pipelines.datasets", "build_training_sets", "load_training_sets")
     from pipelines.evaluation.metrics import bootstrap_metric_difference, pr_auc, roc_auc
@@ -158,6 +174,13 @@ def run(ctx: Context) -> StageResult:
     started = time.perf_counter()
     sets = load_training_sets(build_training_sets(config, as_of))
     dataset_seconds = time.perf_counter() - started
+    eval_rows = ctx.shared.get("quality_eval_rows")
+    if eval_rows:
+        sets = sample_evaluation(sets, eval_rows, seed=0)
+        result.notes.append(
+            f"validation and test: a seeded sample of {eval_rows:,} customers each (--quality-eval-rows), the same "
+            "for every candidate; training uses every train row (the transformer its cap)"
+        )
     names = list(sets.feature_names)
     y_val = sets.validation["churned"].to_numpy()
     y_test = sets.test["churned"].to_numpy()

@@ -204,6 +204,7 @@ def run(ctx: Context) -> StageResult:
         "norm(h_int8 - h_fp32) / norm(h_fp32), encoder last hidden state, 32 customers (diagnostic)",
     )
     _default_path(result, config, guarded, frame)
+    _compute_ceiling(result, fp32, tokens, len(frame))
     if "bucketed_onnx" in variants:
         _length_sweep(result, variants["bucketed_onnx"][0], frame, labels, seq)
     keys = [k for k in ("roc_auc", "pr_auc") if f"fixed_fp32_{k}" in result.metrics]
@@ -291,6 +292,105 @@ def _default_path(result: StageResult, config, guarded, frame) -> None:
         result.metrics[f"{variant}_vs_fixed_fp32"].value,
         "x",
         f"= {variant}: speed over fixed_fp32 in this run",
+    )
+
+
+def encoder_flops_per_customer(encoder_config, tokens_per_customer: float, seq: int) -> float:
+    """Multiply-adds x 2 of one customer's encoder pass: the dense layers per token plus attention per token.
+
+    Per layer and token: Q, K, V and output projections (4 H^2), the feed-forward block (2 H I) and the two
+    attention products against the batch's sequence (2 seq H). Embedding lookups, LayerNorm, softmax and the
+    head are left out, so this is a lower bound on the work and the ceiling below is an upper bound on speed.
+    """
+    hidden, inner = encoder_config.hidden_size, encoder_config.intermediate_size
+    per_token = 4 * hidden * hidden + 2 * hidden * inner + 2 * seq * hidden
+    return 2.0 * encoder_config.num_hidden_layers * per_token * tokens_per_customer
+
+
+def gemm_gflops(rows: int, hidden: int, inner: int, precision: str, seconds: float = 2.0) -> float:
+    """Sustained GFLOP/s of the encoder's largest matmul (rows x hidden @ hidden x inner) on this CPU.
+
+    fp32: torch.matmul (oneDNN / MKL sgemm, the best fp32 GEMM PyTorch has here). int8: a dynamically
+    quantized Linear (fbgemm / oneDNN u8s8, activation quantization included), the kernel family the
+    int8 scoring variants run on.
+    """
+    import torch
+
+    x = torch.randn(rows, hidden)
+    if precision == "int8":
+        layer = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(torch.nn.Linear(hidden, inner, bias=False)), {torch.nn.Linear}, dtype=torch.qint8
+        )
+
+        def step():
+            return layer(x)
+    else:
+        w = torch.randn(hidden, inner)
+
+        def step():
+            return x @ w
+
+    with torch.inference_mode():
+        for _ in range(3):
+            step()
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            step()
+            n += 1
+        elapsed = time.perf_counter() - start
+    return 2.0 * rows * hidden * inner * n / elapsed / 1e9
+
+
+def _compute_ceiling(result: StageResult, fp32, tokens: dict, customers: int) -> None:
+    """What this CPU could score at best: the encoder's FLOPs per customer against its measured GEMM peak.
+
+    If the ceiling is under the target, no fp32-exact backend can meet it on this machine; only less work
+    (fewer tokens, a smaller encoder) or lower precision can.
+    """
+    cfg = fp32.model.encoder.config
+    seq = fp32.max_length
+    per_customer = {
+        "fixed": encoder_flops_per_customer(cfg, seq, seq),
+        "bucketed": encoder_flops_per_customer(cfg, tokens["bucketed"]["computed_tokens"] / customers, seq),
+    }
+    rows = fp32.batch_size * seq
+    peak = {p: gemm_gflops(rows, cfg.hidden_size, cfg.intermediate_size, p) for p in ("fp32", "int8")}
+    result.add(
+        "encoder_gflop_per_customer",
+        per_customer["bucketed"] / 1e9,
+        "GFLOP",
+        "bucketed tokens, dense layers + attention",
+    )
+    result.add("encoder_gflop_per_customer_fixed", per_customer["fixed"] / 1e9, "GFLOP", f"every row at {seq} tokens")
+    for precision, gflops in peak.items():
+        result.add(
+            f"gemm_{precision}_gflops",
+            gflops,
+            "GFLOP/s",
+            f"{rows} x {cfg.hidden_size} @ {cfg.hidden_size} x {cfg.intermediate_size}, all threads",
+        )
+        result.add(
+            f"ceiling_{precision}_customers_per_s",
+            gflops * 1e9 / per_customer["bucketed"],
+            "customers/s",
+            f"bucketed tokens at the {precision} GEMM peak: an upper bound (non-GEMM work left out)",
+        )
+    for name in ("fixed_fp32", "bucketed_fp32", "bucketed_onnx", "default"):
+        key = f"{name}_customers_per_s"
+        if key in result.metrics:
+            flops = per_customer["fixed" if name == "fixed_fp32" else "bucketed"]
+            result.add(
+                f"{name}_share_of_fp32_peak",
+                result.metrics[key].value * flops / (peak["fp32"] * 1e9),
+                "share",
+                "achieved encoder GFLOP/s over the fp32 GEMM peak",
+            )
+    need = 150 * per_customer["bucketed"] / 1e9
+    result.notes.append(
+        f"compute ceiling: {per_customer['bucketed'] / 1e9:.2f} GFLOP per customer at {seq} tokens (bucketed); "
+        f"150 customers/s needs {need:.0f} GFLOP/s; this CPU's GEMM peak is {peak['fp32']:.0f} GFLOP/s fp32 "
+        f"({result.metrics['ceiling_fp32_customers_per_s'].value:.0f} customers/s at best) and "
+        f"{peak['int8']:.0f} GFLOP/s int8 ({result.metrics['ceiling_int8_customers_per_s'].value:.0f} customers/s)"
     )
 
 

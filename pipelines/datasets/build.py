@@ -151,7 +151,9 @@ def history_suggestions(config: Config, first_day: dt.date, as_of: dt.date) -> s
     return f"{history}; any one of these settings fits: " + "; ".join(fits)
 
 
-def cap_train_rows(train: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFrame:
+def cap_train_rows(
+    train: pd.DataFrame, cap: int | None, seed: int, setting: str = "training.max_train_examples"
+) -> pd.DataFrame:
     """Keep the ``cap`` most recent rows: whole latest cutoffs, a seeded sample of the boundary one."""
     if cap is None or len(train) <= cap:
         return train
@@ -159,7 +161,8 @@ def cap_train_rows(train: pd.DataFrame, cap: int | None, seed: int) -> pd.DataFr
     shuffled = train.iloc[order]
     kept = shuffled.sort_values(CUTOFF_COLUMN, ascending=False, kind="stable").head(cap)
     logger.info(
-        "training.max_train_examples=%d: kept %d of %d train rows (most recent cutoffs first)",
+        "%s=%d: kept %d of %d rows (most recent cutoffs first)",
+        setting,
         cap,
         len(kept),
         len(train),

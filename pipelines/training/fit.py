@@ -104,6 +104,7 @@ def fit_candidates(config: Config, sets: TrainingSets, output_dir, on_epoch_end:
         split_for_stacking(sets.train, t.stacker_share, t.seed) if t.hybrid else (sets.train, sets.train.iloc[:0])
     )
     encoder_train = cap_train_rows(encoder_pool, t.max_train_examples, t.seed)
+    stacker_rows = cap_train_rows(stacker_rows, t.max_stacker_rows, t.seed, setting="training.max_stacker_rows")
     validation = sets.validation
     y_val = validation[LABEL_COLUMN].to_numpy(dtype=np.int64)
 

@@ -183,6 +183,24 @@ def test_tiny_score_stage_reports_every_variant_and_the_default_path(tmp_path):
     assert metrics["default_max_abs_dp"]["value"] == metrics[f"{chosen}_max_abs_dp"]["value"]
     target = {t["key"]: t for t in run["targets"]}["cpu_scoring"]
     assert target["status"] in ("met", "missed") and "customers/s" in target["measured"]
+    # the compute ceiling: fixed-length work at 32 tokens exceeds the bucketed work, and both peaks are measured
+    assert metrics["encoder_gflop_per_customer_fixed"]["value"] >= metrics["encoder_gflop_per_customer"]["value"] > 0
+    for precision in ("fp32", "int8"):
+        assert metrics[f"gemm_{precision}_gflops"]["value"] > 0
+        assert metrics[f"ceiling_{precision}_customers_per_s"]["value"] > 0
+    assert any(note.startswith("compute ceiling:") for note in score["notes"])
+
+
+def test_encoder_flops_count_dense_layers_and_attention():
+    from types import SimpleNamespace
+
+    from benchmarks.stages.score import encoder_flops_per_customer
+
+    minilm = SimpleNamespace(hidden_size=384, intermediate_size=1536, num_hidden_layers=6)
+    # per layer and token: 4*384^2 (Q, K, V, output) + 2*384*1536 (feed-forward) + 2*128*384 (attention)
+    per_token = 4 * 384**2 + 2 * 384 * 1536 + 2 * 128 * 384
+    assert encoder_flops_per_customer(minilm, 128, 128) == 2 * 6 * per_token * 128
+    assert encoder_flops_per_customer(minilm, 64, 128) == encoder_flops_per_customer(minilm, 128, 128) / 2
 
 
 @pytest.mark.slow  # ~1-2 min: 200 generated customers, 8 feature cutoffs with BG/NBD fits, two LightGBM fits
@@ -208,3 +226,18 @@ def test_tiny_quality_stage_reports_test_metrics_and_the_paired_ci(tmp_path):
     low, high = info["btyd_gain_ci95"]
     assert low <= metrics["btyd_features_gain_test_pr_auc"]["value"] <= high
     assert any("paired bootstrap 95% CI" in note for note in stage["notes"])
+
+
+def test_quality_evaluation_sample_keeps_whole_customers_and_leaves_train_alone():
+    from benchmarks.stages.quality import sample_evaluation
+    from tests.helpers.synthetic import make_sets
+
+    sets = make_sets(n_train=120, n_val=80, n_test=80, seed=1, max_orders=2)
+    sampled = sample_evaluation(sets, 30, seed=0)
+    assert sampled.train is sets.train
+    for split in ("validation", "test"):
+        assert sampled.split(split)["customer_id"].nunique() == 30
+        assert set(sampled.split(split)["customer_id"]) <= set(sets.split(split)["customer_id"])
+    again = sample_evaluation(sets, 30, seed=0)
+    assert set(again.test["customer_id"]) == set(sampled.test["customer_id"])  # seeded: the same customers
+    assert sample_evaluation(sets, 1000, seed=0).test is sets.test  # fewer customers than asked: all of them

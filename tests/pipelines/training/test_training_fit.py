@@ -16,7 +16,7 @@ from tests.helpers.synthetic import make_sets
 @pytest.mark.training
 def test_fit_candidates_end_to_end(tiny_config, tmp_path):
     sets = make_sets(n_train=240, n_val=120, n_test=120, seed=7, max_orders=4)
-    cfg = tiny_config.with_overrides({"training": {"epochs": 1, "max_train_examples": 100}})
+    cfg = tiny_config.with_overrides({"training": {"epochs": 1, "max_train_examples": 100, "max_stacker_rows": 60}})
     calls = []
     result = fit_candidates(cfg, sets, tmp_path / "fit", on_epoch_end=lambda *a: calls.append(a))
     assert isinstance(result, FitResult)
@@ -38,7 +38,7 @@ def test_fit_candidates_end_to_end(tiny_config, tmp_path):
     assert load_bundle(result.transformer.bundle_dir).metadata["extra"]["train_rows"] == 100
     assert load_bundle(result.baseline.bundle_dir).metadata["extra"]["train_rows"] == len(sets.train)
     hybrid_meta = load_bundle(result.candidates["hybrid"].bundle_dir).metadata
-    assert 0 < hybrid_meta["extra"]["stacker_rows"] < len(sets.train)
+    assert hybrid_meta["extra"]["stacker_rows"] == 60  # training.max_stacker_rows of the ~120 held-out rows
     if result.chosen == "baseline":
         assert any("did not beat" in note for note in result.notes)
 
