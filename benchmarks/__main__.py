@@ -88,6 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "finetune: 400)",
     )
     p.add_argument(
+        "--quality-epochs",
+        type=int,
+        default=None,
+        help="quality stage: fine-tuning epochs of every transformer it trains (default: training.epochs)",
+    )
+    p.add_argument(
         "--quality-eval-rows",
         type=int,
         default=None,
@@ -194,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx.shared["quality_candidates"] = tuple(c.strip() for c in args.quality_candidates.split(",") if c.strip())
     ctx.shared["quality_max_train"] = args.quality_max_train
     ctx.shared["quality_eval_rows"] = args.quality_eval_rows
+    ctx.shared["quality_epochs"] = args.quality_epochs
     ctx.shared["drift_seeds"] = tuple(int(s) for s in args.drift_seeds.split(",") if s.strip())
     ctx.shared["finetune_epochs"] = args.finetune_epochs
     ctx.shared["quality_train_rows"] = tuple(int(r) for r in args.quality_train_rows.split(",") if r.strip())

@@ -122,7 +122,7 @@ def _learning_curve(ctx, config, sets, caps, fit_candidates) -> list[dict]:
 
     rows = []
     for cap in caps:
-        capped = ctx.config(training={"max_train_examples": int(cap)})
+        capped = ctx.config(training={"max_train_examples": int(cap), "epochs": config.training.epochs})
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(dir=ctx.work_dir) as out:
             fit = fit_candidates(capped, sets, out)
@@ -168,7 +168,9 @@ def run(ctx: Context) -> StageResult:
         pass
     max_train = ctx.shared.get("quality_max_train") or (None if cuda else CPU_MAX_TRAIN)
     config = ctx.config()  # training sets and LightGBM: every train row
-    capped = ctx.config(training={"max_train_examples": max_train})  # the transformer's budget
+    epochs = ctx.shared.get("quality_epochs") or config.training.epochs
+    # the transformer's budget: its rows (and epochs); LightGBM keeps every train row
+    capped = ctx.config(training={"max_train_examples": max_train, "epochs": epochs})
     as_of = score_date(config)
     result = StageResult("quality", repeat=1)
     started = time.perf_counter()
@@ -222,7 +224,7 @@ def run(ctx: Context) -> StageResult:
         seconds["text_only"] = time.perf_counter() - t0
     curve = ctx.shared.get("quality_train_rows") or ()
     if curve:
-        result.info["learning_curve"] = _learning_curve(ctx, config, sets, curve, fit_candidates)
+        result.info["learning_curve"] = _learning_curve(ctx, capped, sets, curve, fit_candidates)
 
     val_p = {name: np.asarray(p.predict_proba(sets.validation)) for name, p in predictors.items()}
     test_p = {name: np.asarray(p.predict_proba(sets.test)) for name, p in predictors.items()}
@@ -286,7 +288,7 @@ def run(ctx: Context) -> StageResult:
     )
     if "transformer" in predictors and not cuda:
         result.notes.append(
-            f"transformer on CPU trained on {max_train} rows x {config.training.epochs} epochs (of "
+            f"transformer on CPU trained on {max_train} rows x {epochs} epochs (of "
             f"{len(sets.train)} train rows): a CPU-budget figure, not the encoder's ceiling"
         )
     for name, row in table.items():

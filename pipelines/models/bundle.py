@@ -51,7 +51,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from pipelines.contract import TEXT_COLUMN, ExitCode
-from pipelines.models.batching import pad_batch, sorted_batches, tokenize_texts
+from pipelines.models.batching import RowProgress, pad_batch, sorted_batches, tokenize_texts
 from pipelines.models.calibration import Calibrator
 from pipelines.models.device import ONNX_PRECISIONS
 from pipelines.models.network import ChurnHead, ChurnModel, NumericScaler, merge_lora, text_dim_of
@@ -198,10 +198,12 @@ class TransformerPredictor:
 
     def _logits(self, ids: list[np.ndarray], numeric: np.ndarray) -> np.ndarray:
         out = np.empty(len(ids), dtype=np.float64)
+        progress = RowProgress(f"encoder pass ({self.precision})", len(ids))
         if self._onnx is not None:
             for idx in sorted_batches([len(x) for x in ids], self.batch_size):
                 input_ids, mask = pad_batch([ids[i] for i in idx], self.pad_id)
                 out[idx] = self._onnx.logits(input_ids.numpy(), mask.numpy(), numeric[idx])
+                progress.step(len(idx))
             return out
         with torch.inference_mode(), self._autocast():
             for idx in sorted_batches([len(x) for x in ids], self.batch_size):
@@ -213,6 +215,7 @@ class TransformerPredictor:
                     torch.from_numpy(numeric[idx]).to(self.device),
                 )
                 out[idx] = logits.float().cpu().numpy()
+                progress.step(len(idx))
         return out
 
     def predict_logits(self, frame: pd.DataFrame) -> np.ndarray:

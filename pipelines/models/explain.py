@@ -80,16 +80,18 @@ def embeddings(predictor, texts: list[str], batch_size: int | None = None) -> np
 
     batch_size = batch_size or getattr(predictor, "batch_size", None) or 32
 
-    from pipelines.models.batching import pad_batch, sorted_batches, tokenize_texts
+    from pipelines.models.batching import RowProgress, pad_batch, sorted_batches, tokenize_texts
 
     model = predictor.model
     device = next(model.head.parameters()).device
     ids = tokenize_texts(predictor.tokenizer, texts, predictor.max_length)
     out = np.zeros((len(ids), model.head.text_dim), dtype=np.float32)
+    progress = RowProgress("encoder embeddings", len(ids))
     with torch.inference_mode():
         for idx in sorted_batches([len(x) for x in ids], batch_size):
             input_ids, mask = pad_batch([ids[i] for i in idx], predictor.pad_id)
             out[idx] = model.embed(input_ids.to(device), mask.to(device)).float().cpu().numpy()
+            progress.step(len(idx))
     return out
 
 

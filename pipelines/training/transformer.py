@@ -25,7 +25,14 @@ from torch import nn
 
 from pipelines.config import Config
 from pipelines.contract import LABEL_COLUMN, TEXT_COLUMN
-from pipelines.models.batching import LengthGroupedBatchSampler, pad_batch, sorted_batches, tokenize_texts
+from pipelines.models.batching import (
+    LengthGroupedBatchSampler,
+    RowProgress,
+    format_eta,
+    pad_batch,
+    sorted_batches,
+    tokenize_texts,
+)
 from pipelines.models.device import (
     DistContext,
     autocast_context,
@@ -89,35 +96,6 @@ def make_batch(split: EncodedSplit, idx, pad_id: int, device: torch.device) -> d
             input_ids=input_ids.to(device, non_blocking=True), attention_mask=mask.to(device, non_blocking=True)
         )
     return batch
-
-
-class RowProgress:
-    """Logs ``label: done/total rows (rows/s, ETA)`` at most every ``every_s`` seconds of a long pass.
-
-    Why: computing frozen-encoder vectors or scoring a validation split of 60k rows on CPU runs for
-    tens of minutes; without a line now and then it looks hung.
-    """
-
-    def __init__(self, label: str, total: int, every_s: float = 10.0):
-        self.label, self.total, self.every_s = label, int(total), float(every_s)
-        self.done = 0
-        self.started = self.last = time.perf_counter()
-
-    def step(self, rows: int) -> None:
-        self.done += int(rows)
-        now = time.perf_counter()
-        if now - self.last < self.every_s or self.done >= self.total:
-            return
-        self.last = now
-        rate = self.done / max(now - self.started, 1e-9)
-        logger.info(
-            "%s: %d/%d rows (%.1f rows/s, ETA %s)",
-            self.label,
-            self.done,
-            self.total,
-            rate,
-            _format_eta((self.total - self.done) / max(rate, 1e-9)),
-        )
 
 
 def cache_frozen_embeddings(
@@ -247,15 +225,6 @@ class TransformerRun:
     train_rows: int = 0
 
 
-def _format_eta(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return (
-        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-    )
-
-
 def _all_reduce_mean(value: float, ctx: DistContext, device: torch.device) -> float:
     if not ctx.enabled:
         return value
@@ -381,7 +350,7 @@ def train_transformer(
                         loss_sum / seen,
                         scheduler.get_last_lr()[0],
                         rate,
-                        _format_eta(remaining),
+                        format_eta(remaining),
                     )
         train_seconds = time.perf_counter() - epoch_start
         train_loss = _all_reduce_mean(loss_sum / max(seen, 1), ctx, device)

@@ -99,20 +99,3 @@ def test_optimizer_groups_and_schedule(tiny_config):
     assert factors[0] == pytest.approx(0.5) and factors[1] == pytest.approx(1.0)
     assert factors == sorted(factors[:2]) + sorted(factors[2:], reverse=True)
     assert sched.get_last_lr()[0] == 0.0
-
-
-def test_row_progress_logs_long_passes_at_most_every_interval(caplog, monkeypatch):
-    """A 60k-row pass logs done/total with a rate and an ETA, not once per batch and not at the end."""
-    import logging
-
-    from pipelines.training import transformer
-
-    clock = iter(float(t) for t in range(0, 1000, 4))  # every call 4 s later
-    monkeypatch.setattr(transformer.time, "perf_counter", lambda: next(clock))
-    with caplog.at_level(logging.INFO, logger="pipelines.training.transformer"):
-        progress = transformer.RowProgress("frozen encoder vectors", 60_000, every_s=10)
-        for _ in range(10):
-            progress.step(6_000)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("frozen encoder vectors")]
-    assert 2 <= len(lines) <= 4  # 40 s of work at 10 s intervals, the finishing step silent
-    assert lines[0].startswith("frozen encoder vectors: 18000/60000 rows (1500.0 rows/s, ETA 0m28s)")
