@@ -499,6 +499,7 @@ def save_transformer_bundle(
     max_length: int,
     encoder_source: str = "",
     fine_tune: str = "full",
+    text_style: str = "verbose",
     extra: dict | None = None,
     onnx: bool = True,
 ) -> Path:
@@ -515,7 +516,12 @@ def save_transformer_bundle(
         "kind": "transformer",
         "feature_names": list(scaler.feature_names),
         "numeric": scaler.to_dict(),
-        "text": {"column": TEXT_COLUMN, "max_length": int(max_length), "pooling": model.pooling},
+        "text": {
+            "column": TEXT_COLUMN,
+            "max_length": int(max_length),
+            "pooling": model.pooling,
+            "style": text_style,  # dataset.text_style of the training text views: scoring builds the same
+        },
         "head": {
             "text_dim": head.text_dim,
             "n_numeric": head.n_numeric,
@@ -550,6 +556,16 @@ def save_transformer_bundle(
     path = _write_atomically(Path(out_dir), fill)
     logger.info("saved transformer bundle to %s", path)
     return path
+
+
+def bundle_text_style(predictor) -> str | None:
+    """The text-view style (``dataset.text_style``) a predictor was trained on; None for a model that reads no text.
+
+    A hybrid answers for its transformer. Bundles written before the style was recorded were all ``verbose``.
+    """
+    inner = getattr(predictor, "transformer", predictor)
+    text = (getattr(inner, "metadata", None) or {}).get("text")
+    return text.get("style", "verbose") if isinstance(text, dict) else None
 
 
 def _export_onnx_into(tmp: Path, model: ChurnModel, meta: dict) -> None:

@@ -125,6 +125,7 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
         sentiment = refresh_in(wh, config, score_date, model_version)  # the sentiment_* features read it
         # precision (bf16 on AMX CPUs and GPUs by default) is checked against fp32 on the first customers.
         predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
+        config = config_for_model(config, predictor, model_version)
         logger.info(
             "scoring %s with %s v%s (%s model), run %s",
             score_date,
@@ -171,6 +172,27 @@ def score_customers(config: Config, score_date: dt.date | str, model_version: st
 
 
 # -- model -------------------------------------------------------------------------------------------
+def config_for_model(config: Config, predictor: Any, model_version: str) -> Config:
+    """``config`` with the text-view style the model was trained on: a model reads the wording it learned.
+
+    Why not refuse: the style is the model's property, recorded in its bundle, so there is nothing to guess; the
+    switch is logged so a reader of the run knows why the text views differ from ``dataset.text_style``.
+    """
+    from pipelines.models.bundle import bundle_text_style
+
+    style = bundle_text_style(predictor)
+    if style is None or style == config.dataset.text_style:
+        return config
+    logger.warning(
+        "model v%s was trained on %s text views: scoring builds %s text views (dataset.text_style is %s)",
+        model_version,
+        style,
+        style,
+        config.dataset.text_style,
+    )
+    return config.with_overrides({"dataset": {"text_style": style}})
+
+
 def predict_in_batches(predictor: Any, frame: pd.DataFrame, batch_size: int) -> np.ndarray:
     """Calibrated probabilities for ``frame``; forward passes of at most ``batch_size`` rows.
 

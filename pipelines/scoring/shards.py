@@ -45,6 +45,7 @@ from pipelines.scoring.batch import (
     assign_risk_tiers,
     build_scores_table,
     check_scoring_inputs,
+    config_for_model,
 )
 from pipelines.scoring.reasons import ScoreDetails, append_columns, percentile_rank
 from pipelines.warehouse.base import WarehouseError, fault_point, quote_identifier
@@ -163,6 +164,7 @@ def score_shard(
     with open_warehouse(config, config.scoring.duckdb_memory_limit) as wh:
         wh.init_schema((*OUTPUTS, *STAGING_TABLES))
         predictor = load_model_version(config, model_version, **config.scoring.predictor_options())
+        config = config_for_model(config, predictor, model_version)
         logger.info("scoring shard %d (customer_id %d..%d) of %s, run %s", index, *id_range, score_date, run_id)
         details = ScoreDetails.for_run(wh, config, predictor, score_date, model_version)
         ids, probs = _score_stream(wh, config, predictor, score_date, expected, started, details.add, id_range)

@@ -149,6 +149,7 @@ def _finish_on_main(
         max_length=m.max_length,
         encoder_source=m.encoder,
         fine_tune=m.fine_tune,
+        text_style=config.dataset.text_style,
         extra={
             "validation_metrics": metrics,
             "best_epoch": run.best_epoch,

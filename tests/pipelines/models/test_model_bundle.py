@@ -23,6 +23,7 @@ from pipelines.models import (
     save_baseline_bundle,
     save_transformer_bundle,
 )
+from pipelines.models.bundle import bundle_text_style
 from pipelines.models.network import load_tokenizer, merge_lora
 from tests.helpers.synthetic import FEATURES, make_customers
 
@@ -32,7 +33,7 @@ def frame():
     return make_customers(120, seed=3)
 
 
-def _transformer_bundle(tmp_path, tiny_config, frame, fine_tune="full"):
+def _transformer_bundle(tmp_path, tiny_config, frame, fine_tune="full", text_style="verbose"):
     cfg = tiny_config.with_overrides({"model": {"fine_tune": fine_tune}})
     torch.manual_seed(0)
     model = build_churn_model(cfg.model, len(FEATURES))
@@ -53,6 +54,7 @@ def _transformer_bundle(tmp_path, tiny_config, frame, fine_tune="full"):
         max_length=cfg.model.max_length,
         encoder_source=cfg.model.encoder,
         fine_tune=fine_tune,
+        text_style=text_style,
         extra={"note": "test"},
     )
     return path, expected
@@ -149,6 +151,7 @@ def test_baseline_round_trip(tmp_path, frame):
     assert predictor.kind == "baseline" and predictor.feature_names == FEATURES
     np.testing.assert_allclose(predictor.predict_raw(frame), raw, atol=1e-12)
     np.testing.assert_allclose(predictor.predict_proba(frame), calibrator(raw), atol=1e-12)
+    assert bundle_text_style(predictor) is None  # LightGBM reads no text view
 
 
 def test_load_refuses_directories_without_safetensors(tmp_path, tiny_config, frame):
@@ -217,3 +220,13 @@ def test_resolve_encoder_path(tmp_path, packaged_encoder_path):
     assert resolve_encoder_path("packaged:all-MiniLM-L6-v2") == packaged_encoder_path
     assert resolve_encoder_path(str(tmp_path)) == str(tmp_path.resolve())
     assert resolve_encoder_path("bert-base-multilingual-cased") == "bert-base-multilingual-cased"
+
+
+def test_bundle_records_the_text_style_it_was_trained_on(tmp_path, tiny_config, frame):
+    path, _ = _transformer_bundle(tmp_path, tiny_config, frame, text_style="compact")
+    assert json.loads((path / "bundle.json").read_text())["text"]["style"] == "compact"
+    assert bundle_text_style(load_bundle(path, device="cpu")) == "compact"
+    # a bundle written before the style was recorded: every such bundle was trained on the verbose view
+    meta = json.loads((path / "bundle.json").read_text())
+    del meta["text"]["style"]
+    assert bundle_text_style(type("Old", (), {"metadata": meta})()) == "verbose"

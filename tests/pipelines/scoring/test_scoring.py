@@ -7,6 +7,7 @@ features and the warehouse are real (DuckDB and Postgres via the ``backend_confi
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import numpy as np
 import pytest
@@ -174,3 +175,21 @@ def test_non_finite_raw_numbers_fail_scoring_naming_the_feature(tiny_config, sta
     assert "\n" not in message and err.value.exit_code == ExitCode.SCORING
     assert f"customer_id {customer}" in message
     assert len(_scores(tiny_config, standins.SCORE_DATE)) == 0
+
+
+def test_scoring_builds_the_text_view_style_the_model_was_trained_on(tiny_config, standins, monkeypatch):
+    """A model trained on compact text views gets compact views, whatever dataset.text_style says."""
+
+    class CompactReader(standins.StandInPredictor):
+        kind = "transformer"
+        metadata = {"text": {"max_length": 48, "style": "compact"}}
+
+        def predict_proba(self, frame):
+            self.texts = [*getattr(self, "texts", []), *frame["text_view"].dropna().tolist()]
+            return super().predict_proba(frame)
+
+    predictor = standins.install_standin(monkeypatch, CompactReader())
+    assert tiny_config.dataset.text_style == "verbose"
+    score_customers(tiny_config, standins.SCORE_DATE, "3", "manual__2025-03-01")
+    assert predictor.texts and not any(" ago]" in text for text in predictor.texts)  # verbose writes "[12d ago]"
+    assert any(re.search(r"(^|\| )\d+d order ", text) for text in predictor.texts)  # compact writes "12d order"
