@@ -65,6 +65,7 @@ def static_int8(src: Path, dst: Path, feeds: list[dict]) -> list[str]:
     """Static QDQ int8 of ``src`` calibrated on ``feeds``; returns the MatMul nodes kept fp32."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    from pipelines.models.device import cpu_has_int8_dot_product
     from pipelines.models.onnx_backend import _quiet_onnx_logs
 
     excluded = _kept_fp32(src)
@@ -76,6 +77,7 @@ def static_int8(src: Path, dst: Path, feeds: list[dict]) -> list[str]:
             _Feeds(feeds),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
+            reduce_range=not cpu_has_int8_dot_product(),  # 7-bit weights where u8s8 int16 sums saturate (no VNNI)
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul"],

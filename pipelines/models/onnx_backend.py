@@ -132,7 +132,13 @@ def export_onnx(model: nn.Module, out_dir: Path, *, n_numeric: int, variants=("o
         "onnxruntime": onnxruntime.__version__,
     }
     if "onnx-int8" in variants:
-        meta["int8_fp32_nodes"] = len(quantize_int8(fp32_path, out_dir / ONNX_FILES["onnx-int8"]))
+        from pipelines.models.device import cpu_has_int8_dot_product
+
+        reduce_range = not cpu_has_int8_dot_product()
+        meta["int8_fp32_nodes"] = len(
+            quantize_int8(fp32_path, out_dir / ONNX_FILES["onnx-int8"], reduce_range=reduce_range)
+        )
+        meta["int8_weight_bits"] = 7 if reduce_range else 8
         files["onnx-int8"] = ONNX_FILES["onnx-int8"]
     logger.info("exported ONNX graphs %s in %.1f s (fusions %s)", sorted(files), time.perf_counter() - start, fusions)
     return meta
@@ -154,11 +160,21 @@ def _down_projections(model_path: Path) -> list[str]:
     return out
 
 
-def quantize_int8(src: Path, dst: Path) -> list[str]:
-    """Dynamic int8 with per-channel weights, FFN down-projections and the head left fp32; returns those nodes."""
+def quantize_int8(src: Path, dst: Path, *, reduce_range: bool | None = None) -> list[str]:
+    """Dynamic int8 with per-channel weights, FFN down-projections and the head left fp32; returns those nodes.
+
+    ``reduce_range`` (7-bit weights) defaults to this CPU's need: on x86 without VNNI the u8s8 kernel's int16
+    pair sums saturate with full 8-bit weights (:func:`pipelines.models.device.cpu_has_int8_dot_product`). The
+    graph is built on the machine that scores with it (never stored in a bundle by default), so that is the
+    CPU that matters.
+    """
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from pipelines.models.device import cpu_has_int8_dot_product
+
+    if reduce_range is None:
+        reduce_range = not cpu_has_int8_dot_product()
     excluded = _down_projections(src)
     head = [n for n in _node_names(src) if "/head/" in n]
     with warnings.catch_warnings(), _quiet_onnx_logs():
@@ -167,10 +183,17 @@ def quantize_int8(src: Path, dst: Path) -> list[str]:
             str(src),
             str(dst),
             per_channel=True,
+            reduce_range=reduce_range,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded + head,
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
+    logger.info(
+        "int8 graph: %s-bit weights (%s), %d nodes left fp32",
+        7 if reduce_range else 8,
+        "no VNNI on this CPU: int16 saturation" if reduce_range else "full range",
+        len(excluded + head),
+    )
     return excluded + head
 
 
@@ -218,6 +241,18 @@ class OnnxSession:
         return self.session.run(None, feeds)[0]
 
 
+def _stored_int8_saturates(meta: dict, precision: str) -> bool:
+    """A stored int8 graph with full 8-bit weights (or of unknown width) on an x86 CPU without VNNI: rebuild it."""
+    from pipelines.models.device import cpu_has_int8_dot_product
+
+    if precision != "onnx-int8" or cpu_has_int8_dot_product():
+        return False
+    if (meta.get("onnx") or {}).get("int8_weight_bits") == 7:
+        return False
+    logger.info("the bundle's int8 graph has 8-bit weights, which saturate without VNNI: rebuilding it with 7-bit")
+    return True
+
+
 def onnx_session(
     root: Path, meta: dict, precision: str, model_factory, *, n_numeric: int, num_threads: int | None = None
 ) -> OnnxSession:
@@ -234,7 +269,7 @@ def onnx_session(
     for name in {precision, "onnx"} & set(listed):
         if not (graph_dir / listed[name]).is_file():
             raise OnnxUnavailableError(f"bundle {root} lists {ONNX_DIR}/{listed[name]} but the file is missing")
-    if precision in listed:
+    if precision in listed and not _stored_int8_saturates(meta, precision):
         return OnnxSession(graph_dir / listed[precision], num_threads=num_threads)
     tmp = Path(tempfile.mkdtemp(prefix="churn-onnx-"))
     try:

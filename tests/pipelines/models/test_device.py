@@ -37,3 +37,20 @@ def test_bf16_on_gpu_does_not_switch_cpu_training(monkeypatch):
 def test_unknown_training_precision_is_refused():
     with pytest.raises(ValueError, match="unknown training precision 'fp16'"):
         device_mod.bf16_enabled(CPU, True, "fp16")
+
+
+@pytest.mark.parametrize(
+    ("machine", "flags", "expected"),
+    [
+        ("x86_64", {"avx2", "fma"}, False),  # AVX2-only (e.g. AMD EPYC Milan): VPMADDUBSW saturates
+        ("x86_64", {"avx2", "avx512f", "avx512_vnni"}, True),
+        ("x86_64", {"avx2", "avx_vnni"}, True),
+        ("x86_64", {"avx2", "amx_tile", "amx_int8"}, True),
+        ("x86_64", None, False),  # flags unreadable: assume the saturating kernel
+        ("aarch64", None, True),
+    ],
+)
+def test_int8_dot_product_follows_the_cpu_flags(monkeypatch, machine, flags, expected):
+    monkeypatch.setattr(device_mod.platform, "machine", lambda: machine)
+    monkeypatch.setattr(device_mod, "cpu_flags", lambda: None if flags is None else frozenset(flags))
+    assert device_mod.cpu_has_int8_dot_product() is expected

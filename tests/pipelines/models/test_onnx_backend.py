@@ -144,3 +144,39 @@ def test_auto_picks_the_onnx_graph_on_cpu_when_onnxruntime_is_installed(monkeypa
     monkeypatch.undo()
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # bf16 capped away: emulated, not native
     assert device_mod.cpu_has_native_bf16() is False
+
+
+def _int8_weights(path) -> list[np.ndarray]:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    return [numpy_helper.to_array(i) for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and i.dims]
+
+
+@pytest.mark.parametrize("vnni", [False, True])
+def test_int8_weights_are_7_bit_on_cpus_without_vnni(bundle, frame, monkeypatch, tmp_path, vnni):
+    from pipelines.models.onnx_backend import quantize_int8
+
+    monkeypatch.setattr(device_mod, "cpu_has_int8_dot_product", lambda: vnni)
+    quantize_int8(bundle / "onnx" / "model.onnx", tmp_path / "int8.onnx")
+    weights = _int8_weights(tmp_path / "int8.onnx")
+    assert weights
+    largest = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert largest == (127 if vnni else 64)  # symmetric per-channel: full 8-bit range, or 7-bit against saturation
+
+
+def test_a_stored_8_bit_int8_graph_is_rebuilt_on_a_cpu_without_vnni(bundle, monkeypatch):
+    from pipelines.models.onnx_backend import ONNX_FILES, quantize_int8
+
+    meta = json.loads((bundle / "bundle.json").read_text())
+    stored = bundle / "onnx" / ONNX_FILES["onnx-int8"]
+    quantize_int8(bundle / "onnx" / "model.onnx", stored, reduce_range=False)
+    onnx_meta = dict(meta["onnx"], files={**meta["onnx"]["files"], "onnx-int8": ONNX_FILES["onnx-int8"]})
+    from pipelines.models.onnx_backend import onnx_session
+
+    monkeypatch.setattr(device_mod, "cpu_has_int8_dot_product", lambda: False)
+    session = onnx_session(bundle, {"onnx": onnx_meta}, "onnx-int8", None, n_numeric=len(FEATURES))
+    assert session.path.name == stored.name and session.path != stored  # rebuilt (7-bit) in a temporary directory
+    monkeypatch.setattr(device_mod, "cpu_has_int8_dot_product", lambda: True)
+    assert onnx_session(bundle, {"onnx": onnx_meta}, "onnx-int8", None, n_numeric=len(FEATURES)).path == stored
