@@ -110,7 +110,6 @@ def evaluate_run(config: Config, run_id: str) -> dict:
         raise EvaluationError(f"run {run_id} has no {t.TAG_MANIFEST!r} tag")
     sets = load_training_sets(str(config.resolve_path(manifest_path, t.TAG_MANIFEST)))
     chosen = run.data.tags[t.TAG_KIND]
-    y_val = sets.validation[LABEL_COLUMN].to_numpy()
     y_test = sets.test[LABEL_COLUMN].to_numpy()
 
     results: dict[str, dict[str, float]] = {}
@@ -127,7 +126,9 @@ def evaluate_run(config: Config, run_id: str) -> dict:
         for kind, bundle in bundles.items():
             predictor = load_bundle(str(bundle))
             _share_transformer_logits(predictor, shared_logits)
-            threshold = choose_threshold(y_val, predictor.predict_proba(sets.validation))
+            # the threshold chosen on validation when the candidate was trained (stored in its bundle): the
+            # same number a second validation pass would give, without an encoder pass over that split
+            threshold = predictor.threshold
             p_test = predictor.predict_proba(sets.test)
             metrics = compute_metrics(y_test, p_test, threshold=threshold)
             results[kind] = metrics

@@ -10,10 +10,11 @@ import pytest
 
 @pytest.mark.slow
 @pytest.mark.training
-def test_train_log_register_gate_with_real_training(config, tiny_encoder_dir, tmp_path, write_sets):
+def test_train_log_register_gate_with_real_training(config, tiny_encoder_dir, tmp_path, write_sets, monkeypatch):
     import mlflow
     from pipelines.datasets import load_training_sets
     from pipelines.evaluation import evaluate_run
+    from pipelines.models.bundle import TransformerPredictor
     from pipelines.registry import load_model_version, register_candidate, resolve_champion, run_promotion_gate
     from pipelines.tracking import bundle_dir_of, use_tracking
     from pipelines.training import train_and_log
@@ -43,8 +44,21 @@ def test_train_log_register_gate_with_real_training(config, tiny_encoder_dir, tm
     assert steps and steps == sorted(steps)
     assert "baseline_val_pr_auc" in run.data.metrics and "transformer_val_pr_auc" in run.data.metrics
 
+    encoded_rows = []
+    encode = TransformerPredictor.predict_logits
+    monkeypatch.setattr(
+        TransformerPredictor,
+        "predict_logits",
+        lambda self, frame: encoded_rows.append(len(frame)) or encode(self, frame),
+    )
     metrics = evaluate_run(config, run_id)
+    monkeypatch.undo()
     assert 0 <= metrics["pr_auc"] <= 1
+    # the test split is encoded once; validation not at all: the threshold is the one chosen on validation when the
+    # candidate was trained (stored in its bundle)
+    assert encoded_rows == [120]
+    trained_threshold = client.get_run(run_id).data.metrics["transformer_val_threshold"]
+    assert metrics["threshold"] == pytest.approx(trained_threshold)
     version = register_candidate(config, run_id)
     gate = run_promotion_gate(config, version)
     assert gate["promoted"] and resolve_champion(config).version == version
