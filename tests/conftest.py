@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
+
+# pytest-xdist workers run under execnet, whose __main__ has neither __spec__ nor __file__; pyspark's Spark Connect
+# package (imported by Great Expectations) takes that for its own doctest run and calls sys.exit(0) on import.
+_main = sys.modules["__main__"]
+if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
+    _main.__file__ = "<pytest-xdist worker>"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
