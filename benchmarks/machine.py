@@ -30,23 +30,33 @@ def _memory_gib() -> float:
 
 
 def _cpu_model() -> str:
+    """The model name plus family / model / stepping: a cloud VM's "AMD EPYC" alone does not say which generation."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "cpu family", "model", "stepping") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip() and fields:
+                    break
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')}, stepping {fields.get('stepping', '?')})"
+    return name
 
 
 def _cpu_flags() -> list[str]:
-    """The CPU's vector / matrix flags (avx2, avx512*, amx*) from /proc/cpuinfo: what the scoring kernels can use."""
+    """The CPU's vector / matrix flags (fma, f16c, avx2, avx_vnni, avx512*, amx*) from /proc/cpuinfo: what the scoring
+    kernels can use (VNNI decides whether ONNX Runtime's int8 kernels need 7-bit weights)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return []
-    return sorted(set(re.findall(r"\b(avx2|avx512[a-z_0-9]*|amx[a-z_0-9]*)\b", text)))
+    return sorted(set(re.findall(r"\b(fma|f16c|avx2|avx_vnni|avx512[a-z_0-9]*|amx[a-z_0-9]*)\b", text)))
 
 
 def _git_commit() -> dict[str, Any]:
