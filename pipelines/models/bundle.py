@@ -686,7 +686,10 @@ def _load_transformer(
     if not enc_dir.is_dir() or not list(enc_dir.glob("*.safetensors")):
         raise BundleError(f"transformer bundle {root} has no safetensors encoder weights in {enc_dir}")
     try:
-        encoder = AutoModel.from_pretrained(str(enc_dir), use_safetensors=True, local_files_only=True)
+        # fp32 whatever the file stores (see network.load_encoder): the precision check compares against fp32
+        encoder = AutoModel.from_pretrained(
+            str(enc_dir), use_safetensors=True, local_files_only=True, dtype=torch.float32
+        )
     except Exception as exc:  # SafetensorError, OSError, JSON errors: a damaged encoder, whichever parser saw it
         raise BundleError(f"cannot load encoder of bundle {root} ({enc_dir.name}/): {exc}") from exc
     h = meta["head"]

@@ -174,11 +174,17 @@ def _freeze_unused_pooler(encoder: nn.Module) -> None:
 
 
 def load_encoder(path: str, *, require_safetensors: bool = False) -> nn.Module:
+    """The encoder with fp32 weights, whatever dtype its checkpoint stores.
+
+    Why explicit: transformers 5 loads a checkpoint in the dtype it was saved in, and many published encoders ship
+    fp16 or bf16 weights; fine-tuning those weights (and AdamW's state) in half precision loses updates smaller
+    than their rounding step. Reduced precision is the job of autocast and of the scoring backends.
+    """
     from transformers import AutoModel
 
     try:
         kwargs = {"use_safetensors": True} if require_safetensors else {}
-        return AutoModel.from_pretrained(path, **kwargs)
+        return AutoModel.from_pretrained(path, dtype=torch.float32, **kwargs)
     except OSError as exc:
         raise ModelSetupError(f"cannot load encoder from {path!r}: {exc}") from exc
 

@@ -230,3 +230,36 @@ def test_bundle_records_the_text_style_it_was_trained_on(tmp_path, tiny_config, 
     meta = json.loads((path / "bundle.json").read_text())
     del meta["text"]["style"]
     assert bundle_text_style(type("Old", (), {"metadata": meta})()) == "verbose"
+
+
+def test_half_precision_checkpoints_train_and_score_with_fp32_weights(tmp_path, tiny_config, tiny_encoder_dir, frame):
+    """transformers 5 loads a checkpoint in its stored dtype; an fp16 encoder must still fine-tune and score in fp32."""
+    from transformers import AutoModel
+
+    half_dir = tmp_path / "encoder-fp16"
+    AutoModel.from_pretrained(tiny_encoder_dir).half().save_pretrained(half_dir)
+    load_tokenizer(tiny_encoder_dir).save_pretrained(half_dir)
+    cfg = tiny_config.with_overrides({"model": {"encoder": str(half_dir)}})
+    torch.manual_seed(0)
+    model = build_churn_model(cfg.model, len(FEATURES))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+    model.encoder.half()  # a bundle whose encoder file stores fp16 weights (e.g. one shrunk for a transfer)
+    path = save_transformer_bundle(
+        tmp_path / "bundle",
+        model=model,
+        tokenizer=load_tokenizer(str(half_dir)),
+        scaler=NumericScaler.fit(frame, FEATURES),
+        calibrator=Calibrator("platt", a=0.8, b=-0.1),
+        threshold=0.4,
+        max_length=cfg.model.max_length,
+        onnx=False,
+    )
+    assert "F16" in (path / "encoder" / "model.safetensors").read_bytes()[:4096].decode("latin-1")
+    loaded = load_bundle(path, device="cpu")
+    assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
+    model.encoder.float()
+    expected = TransformerPredictor(
+        model, load_tokenizer(str(half_dir)), loaded.scaler, loaded.calibrator, max_length=cfg.model.max_length
+    ).predict_proba(frame)
+    np.testing.assert_allclose(loaded.predict_proba(frame), expected, atol=1e-6)
