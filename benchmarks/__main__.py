@@ -107,6 +107,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="drift stage: comma list of generator seeds, one pair of shops (with and without drift) each",
     )
     p.add_argument("--finetune-epochs", type=int, default=2, help="finetune stage: epochs per model (default 2)")
+    p.add_argument(
+        "--gpu-frame",
+        default=None,
+        help="gpu stage: Parquet of labelled rows with the bundle's features and text views (scripts/gpu_pack.py "
+        "writes .gpu/frame.parquet)",
+    )
+    p.add_argument(
+        "--gpu-rows", type=int, default=None, help="gpu stage: customers per timed scoring pass (default 100,000)"
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -203,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx.shared["quality_epochs"] = args.quality_epochs
     ctx.shared["drift_seeds"] = tuple(int(s) for s in args.drift_seeds.split(",") if s.strip())
     ctx.shared["finetune_epochs"] = args.finetune_epochs
+    ctx.shared["gpu_frame"] = args.gpu_frame
+    ctx.shared["gpu_rows"] = args.gpu_rows
     ctx.shared["quality_train_rows"] = tuple(int(r) for r in args.quality_train_rows.split(",") if r.strip())
     machine = machine_info()
     started = dt.datetime.now(dt.UTC)

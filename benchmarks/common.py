@@ -18,7 +18,7 @@ logger = logging.getLogger("benchmarks")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STAGES = ("gen", "features", "train", "score", "writeback", "memory")
-ALL_STAGES = (*DEFAULT_STAGES, "retention", "demo", "drift", "explain", "quality", "finetune")
+ALL_STAGES = (*DEFAULT_STAGES, "retention", "demo", "drift", "explain", "quality", "finetune", "gpu")
 
 
 class StageSkipped(Exception):  # noqa: N818 - "skipped" reads better than "error" here
@@ -145,6 +145,7 @@ class Context:
     score_max_length: int | None = None  # None: the bundle's own
     keep_work: bool = False
     shared: dict[str, Any] = field(default_factory=dict)
+    config_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # applied by config(), e.g. the encoder
 
     def repeats(self, default: int) -> int:
         return self.repeat if self.repeat else default
@@ -167,7 +168,7 @@ class Context:
             "monitoring": {"reports_dir": str(self.work_dir / "reports")},
             "sample_data": {"customers": self.customers},
         }
-        for key, value in overrides.items():
+        for key, value in (*self.config_overrides.items(), *overrides.items()):
             base.setdefault(key, {}).update(value)
         return Config().with_overrides(base)
 

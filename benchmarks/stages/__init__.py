@@ -17,6 +17,7 @@ STAGE_MODULES = {
     "drift": "benchmarks.stages.drift",
     "quality": "benchmarks.stages.quality",
     "finetune": "benchmarks.stages.finetune",
+    "gpu": "benchmarks.stages.gpu",
 }
 
 

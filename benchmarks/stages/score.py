@@ -217,7 +217,7 @@ def run(ctx: Context) -> StageResult:
         result.info[f"{variant}_ranking_unchanged_2dp"] = all(checks.values())
         result.info[f"{variant}_ranking_checks"] = checks
     if torch.cuda.is_available():
-        _gpu(result, load_bundle, path, frame, seq)
+        result.notes.append("GPU figures: the gpu stage (scripts/gpu_check.sh)")
     result.load_avg_1m.append(load1())
     return result
 
@@ -428,26 +428,3 @@ def _hidden_error(fp32, int8, frame) -> float:
         a = fp32.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
         b = int8.model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
     return float((a - b).norm() / a.norm())
-
-
-def _gpu(result: StageResult, load_bundle, path, frame, max_length: int) -> None:
-    import torch
-
-    gpu_batch = 1024
-    pred = load_bundle(path, device="cuda", precision="bf16", batch_size=gpu_batch)
-    pred.max_length = max_length
-    n = max(len(frame), 50_000)
-    big = frame.sample(n=n, replace=len(frame) < n, random_state=1).reset_index(drop=True)
-    pred.predict_proba(big.head(4 * gpu_batch))
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    pred.predict_proba(big)
-    torch.cuda.synchronize()
-    secs = time.perf_counter() - start
-    result.add(
-        "gpu_bucketed_bf16_customers_per_s",
-        n / secs,
-        "customers/s",
-        f"{torch.cuda.get_device_name(0)}, batch {gpu_batch}, max_length {max_length}, bf16 autocast, "
-        f"{n:,} rows (resampled)",
-    )
