@@ -11,8 +11,8 @@ import torch
 from benchmarks.common import Context, StageSkipped
 from benchmarks.stages import gpu
 from benchmarks.targets import TARGETS, judge
-from pipelines.models import Calibrator, NumericScaler, build_churn_model, load_bundle, save_transformer_bundle
-from pipelines.models.network import load_tokenizer
+from pipelines.models import load_bundle
+from tests.helpers.bundles import tiny_transformer_bundle
 from tests.helpers.synthetic import FEATURES, make_customers
 
 
@@ -24,17 +24,7 @@ def tiny_config(config, tiny_encoder_dir):
 @pytest.fixture
 def ctx(tmp_path, tiny_config):
     frame = make_customers(150, seed=4)
-    torch.manual_seed(0)
-    bundle = save_transformer_bundle(
-        tmp_path / "bundle",
-        model=build_churn_model(tiny_config.model, len(FEATURES)),
-        tokenizer=load_tokenizer(tiny_config.model.encoder),
-        scaler=NumericScaler.fit(frame, FEATURES),
-        calibrator=Calibrator("platt", a=0.8, b=-0.1),
-        threshold=0.4,
-        max_length=tiny_config.model.max_length,
-        onnx=False,
-    )
+    bundle = tiny_transformer_bundle(tmp_path / "bundle", tiny_config.model, frame, FEATURES, onnx=False)
     frame.drop(columns=["customer_id"]).to_parquet(tmp_path / "frame.parquet")
     context = Context(customers=200, scale="200", out_dir=tmp_path / "out", work_dir=tmp_path / "work")
     context.bundle, context.score_max_length, context.repeat = str(bundle), 32, 1

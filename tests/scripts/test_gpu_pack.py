@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from pipelines.contract import ExitCode
-from pipelines.models import Calibrator, NumericScaler, build_churn_model, load_bundle, save_transformer_bundle
-from pipelines.models.network import load_tokenizer
+from pipelines.models import load_bundle
 from scripts import gpu_pack
+from tests.helpers.bundles import tiny_transformer_bundle
 from tests.pipelines.registry.conftest import FEATURES, write_training_sets
 
 
@@ -22,19 +22,8 @@ def tiny_config(config, tiny_encoder_dir):
 @pytest.fixture
 def bundle_and_manifest(tmp_path, tiny_config):
     manifest = write_training_sets(tmp_path / "sets", rows={"train": 60, "validation": 40, "test": 300})
-    torch.manual_seed(0)
-    model = build_churn_model(tiny_config.model, len(FEATURES))
     frame = pd.read_parquet(tmp_path / "sets" / "train.parquet")
-    bundle = save_transformer_bundle(
-        tmp_path / "bundle",
-        model=model,
-        tokenizer=load_tokenizer(tiny_config.model.encoder),
-        scaler=NumericScaler.fit(frame, FEATURES),
-        calibrator=Calibrator("platt", a=0.8, b=-0.1),
-        threshold=0.4,
-        max_length=tiny_config.model.max_length,
-        onnx=False,
-    )
+    bundle = tiny_transformer_bundle(tmp_path / "bundle", tiny_config.model, frame, FEATURES, onnx=False)
     return bundle, manifest
 
 

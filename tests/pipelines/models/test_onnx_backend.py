@@ -11,14 +11,10 @@ import torch
 
 from pipelines.models import (
     BundleError,
-    Calibrator,
-    NumericScaler,
-    build_churn_model,
     load_bundle,
-    save_transformer_bundle,
 )
 from pipelines.models import device as device_mod
-from pipelines.models.network import load_tokenizer
+from tests.helpers.bundles import tiny_transformer_bundle
 from tests.helpers.synthetic import FEATURES, make_customers
 
 pytest.importorskip("onnxruntime")
@@ -30,18 +26,7 @@ def frame():
 
 
 def _save(tmp_path, tiny_config, frame, **options):
-    torch.manual_seed(0)
-    model = build_churn_model(tiny_config.model, len(FEATURES))
-    return save_transformer_bundle(
-        tmp_path / "bundle",
-        model=model,
-        tokenizer=load_tokenizer(tiny_config.model.encoder),
-        scaler=NumericScaler.fit(frame, FEATURES),
-        calibrator=Calibrator("platt", a=0.8, b=-0.1),
-        threshold=0.4,
-        max_length=tiny_config.model.max_length,
-        **options,
-    )
+    return tiny_transformer_bundle(tmp_path / "bundle", tiny_config.model, frame, FEATURES, **options)
 
 
 @pytest.fixture
