@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from benchmarks.common import PROJECT_ROOT, load1
@@ -50,13 +49,12 @@ def _cpu_model() -> str:
 
 
 def _cpu_flags() -> list[str]:
-    """The CPU's vector / matrix flags (fma, f16c, avx2, avx_vnni, avx512*, amx*) from /proc/cpuinfo: what the scoring
-    kernels can use (VNNI decides whether ONNX Runtime's int8 kernels need 7-bit weights)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    return sorted(set(re.findall(r"\b(fma|f16c|avx2|avx_vnni|avx512[a-z_0-9]*|amx[a-z_0-9]*)\b", text)))
+    """The CPU's vector / matrix flags (fma, f16c, avx2, avx_vnni, avx512*, amx*): what the scoring kernels can use
+    (VNNI decides whether ONNX Runtime's int8 kernels need 7-bit weights)."""
+    from pipelines.models.device import cpu_flags
+
+    wanted = re.compile(r"fma|f16c|avx2|avx_vnni|avx512[a-z_0-9]*|amx[a-z_0-9]*")
+    return sorted(f for f in cpu_flags() or () if wanted.fullmatch(f))
 
 
 def _git_commit() -> dict[str, Any]:

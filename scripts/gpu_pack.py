@@ -62,33 +62,30 @@ def pinned_versions(constraints: Path = ROOT / "constraints.txt") -> dict[str, s
     return out
 
 
-def champion_bundle_and_sets(config):
-    """(the champion's bundle directory, its training run's manifest path)."""
+def champion_and_sets(config):
+    """(the champion as a predictor, loaded through the registry's bundle cache; its training run's manifest path)."""
     from pipelines import tracking as t
-    from pipelines.registry import resolve_champion
+    from pipelines.registry import load_model_version, resolve_champion
     from pipelines.registry.errors import NoChampionError
 
     try:
         ref = resolve_champion(config)
     except NoChampionError as exc:
         raise PackError(str(exc), ExitCode.REGISTRY) from exc
-    key = f"{ref.name}/v{ref.version}-{ref.run_id}"
-    bundle = t.cached_model_bundle(config, ref.model_uri, key=key)
-    run = t.get_run(t.setup_tracking(config), ref.run_id)
-    manifest = run.data.tags.get(t.TAG_MANIFEST)
+    manifest = t.get_run(t.setup_tracking(config), ref.run_id).data.tags.get(t.TAG_MANIFEST)
     if not manifest:
         raise PackError(f"{ref.model_uri}: run {ref.run_id} has no {t.TAG_MANIFEST!r} tag", ExitCode.REGISTRY)
-    return bundle, config.resolve_path(manifest, t.TAG_MANIFEST)
+    predictor = load_model_version(config, ref.version, device="cpu")
+    return predictor, config.resolve_path(manifest, t.TAG_MANIFEST)
 
 
-def write_half_bundle(src: Path, out: Path) -> Path:
-    """``src`` (a transformer or hybrid bundle) saved again as a transformer bundle with fp16 encoder weights."""
-    from pipelines.models import load_bundle, save_transformer_bundle
+def write_half_bundle(predictor, source: str, out: Path) -> Path:
+    """``predictor`` (a transformer or a hybrid) saved again as a transformer bundle with fp16 encoder weights."""
+    from pipelines.models import save_transformer_bundle
 
-    predictor = load_bundle(src, device="cpu")
     inner = getattr(predictor, "transformer", predictor)
     if getattr(inner, "kind", None) != "transformer":
-        raise PackError(f"bundle {src} holds no transformer (kind {predictor.kind})", ExitCode.CONFIG)
+        raise PackError(f"{source} holds no transformer (kind {predictor.kind})", ExitCode.CONFIG)
     meta = inner.metadata
     inner.model.encoder.half()
     return save_transformer_bundle(
@@ -102,7 +99,7 @@ def write_half_bundle(src: Path, out: Path) -> Path:
         encoder_source=meta.get("encoder", {}).get("source", ""),
         fine_tune=meta.get("encoder", {}).get("fine_tune", "full"),
         text_style=meta.get("text", {}).get("style", "verbose"),
-        extra={"gpu_pack": f"{src}: encoder weights stored in fp16 for the transfer (they load as fp32)"},
+        extra={"gpu_pack": f"{source}: encoder weights stored in fp16 for the transfer (they load as fp32)"},
         onnx=False,
     )
 
@@ -157,19 +154,23 @@ def pack(
     config, out: Path, *, bundle: Path | None, manifest: Path | None, rows: int, python: str | None = GPU_PYTHON
 ) -> dict:
     """Write ``out`` (replacing it only once complete) and return what it holds."""
+    from pipelines.models import load_bundle
+
     if bundle is None:
-        bundle, manifest = champion_bundle_and_sets(config)
+        predictor, manifest = champion_and_sets(config)
+        source = f"{config.registry.model_name}@champion"
     elif manifest is None:
         raise PackError(
             "--bundle needs --manifest (the training sets whose test rows the check scores)", ExitCode.CONFIG
         )
+    else:
+        predictor, source = load_bundle(bundle, device="cpu"), str(bundle)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        half = write_half_bundle(Path(bundle), staging / "bundle")
-        from pipelines.models import read_bundle_meta
-
-        n = write_frame(Path(manifest), list(read_bundle_meta(half)["feature_names"]), rows, staging / "frame.parquet")
+        write_half_bundle(predictor, source, staging / "bundle")
+        features = list(getattr(predictor, "transformer", predictor).feature_names)  # the half bundle's own
+        n = write_frame(Path(manifest), features, rows, staging / "frame.parquet")
         got = download_wheels(staging / "wheels", python=python) if python else []
         total = folder_bytes(staging) + tracked_bytes()
         if total > CARRY_LIMIT_MIB * 2**20:
@@ -184,7 +185,7 @@ def pack(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return {
-        "bundle": str(bundle),
+        "bundle": source,
         "manifest": str(manifest),
         "rows": n,
         "wheels": [p.name for p in got],

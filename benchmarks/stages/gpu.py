@@ -99,6 +99,7 @@ def _score(ctx: Context, result: StageResult, bundle: Path, frame, device: str) 
     import torch
 
     load_bundle = require("pipelines.models", "load_bundle")
+    from pipelines.contract import LABEL_COLUMN, TEXT_COLUMN
     from pipelines.models.batching import tokenize_texts
     from pipelines.models.metrics import pr_auc, roc_auc
 
@@ -108,7 +109,7 @@ def _score(ctx: Context, result: StageResult, bundle: Path, frame, device: str) 
         pred = load_bundle(bundle, device=device, precision=precision, batch_size=GPU_BATCH)
         pred.max_length = length
         preds[precision] = pred
-    labels = frame["churned"].to_numpy().astype(np.int64) if "churned" in frame.columns else None
+    labels = frame[LABEL_COLUMN].to_numpy().astype(np.int64) if LABEL_COLUMN in frame.columns else None
 
     # the bf16 check on the real sample: calibrated probabilities, bf16 autocast against fp32 on the same device
     p = {precision: pred.predict_proba(frame) for precision, pred in preds.items()}
@@ -125,23 +126,22 @@ def _score(ctx: Context, result: StageResult, bundle: Path, frame, device: str) 
 
     rows = int(ctx.shared.get("gpu_rows") or GPU_ROWS)
     big = frame.sample(n=rows, replace=len(frame) < rows, random_state=1).reset_index(drop=True)
-    texts = big["text_view"].tolist()
+    texts = big[TEXT_COLUMN].tolist()
 
-    def timed(fn) -> float:
+    def timed(fn) -> tuple[float, object]:
         if device == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        fn()
+        out = fn()
         if device == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, out
 
-    tokenizer = preds["bf16"].tokenizer
-    seconds = timed(lambda: tokenize_texts(tokenizer, texts, length))
+    seconds, ids = timed(lambda: tokenize_texts(preds["bf16"].tokenizer, texts, length))
     result.add("tokenize_customers_per_s", rows / seconds, "customers/s", "the fast tokenizer alone (CPU)")
     for precision, pred in preds.items():
         pred.predict_proba(big.head(4 * GPU_BATCH))  # warm-up: kernels, allocator
-        seconds = timed(lambda pred=pred: pred.predict_proba(big))
+        seconds, _ = timed(lambda pred=pred: pred.predict_proba(big))
         result.add(
             f"score_{precision}_customers_per_s",
             rows / seconds,
@@ -149,9 +149,8 @@ def _score(ctx: Context, result: StageResult, bundle: Path, frame, device: str) 
             f"TransformerPredictor.predict_proba end to end (tokenize, length-bucketed batches of {GPU_BATCH}, "
             f"{'bf16 autocast' if precision == 'bf16' else 'fp32'}), {length} tokens, {rows:,} customers",
         )
-    ids = tokenize_texts(tokenizer, texts, length)
     numeric = preds["bf16"].scaler.transform(big)
-    seconds = timed(lambda: preds["bf16"]._logits(ids, numeric))
+    seconds, _ = timed(lambda: preds["bf16"]._logits(ids, numeric))
     result.add(
         "encoder_bf16_customers_per_s",
         rows / seconds,
